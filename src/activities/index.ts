@@ -1,0 +1,17 @@
+/** All activities, built from one validated config; the worker registers the result of {@link createActivities}. */
+import type { OpsConfig } from '../config.js';
+import { createEnvironmentActivities } from './environment.js';
+import { createHostActivities } from './host.js';
+import { createHttpHealthActivities } from './http-health.js';
+import { createNotifyActivities } from './notify.js';
+
+export function createActivities(cfg: OpsConfig) {
+  return {
+    ...createEnvironmentActivities(cfg),
+    ...createHttpHealthActivities(cfg),
+    ...createHostActivities(cfg),
+    ...createNotifyActivities(cfg),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

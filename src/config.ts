@@ -1,0 +1,257 @@
+/**
+ * The one schema for the operated LLMChat stack. The config lives on the worker (and the CLI host); workflows
+ * only ever see environment *names*. Secrets appear here only as the names of environment variables, resolved
+ * by {@link resolveSecret} on the worker when an activity needs them.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** Environment names double as workflow-id and compose-project parts, so they are kept shell- and path-safe. */
+export const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const ENV_VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
+const envVarName = z.string().regex(ENV_VAR_NAME, 'must be an environment variable name like LLMCHAT_DB_PASSWORD');
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const port = z.int().min(1).max(65535);
+const percent = z.number().min(0).max(100);
+/** A command as an argument vector; never a shell string. */
+const argv = z.array(z.string().min(1)).min(1, 'must name a program and its arguments as a list');
+
+const thresholdsSchema = z.strictObject({
+  /** Disk usage above which the daily check alerts (the guide: 80 %). */
+  diskPercent: percent.default(80),
+  /** Memory usage above which the daily check alerts (the guide: 80 %). */
+  memoryPercent: percent.default(80),
+  /** More ERROR lines than this in the app log raise an alert (the guide's log monitor: 10). */
+  logErrorLines: z.int().min(0).default(10),
+  /** An app log not written for longer than this is stale (the guide's log monitor: 1 h). */
+  logStaleMinutes: z.number().positive().default(60),
+  /** Per-request timeout of the HTTP health checks. */
+  httpTimeoutMs: z.int().min(100).max(60_000).default(5_000),
+});
+
+const environmentSchema = z.strictObject({
+  /** Base URL of the LLMChat backend (the guide: http://localhost:3001). */
+  url: httpUrl,
+  database: z.strictObject({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: port.default(5432),
+    name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain PostgreSQL identifier'),
+    user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain PostgreSQL identifier'),
+    passwordEnv: envVarName.optional(),
+  }),
+  redis: z.strictObject({
+    url: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL without a password' }),
+    passwordEnv: envVarName.optional(),
+  }),
+  compose: z.strictObject({
+    file: z.string().min(1),
+    project: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be a compose project name (lowercase, digits, - and _)'),
+    service: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a compose service name'),
+  }),
+  paths: z.strictObject({
+    /** Directory of the app's log files. */
+    logs: z.string().min(1),
+    /** The app log inside `logs` that the checks read (the guide: app.log). */
+    appLog: z.string().min(1).default('app.log'),
+    uploads: z.string().min(1),
+    config: z.string().min(1),
+    backups: z.string().min(1),
+    temp: z.string().min(1),
+    /** The application checkout (for builds and file backups). */
+    app: z.string().min(1),
+    /** Filesystems whose usage the checks measure, besides the ones holding the paths above. */
+    disks: z.array(z.string().min(1)).default(['/']),
+  }),
+  commands: z
+    .strictObject({ test: argv, build: argv, migrateUp: argv, migrateDown: argv })
+    .partial()
+    .default({}),
+  thresholds: thresholdsSchema.default(thresholdsSchema.parse({})),
+});
+
+const severity = z.enum(['critical', 'warning', 'info']);
+const channel = z.enum(['email', 'slack', 'webhook']);
+export type Severity = z.infer<typeof severity>;
+export type Channel = z.infer<typeof channel>;
+
+const notificationsSchema = z.strictObject({
+  webhook: z.strictObject({ url: httpUrl, tokenEnv: envVarName.optional() }).optional(),
+  slack: z.strictObject({ webhookUrlEnv: envVarName }).optional(),
+  email: z
+    .strictObject({
+      host: z.string().min(1),
+      port: port.default(587),
+      secure: z.boolean().default(false),
+      from: z.email(),
+      to: z.array(z.email()).min(1),
+      userEnv: envVarName.optional(),
+      passwordEnv: envVarName.optional(),
+    })
+    .optional(),
+  /** Which channels each severity reaches (the guide: critical → all three, warning → slack+webhook, info → webhook). */
+  routes: z
+    .strictObject({ critical: z.array(channel), warning: z.array(channel), info: z.array(channel) })
+    .default({ critical: ['email', 'slack', 'webhook'], warning: ['slack', 'webhook'], info: ['webhook'] }),
+});
+
+const scheduleSchema = z.strictObject({
+  /** Cron expression in `timezone` (five fields). */
+  cron: z.string().regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression'),
+  environments: z.array(z.string()).min(1),
+  /** Only used when the schedule is first created; afterwards an operator's pause/unpause is kept. */
+  paused: z.boolean().default(false),
+});
+
+export const configSchema = z
+  .strictObject({
+    temporal: z
+      .strictObject({
+        address: z.string().min(1).default('127.0.0.1:7233'),
+        namespace: z.string().min(1).default('default'),
+        taskQueue: z.string().min(1).default('llmchat-ops'),
+      })
+      .default({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'llmchat-ops' }),
+    worker: z
+      .strictObject({ metricsPort: port.default(9464), logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO') })
+      .default({ metricsPort: 9464, logLevel: 'INFO' }),
+    /** IANA timezone every schedule's calendar is read in. */
+    timezone: z.string().min(1).default('UTC'),
+    environments: z.record(z.string().regex(ENVIRONMENT_NAME, 'environment names are lowercase letters, digits and -'), environmentSchema),
+    notifications: notificationsSchema.default({
+      routes: { critical: ['email', 'slack', 'webhook'], warning: ['slack', 'webhook'], info: ['webhook'] },
+    }),
+    schedules: z.record(z.string(), scheduleSchema).default({}),
+  })
+  .superRefine((cfg, ctx) => {
+    if (Object.keys(cfg.environments).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['environments'], message: 'at least one environment is required' });
+    }
+    for (const [name, schedule] of Object.entries(cfg.schedules)) {
+      schedule.environments.forEach((env, i) => {
+        if (!(env in cfg.environments)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['schedules', name, 'environments', i],
+            message: `unknown environment "${env}" (known: ${Object.keys(cfg.environments).join(', ')})`,
+          });
+        }
+      });
+    }
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: cfg.timezone });
+    } catch {
+      ctx.addIssue({ code: 'custom', path: ['timezone'], message: `unknown IANA timezone "${cfg.timezone}"` });
+    }
+  });
+
+export type OpsConfig = z.infer<typeof configSchema>;
+export type EnvironmentConfig = z.infer<typeof environmentSchema>;
+export type Thresholds = z.infer<typeof thresholdsSchema>;
+
+/** Every problem of a config file, each with the dotted path of the offending key. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly source: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`Invalid config ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** `${VAR}` and `${VAR:-default}` in string values, so paths and ports can follow the operator's environment. */
+function interpolate(value: unknown, where: string, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback?: string) => {
+      const v = process.env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${where}: environment variable ${name} is not set and has no default`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, `${where}.${i}`, problems));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, interpolate(v, where ? `${where}.${k}` : k, problems)]),
+    );
+  }
+  return value;
+}
+
+/** Parses and validates config text; relative paths are resolved against `baseDir`. Throws {@link ConfigError}. */
+export function parseConfig(text: string, source: string, baseDir: string): OpsConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(source, [`not valid YAML: ${(err as Error).message}`]);
+  }
+  const problems: string[] = [];
+  const expanded = interpolate(raw, '', problems);
+  const result = configSchema.safeParse(expanded);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      problems.push(`${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`);
+    }
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
+  const cfg = result.data;
+  for (const env of Object.values(cfg.environments)) {
+    const p = env.paths;
+    for (const key of ['logs', 'uploads', 'config', 'backups', 'temp', 'app'] as const) p[key] = path.resolve(baseDir, p[key]);
+    p.disks = p.disks.map((d) => path.resolve(baseDir, d));
+    env.compose.file = path.resolve(baseDir, env.compose.file);
+  }
+  return cfg;
+}
+
+/** The config file: `--config`, else `$LLMCHAT_OPS_CONFIG`, else `./ops.config.yaml`. */
+export function configPath(explicit?: string): string {
+  return path.resolve(explicit ?? process.env.LLMCHAT_OPS_CONFIG ?? 'ops.config.yaml');
+}
+
+export function loadConfig(file = configPath()): OpsConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  }
+  return parseConfig(text, file, path.dirname(file));
+}
+
+/** Thrown for an environment name the config does not define; names the known ones. */
+export class UnknownEnvironmentError extends Error {
+  override readonly name = 'UnknownEnvironmentError';
+  constructor(
+    readonly environment: string,
+    readonly known: readonly string[],
+  ) {
+    super(`Unknown environment ${JSON.stringify(environment)}; known environments: ${known.join(', ')}`);
+  }
+}
+
+export function getEnvironment(cfg: OpsConfig, name: string): EnvironmentConfig {
+  const env = Object.hasOwn(cfg.environments, name) ? cfg.environments[name] : undefined;
+  if (!env) throw new UnknownEnvironmentError(name, Object.keys(cfg.environments));
+  return env;
+}
+
+export class MissingSecretError extends Error {
+  override readonly name = 'MissingSecretError';
+  constructor(readonly variable: string) {
+    super(`Secret environment variable ${variable} is not set on the worker`);
+  }
+}
+
+/** Reads a secret by the name of its environment variable; only ever called on the worker. */
+export function resolveSecret(variable: string | undefined): string | undefined {
+  if (variable === undefined) return undefined;
+  const value = process.env[variable];
+  if (value === undefined || value === '') throw new MissingSecretError(variable);
+  return value;
+}

@@ -1,0 +1,76 @@
+/**
+ * The llmchat-ops worker: every workflow and activity on task queue `llmchat-ops`, JSON logs on stdout,
+ * the SDK's Prometheus metrics on `worker.metricsPort`, graceful shutdown on SIGINT/SIGTERM.
+ */
+import { fileURLToPath } from 'node:url';
+import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker, type LogEntry, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from './activities/index.js';
+import { configPath, loadConfig, type OpsConfig } from './config.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.js', import.meta.url));
+
+/** One JSON object per line, so logs can be shipped and queried as they are. */
+function jsonLine(entry: LogEntry): void {
+  const { message, level, meta, timestampNanos } = entry;
+  const time = new Date(Number(timestampNanos / 1_000_000n)).toISOString();
+  process.stdout.write(`${JSON.stringify({ time, level, msg: message, ...meta }, jsonSafe)}\n`);
+}
+
+function jsonSafe(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Error) return { name: value.name, message: value.message };
+  return value;
+}
+
+/** Installs the process-wide runtime: JSON logger (core logs forwarded) and the Prometheus exporter. */
+export function installRuntime(cfg: OpsConfig): void {
+  Runtime.install({
+    logger: new DefaultLogger(cfg.worker.logLevel, jsonLine),
+    telemetryOptions: {
+      logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) },
+      metrics: { prometheus: { bindAddress: `127.0.0.1:${cfg.worker.metricsPort}` } },
+    },
+  });
+}
+
+export async function createWorker(
+  cfg: OpsConfig,
+  connection: NativeConnection,
+  overrides: Partial<WorkerOptions> = {},
+): Promise<Worker> {
+  return Worker.create({
+    connection,
+    namespace: cfg.temporal.namespace,
+    taskQueue: cfg.temporal.taskQueue,
+    activities: createActivities(cfg),
+    ...(overrides.workflowBundle ? {} : { workflowsPath: WORKFLOWS_PATH }),
+    ...overrides,
+  });
+}
+
+async function run(): Promise<void> {
+  const file = configPath(process.argv[2]);
+  const cfg = loadConfig(file);
+  installRuntime(cfg);
+  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  try {
+    const worker = await createWorker(cfg, connection);
+    Runtime.instance().logger.info('llmchat-ops worker started', {
+      config: file,
+      address: cfg.temporal.address,
+      namespace: cfg.temporal.namespace,
+      taskQueue: cfg.temporal.taskQueue,
+      metrics: `http://127.0.0.1:${cfg.worker.metricsPort}/metrics`,
+    });
+    await worker.run(); // resolves after a graceful shutdown on SIGINT/SIGTERM
+  } finally {
+    await connection.close();
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  run().catch((err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

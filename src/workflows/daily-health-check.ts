@@ -1,0 +1,66 @@
+/**
+ * 每日健康检查 — the guide's daily-health-check.sh as a workflow: probe /health, /health/db, /health/redis,
+ * measure disk and memory, count ERROR lines and staleness of the app log — all in parallel — then judge them
+ * with the guide's aggregation (healthy / degraded / unhealthy) and route alerts for every breached threshold.
+ */
+import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { evaluateHealth, type Alert, type CheckResult, type HealthStatus } from '../health.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
+import { requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+import { notifyAlerts, type AlertDelivery } from './notify-alerts.js';
+
+export interface DailyHealthCheckInput {
+  environment: string;
+  /** Who asked for this run (the CLI fills in the operator); defaults to `schedule`. */
+  requestedBy?: string;
+}
+
+export interface HealthReport {
+  environment: string;
+  status: HealthStatus;
+  checks: CheckResult[];
+  alerts: Alert[];
+  notifications: AlertDelivery[];
+  /** Workflow time at the start of the checks (ISO 8601). */
+  checkedAt: string;
+}
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
+const logScan = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
+});
+
+export async function dailyHealthCheck(input: DailyHealthCheckInput): Promise<HealthReport> {
+  const args = requireObject(input, 'dailyHealthCheck');
+  const environment = requireEnvironmentName(args.environment);
+  const requestedBy = requireRequestedBy(args.requestedBy, 'schedule');
+  upsertSearchAttributes([
+    { key: EnvironmentKey, value: environment },
+    { key: OperationKey, value: 'dailyHealthCheck' },
+    { key: RequestedByKey, value: requestedBy },
+  ]);
+
+  const env = await quick.describeEnvironment(environment);
+  const checkedAt = new Date().toISOString();
+  const [service, database, redis, disks, memory, log] = await Promise.all([
+    quick.probeEndpoint({ environment, endpoint: 'service' }),
+    quick.probeEndpoint({ environment, endpoint: 'database' }),
+    quick.probeEndpoint({ environment, endpoint: 'redis' }),
+    quick.checkDiskUsage({ environment }),
+    quick.checkMemoryUsage(),
+    logScan.scanAppLog({ environment }),
+  ]);
+
+  const { checks, alerts, status } = evaluateHealth(environment, { endpoints: [service, database, redis], disks, memory, log }, env.thresholds);
+  const notifications = await notifyAlerts(workflowInfo().workflowId + '/' + workflowInfo().runId, env, alerts);
+
+  upsertSearchAttributes([{ key: OutcomeKey, value: status }]);
+  return { environment, status, checks, alerts, notifications, checkedAt };
+}
