@@ -1,0 +1,113 @@
+/** Test support for Temporal: the real dev server binary, a test config, and local alert receivers. */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { stringify } from 'yaml';
+import { parseConfig, type OpsConfig } from '../../src/config.js';
+import { ALL_SEARCH_ATTRIBUTES } from '../../src/search-attributes.js';
+import { WORKFLOWS_PATH } from '../../src/worker.js';
+import { ROOT } from './services.js';
+
+/** The official `temporal` CLI that scripts/services.sh installed (or one on PATH). */
+export function temporalBinary(): string {
+  const candidates = [process.env.TEMPORAL_CLI_PATH, path.join(ROOT, '.tools/venv/bin/temporal'), path.join(ROOT, '.tools/bin/temporal')];
+  for (const c of candidates) if (c && existsSync(c)) return c;
+  try {
+    return execFileSync('sh', ['-c', 'command -v temporal'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('no temporal CLI found: run scripts/services.sh up temporal (or set TEMPORAL_CLI_PATH)');
+  }
+}
+
+/** A real dev server (SQLite in memory) with our search attributes, on loopback. */
+export async function startDevServer(): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalBinary() },
+      ip: '127.0.0.1',
+      searchAttributes: [...ALL_SEARCH_ATTRIBUTES],
+    },
+  });
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per test process. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error } as never });
+  return bundle;
+}
+
+export interface TestEnvironmentSpec {
+  url: string;
+  logs: string;
+  database?: string;
+  redisUrl?: string;
+  composeFile?: string;
+  composeProject?: string;
+  thresholds?: Partial<OpsConfig['environments'][string]['thresholds']>;
+}
+
+/** A config like ops.config.yaml, for the given environments, on `taskQueue`, through the real parser. */
+export function testConfig(opts: {
+  address: string;
+  taskQueue: string;
+  environments: Record<string, TestEnvironmentSpec>;
+  webhookUrl?: string;
+  slackEnv?: string;
+  email?: { host: string; port: number; to: string[] };
+  schedules?: Record<string, { cron: string; environments: string[]; paused?: boolean }>;
+}): OpsConfig {
+  const environments = Object.fromEntries(
+    Object.entries(opts.environments).map(([name, e]) => [
+      name,
+      {
+        url: e.url,
+        database: { host: '127.0.0.1', name: e.database ?? 'llmchat', user: 'llmchat', passwordEnv: 'LLMCHAT_DB_PASSWORD' },
+        redis: { url: e.redisUrl ?? 'redis://127.0.0.1:6379/0' },
+        compose: { file: e.composeFile ?? 'app/compose/docker-compose.production.yml', project: e.composeProject ?? `llmchat-test-${name}`, service: 'app' },
+        paths: { logs: e.logs, uploads: path.join(e.logs, 'uploads'), config: path.join(e.logs, 'config'), backups: path.join(e.logs, 'backups'), temp: path.join(e.logs, 'tmp'), app: 'app' },
+        thresholds: e.thresholds ?? {},
+      },
+    ]),
+  );
+  const doc = {
+    temporal: { address: opts.address, namespace: 'default', taskQueue: opts.taskQueue },
+    environments,
+    notifications: {
+      ...(opts.webhookUrl ? { webhook: { url: opts.webhookUrl } } : {}),
+      ...(opts.slackEnv ? { slack: { webhookUrlEnv: opts.slackEnv } } : {}),
+      ...(opts.email ? { email: { host: opts.email.host, port: opts.email.port, from: 'ops@llmchat.test', to: opts.email.to } } : {}),
+    },
+    schedules: opts.schedules ?? {},
+  };
+  return parseConfig(stringify(doc), 'test config', ROOT);
+}
+
+export interface Received {
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+/** A real HTTP receiver for webhook and Slack alerts; `status` decides what it answers. */
+export async function alertReceiver(status = 200): Promise<{ url: string; received: Received[]; close: () => Promise<void> }> {
+  const received: Received[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', headers: req.headers, body: JSON.parse(body || '{}') });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}/alerts`,
+    received,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
