@@ -8,13 +8,15 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
-/** Environment names double as workflow-id and compose-project parts, so they are kept shell- and path-safe. */
-export const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+import { ENVIRONMENT_NAME } from './names.js';
+
+export { ENVIRONMENT_NAME };
 const ENV_VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
 const envVarName = z.string().regex(ENV_VAR_NAME, 'must be an environment variable name like LLMCHAT_DB_PASSWORD');
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
-const port = z.int().min(1).max(65535);
+/** Ports may come from `${VAR}` interpolation, so numeric strings are accepted. */
+const port = z.coerce.number().int().min(1).max(65535);
 const percent = z.number().min(0).max(100);
 /** A command as an argument vector; never a shell string. */
 const argv = z.array(z.string().min(1)).min(1, 'must name a program and its arguments as a list');

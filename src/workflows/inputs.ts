@@ -1,6 +1,6 @@
 /** Validation of workflow inputs, run inside workflows before any activity: bad input fails fast and permanently. */
 import { ApplicationFailure } from '@temporalio/workflow';
-import { ENVIRONMENT_NAME } from '../config.js';
+import { ENVIRONMENT_NAME } from '../names.js';
 
 export function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'BadInput');
