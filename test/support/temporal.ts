@@ -50,8 +50,7 @@ export interface TestEnvironmentSpec {
   thresholds?: Partial<OpsConfig['environments'][string]['thresholds']>;
 }
 
-/** A config like ops.config.yaml, for the given environments, on `taskQueue`, through the real parser. */
-export function testConfig(opts: {
+export interface TestConfigOptions {
   address: string;
   taskQueue: string;
   environments: Record<string, TestEnvironmentSpec>;
@@ -59,7 +58,11 @@ export function testConfig(opts: {
   slackEnv?: string;
   email?: { host: string; port: number; to: string[] };
   schedules?: Record<string, { cron: string; environments: string[]; paused?: boolean }>;
-}): OpsConfig {
+  metricsPort?: number;
+}
+
+/** The YAML text of a config like ops.config.yaml, for the given environments, on `taskQueue`. */
+export function testConfigYaml(opts: TestConfigOptions): string {
   const environments = Object.fromEntries(
     Object.entries(opts.environments).map(([name, e]) => [
       name,
@@ -67,14 +70,15 @@ export function testConfig(opts: {
         url: e.url,
         database: { host: '127.0.0.1', name: e.database ?? 'llmchat', user: 'llmchat', passwordEnv: 'LLMCHAT_DB_PASSWORD' },
         redis: { url: e.redisUrl ?? 'redis://127.0.0.1:6379/0' },
-        compose: { file: e.composeFile ?? 'app/compose/docker-compose.production.yml', project: e.composeProject ?? `llmchat-test-${name}`, service: 'app' },
-        paths: { logs: e.logs, uploads: path.join(e.logs, 'uploads'), config: path.join(e.logs, 'config'), backups: path.join(e.logs, 'backups'), temp: path.join(e.logs, 'tmp'), app: 'app' },
+        compose: { file: e.composeFile ?? path.join(ROOT, 'app/compose/docker-compose.production.yml'), project: e.composeProject ?? `llmchat-test-${name}`, service: 'app' },
+        paths: { logs: e.logs, uploads: path.join(e.logs, 'uploads'), config: path.join(e.logs, 'config'), backups: path.join(e.logs, 'backups'), temp: path.join(e.logs, 'tmp'), app: path.join(ROOT, 'app') },
         thresholds: e.thresholds ?? {},
       },
     ]),
   );
   const doc = {
     temporal: { address: opts.address, namespace: 'default', taskQueue: opts.taskQueue },
+    ...(opts.metricsPort ? { worker: { metricsPort: opts.metricsPort } } : {}),
     environments,
     notifications: {
       ...(opts.webhookUrl ? { webhook: { url: opts.webhookUrl } } : {}),
@@ -83,7 +87,12 @@ export function testConfig(opts: {
     },
     schedules: opts.schedules ?? {},
   };
-  return parseConfig(stringify(doc), 'test config', ROOT);
+  return stringify(doc);
+}
+
+/** The same config, through the real parser. */
+export function testConfig(opts: TestConfigOptions): OpsConfig {
+  return parseConfig(testConfigYaml(opts), 'test config', ROOT);
 }
 
 export interface Received {
