@@ -1,0 +1,105 @@
+/**
+ * End to end: the worker as its own process (as `npm start` runs it), driven by the real `temporal` CLI and by
+ * our CLI, against the stand-in app, real PostgreSQL and Redis.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
+import type { HealthReport } from '../src/workflows/daily-health-check.js';
+import { freePort, httpOk, privateRedis, ROOT, scratchDatabase, startAppProcess, tempDir, waitFor, type AppProcess } from './support/services.js';
+import { alertReceiver, startDevServer, temporalBinary, testConfigYaml } from './support/temporal.js';
+
+describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
+  let env: TestWorkflowEnvironment;
+  let db: Awaited<ReturnType<typeof scratchDatabase>>;
+  let redis: Awaited<ReturnType<typeof privateRedis>>;
+  let sink: Awaited<ReturnType<typeof alertReceiver>>;
+  let app: AppProcess;
+  let worker: ChildProcess;
+  let workerOutput = '';
+  let configFile: string;
+  let metricsPort: number;
+  const taskQueue = `test-e2e-${randomUUID()}`;
+
+  before(async () => {
+    [env, db, redis, sink, metricsPort] = await Promise.all([startDevServer(), scratchDatabase(), privateRedis(), alertReceiver(), freePort()]);
+    const logs = tempDir('e2e');
+    app = await startAppProcess({ databaseUrl: db.url, redisUrl: redis.url, logDir: logs });
+    configFile = path.join(logs, 'ops.config.yaml');
+    await writeFile(configFile, testConfigYaml({ address: env.address, taskQueue, metricsPort, environments: { production: { url: app.url, logs } }, webhookUrl: sink.url }));
+    worker = spawn('node', ['dist/src/worker.js', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    worker.stdout?.on('data', (c) => (workerOutput += c));
+    worker.stderr?.on('data', (c) => (workerOutput += c));
+    await waitFor('worker started', async () => workerOutput.includes('llmchat-ops worker started'), 60_000);
+  });
+
+  after(async () => {
+    if (worker && worker.exitCode === null) worker.kill('SIGKILL');
+    await app?.stop();
+    await Promise.allSettled([redis?.stop(), sink?.close(), db?.drop()]);
+    await env?.teardown();
+  });
+
+  it('`temporal workflow execute --type dailyHealthCheck` runs on the worker and returns the report', async () => {
+    const out = await execa(temporalBinary(), [
+      'workflow', 'execute', '--type', 'dailyHealthCheck', '--task-queue', taskQueue,
+      '--workflow-id', `e2e-${randomUUID()}`, '--input', '{"environment":"production","requestedBy":"e2e"}',
+      '--address', env.address, '--output', 'json',
+    ]);
+    const parsed = JSON.parse(out.stdout);
+    const report: HealthReport = parsed.result ?? parsed;
+    assert.equal(report.status, 'healthy', out.stdout);
+    assert.equal(report.checks.length, 6);
+  });
+
+  it('`llmchat-ops health` follows the run and exits 0 when healthy, 2 when not', async () => {
+    const cli = (...args: string[]) => execa('node', ['bin/llmchat-ops.js', '--config', configFile, ...args], { cwd: ROOT, reject: false });
+    const healthy = await cli('health', '--env', 'production');
+    assert.equal(healthy.exitCode, 0, healthy.stderr);
+    assert.match(healthy.stdout, /^LLMChat production: HEALTHY/);
+    assert.match(healthy.stdout, /^ {2}ok {3}redis +redis \(\/health\/redis\) answered 200/m);
+
+    await redis.stop();
+    const degraded = await cli('health', '--env', 'production', '--json');
+    assert.equal(degraded.exitCode, 2, degraded.stderr);
+    const report = JSON.parse(degraded.stdout) as HealthReport;
+    assert.equal(report.status, 'degraded');
+    assert.ok(sink.received.some((r) => r.body.type === 'endpoint_down' && String(r.body.message).includes('redis')));
+  });
+
+  it('`llmchat-ops health` rejects an unknown environment before starting anything, naming the known ones', async () => {
+    const res = await execa('node', ['bin/llmchat-ops.js', '--config', configFile, 'health', '--env', 'prod'], { cwd: ROOT, reject: false });
+    assert.equal(res.exitCode, 1);
+    assert.match(res.stderr, /Unknown environment "prod"; known environments: production/);
+  });
+
+  it('the CLI lists every config problem and exits 1 on a malformed config; unknown commands exit non-zero', async () => {
+    const bad = path.join(tempDir('badcfg'), 'ops.config.yaml');
+    await writeFile(bad, 'environments:\n  production:\n    url: nope\n');
+    const res = await execa('node', ['bin/llmchat-ops.js', '--config', bad, 'health', '--env', 'production'], { cwd: ROOT, reject: false });
+    assert.equal(res.exitCode, 1);
+    for (const key of ['url', 'database', 'redis', 'compose', 'paths']) assert.match(res.stderr, new RegExp(`environments\\.production\\.${key}: `));
+    const unknown = await execa('node', ['bin/llmchat-ops.js', 'deploy-everything'], { cwd: ROOT, reject: false });
+    assert.notEqual(unknown.exitCode, 0);
+    assert.match(unknown.stderr, /unknown command 'deploy-everything'/);
+  });
+
+  it('the worker exposes Prometheus metrics, logs JSON, and shuts down gracefully on SIGTERM', async () => {
+    await waitFor('metrics endpoint', httpOk(`http://127.0.0.1:${metricsPort}/metrics`));
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, /temporal_workflow_completed\{/);
+    assert.match(metrics, /temporal_activity_execution_latency/);
+    const started = workerOutput.split('\n').find((l) => l.includes('llmchat-ops worker started'));
+    const json = JSON.parse(started ?? '{}');
+    assert.equal(json.level, 'INFO');
+    assert.equal(json.taskQueue, taskQueue);
+    const exited = new Promise<number | null>((r) => worker.once('exit', (code) => r(code)));
+    worker.kill('SIGTERM');
+    assert.equal(await exited, 0, workerOutput.slice(-2000));
+  });
+});
