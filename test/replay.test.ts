@@ -1,0 +1,38 @@
+/** Recorded histories of real runs must replay against today's workflow code (determinism guard). */
+import assert from 'node:assert/strict';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { ROOT } from './support/services.js';
+import { workflowBundle } from './support/temporal.js';
+
+const dir = path.join(ROOT, 'test/histories');
+
+async function load(file: string) {
+  return historyFromJSON(JSON.parse(await readFile(path.join(dir, file), 'utf8')));
+}
+
+describe('replay of recorded histories', async () => {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+
+  it('has recorded histories to replay', () => {
+    assert.ok(files.length >= 2, `found ${files.join(', ')}`);
+  });
+
+  for (const file of files) {
+    it(`replays ${file}`, async () => {
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, await load(file), file);
+    });
+  }
+
+  it('fails with a determinism error when the history no longer matches the code', async () => {
+    const history = await load(files[0] as string);
+    const scheduled = history.events?.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'describeEnvironment');
+    assert.ok(scheduled?.activityTaskScheduledEventAttributes?.activityType);
+    scheduled.activityTaskScheduledEventAttributes.activityType.name = 'describeEnvironmentV0';
+    await assert.rejects(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'tampered'), DeterminismViolationError);
+  });
+});
