@@ -29,10 +29,12 @@ describe('replay of recorded histories', async () => {
   }
 
   it('fails with a determinism error when the history no longer matches the code', async () => {
-    const history = await load(files[0] as string);
-    const scheduled = history.events?.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'describeEnvironment');
-    assert.ok(scheduled?.activityTaskScheduledEventAttributes?.activityType);
-    scheduled.activityTaskScheduledEventAttributes.activityType.name = 'describeEnvironmentV0';
+    // The degraded run delivered an alert through the regular deliverAlert activity; pretend the code that wrote
+    // this history scheduled something else there.
+    const history = await load('daily-health-check-degraded.json');
+    const scheduled = history.events?.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverAlert');
+    assert.ok(scheduled?.activityTaskScheduledEventAttributes?.activityType, 'the degraded history delivered an alert');
+    scheduled.activityTaskScheduledEventAttributes.activityType.name = 'deliverAlertV0';
     await assert.rejects(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, 'tampered'), DeterminismViolationError);
   });
 });

@@ -1,0 +1,2 @@
+ALTER TABLE messages DROP COLUMN IF EXISTS token_count;
+ALTER TABLE agents DROP COLUMN IF EXISTS model;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone:   npm test   (= scripts/test.sh [node --test file filters...])
+#
+# 1. dependencies: `npm ci` for the project and for the stand-in app when node_modules is missing or older
+#    than its lockfile;
+# 2. the real services the tests use: Temporal dev server, PostgreSQL, Redis, dockerd (scripts/services.sh
+#    installs what is missing and reuses what already runs);
+# 3. the app images llmchat-app:v1..v3 (skipped when unchanged);
+# 4. TypeScript build, then node's test runner over dist/test/*.test.js, one file at a time (the files share
+#    the dev server and the Docker engine). The runner's own summary ends the output.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$ROOT"
+# shellcheck source=scripts/env.sh
+source "$ROOT/scripts/env.sh"
+
+step() { printf '\n== %s\n' "$*"; }
+
+needs_ci() { # dir: node_modules absent or older than package-lock.json
+  [[ ! -d "$1/node_modules" || "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]]
+}
+
+step "dependencies"
+if needs_ci .; then npm ci --no-audit --no-fund; else echo "node_modules up to date"; fi
+if needs_ci app; then npm ci --prefix app --no-audit --no-fund; else echo "app/node_modules up to date"; fi
+
+step "services"
+scripts/services.sh up
+# env.sh resolved the temporal binary before it may have been installed: resolve it again.
+source "$ROOT/scripts/env.sh"
+
+step "app images"
+app/build-images.sh
+
+step "build"
+npx tsc -p tsconfig.json
+
+step "tests"
+files=()
+if (($# > 0)); then
+  for f in "$@"; do files+=("$f"); done
+else
+  for f in dist/test/*.test.js; do files+=("$f"); done
+fi
+exec node --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
