@@ -75,6 +75,18 @@ export function buildProgram(): Command {
       if (report.status !== 'healthy') process.exitCode = 2;
     });
 
+  program
+    .command('config')
+    .description('configuration')
+    .command('check')
+    .description('validate the config file: every problem is listed with the path of its key (exit 1)')
+    .action(() => {
+      const file = configPath(program.opts<{ config?: string }>().config);
+      const config = loadConfig(file);
+      const names = Object.keys(config.environments).join(', ');
+      console.log(`config ok: ${file} (environments: ${names}; Temporal ${config.temporal.address}, task queue ${config.temporal.taskQueue})`);
+    });
+
   const schedules = program.command('schedules').description('Temporal Schedules that replace the guide\'s cron jobs');
   schedules
     .command('apply')

@@ -3,7 +3,16 @@
  * the SDK's Prometheus metrics on `worker.metricsPort`, graceful shutdown on SIGINT/SIGTERM.
  */
 import { fileURLToPath } from 'node:url';
-import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker, type LogEntry, type WorkerOptions } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  makeTelemetryFilterString,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogEntry,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import { createActivities } from './activities/index.js';
 import { configPath, loadConfig, type OpsConfig } from './config.js';
 
@@ -38,13 +47,16 @@ export async function createWorker(
   connection: NativeConnection,
   overrides: Partial<WorkerOptions> = {},
 ): Promise<Worker> {
+  // Bundle here rather than through workflowsPath so webpack's asset listing stays out of the INFO log.
+  const workflowBundle =
+    overrides.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN', jsonLine) }));
   return Worker.create({
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
     activities: createActivities(cfg),
-    ...(overrides.workflowBundle ? {} : { workflowsPath: WORKFLOWS_PATH }),
     ...overrides,
+    workflowBundle,
   });
 }
 

@@ -84,6 +84,12 @@ describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
     const res = await execa('node', ['bin/llmchat-ops.js', '--config', bad, 'health', '--env', 'production'], { cwd: ROOT, reject: false });
     assert.equal(res.exitCode, 1);
     for (const key of ['url', 'database', 'redis', 'compose', 'paths']) assert.match(res.stderr, new RegExp(`environments\\.production\\.${key}: `));
+    const check = await execa('node', ['bin/llmchat-ops.js', 'config', 'check', '--config', bad], { cwd: ROOT, reject: false });
+    assert.equal(check.exitCode, 1);
+    assert.equal(check.stderr, res.stderr, 'config check reports the same problems');
+    const good = await execa('node', ['bin/llmchat-ops.js', 'config', 'check', '--config', configFile], { cwd: ROOT, reject: false });
+    assert.equal(good.exitCode, 0, good.stderr);
+    assert.match(good.stdout, /^config ok: .*environments: production/);
     const unknown = await execa('node', ['bin/llmchat-ops.js', 'deploy-everything'], { cwd: ROOT, reject: false });
     assert.notEqual(unknown.exitCode, 0);
     assert.match(unknown.stderr, /unknown command 'deploy-everything'/);

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The main job, from a fresh clone:   npm start   (= scripts/start.sh [config.yaml])
+#
+# Brings up the real services (Temporal dev server with its Web UI, PostgreSQL, Redis, dockerd), the demo
+# LLMChat stack (production and staging, via scripts/demo.sh), the demo alert inbox, applies the schedules
+# from the config, then runs the worker in the foreground until Ctrl-C / SIGTERM (graceful shutdown).
+# Everything it starts except the worker and the alert inbox keeps running afterwards:
+#   scripts/demo.sh down [env]      scripts/services.sh stop
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$ROOT"
+# shellcheck source=scripts/env.sh
+source "$ROOT/scripts/env.sh"
+CONFIG="${1:-${LLMCHAT_OPS_CONFIG:-ops.config.yaml}}"
+[[ -f "$CONFIG" ]] || { echo "start: config file not found: $CONFIG" >&2; exit 2; }
+export LLMCHAT_OPS_CONFIG="$CONFIG"
+ALERT_PORT="${LLMCHAT_ALERT_INBOX_PORT:-9099}"
+
+step() { printf '\n== %s\n' "$*"; }
+needs_ci() { [[ ! -d "$1/node_modules" || "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]]; }
+
+step "dependencies and build"
+if needs_ci .; then npm ci --no-audit --no-fund; fi
+npx tsc -p tsconfig.json
+node bin/llmchat-ops.js config check --config "$CONFIG"
+
+step "services"
+scripts/services.sh up
+source "$ROOT/scripts/env.sh" # the temporal binary may have just been installed
+
+step "demo stack"
+scripts/demo.sh up production
+scripts/demo.sh up staging
+
+step "alert inbox"
+inbox_pid=""
+if timeout 2 bash -c ": </dev/tcp/127.0.0.1/$ALERT_PORT" 2>/dev/null; then
+  echo "something already listens on 127.0.0.1:$ALERT_PORT; using it as the alert inbox"
+else
+  node scripts/alert-inbox.mjs --port "$ALERT_PORT" --file "$LLMCHAT_OPS_STATE/alerts.jsonl" &
+  inbox_pid=$!
+fi
+
+worker_pid=""
+cleanup() {
+  [[ -z "$worker_pid" ]] || kill -TERM "$worker_pid" 2>/dev/null || true
+  [[ -z "$worker_pid" ]] || wait "$worker_pid" 2>/dev/null || true
+  [[ -z "$inbox_pid" ]] || kill -TERM "$inbox_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "schedules"
+node bin/llmchat-ops.js schedules apply --config "$CONFIG"
+
+step "worker"
+cat <<EOF
+Temporal Web UI:  http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows
+Run a check:      npx llmchat-ops health --env production
+             or:  $(basename "${TEMPORAL_CLI_PATH:-temporal}") workflow execute --type dailyHealthCheck --task-queue llmchat-ops --input '{"environment":"production"}'
+Alerts received:  $LLMCHAT_OPS_STATE/alerts.jsonl
+Stop:             Ctrl-C (worker and alert inbox); scripts/demo.sh down; scripts/services.sh stop
+EOF
+node dist/src/worker.js "$CONFIG" &
+worker_pid=$!
+wait "$worker_pid"
+status=$?
+worker_pid=""
+exit "$status"
