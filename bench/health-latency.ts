@@ -1,10 +1,13 @@
 /**
  * What does durability cost the daily health check? End-to-end latency of the `dailyHealthCheck` workflow
  * (client start → result, on a real dev server and worker) against calling the very same check functions
- * directly in this process, on the same app. Prints p50/p99 of each, the difference and the ratio.
+ * directly in this process, on the same app. Prints p50/p99 of each, the difference and the ratio, and the
+ * floor: an empty workflow on the same server and worker setup, i.e. what any workflow run costs here.
  * Goal: ≤ 40 ms added at p50.   Run: `npm run bench:health` (services must be up: scripts/services.sh up).
  */
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities/index.js';
 import { evaluateHealth } from '../src/health.js';
 import { createWorker } from '../src/worker.js';
@@ -27,6 +30,14 @@ async function main(): Promise<void> {
   const cfg = testConfig({ address: env.address, taskQueue, environments: { production: { url: app.url, logs } } });
   const acts = createActivities(cfg);
   const worker = await createWorker(cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
+  const floorWorker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: `${taskQueue}-floor`,
+    workflowBundle: await bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('./floor-workflow.js', import.meta.url)),
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error } as never,
+    }),
+  });
 
   const direct = async () => {
     const environment = 'production';
@@ -44,12 +55,15 @@ async function main(): Promise<void> {
   const viaWorkflow = async () =>
     (await env.client.workflow.execute('dailyHealthCheck', { taskQueue, workflowId: `bench-${randomUUID()}`, args: [{ environment: 'production' }] })).status;
 
-  const timings = { direct: [] as number[], workflow: [] as number[] };
+  const empty = async () =>
+    env.client.workflow.execute('emptyWorkflow', { taskQueue: `${taskQueue}-floor`, workflowId: `bench-floor-${randomUUID()}` });
+
+  const timings = { direct: [] as number[], workflow: [] as number[], empty: [] as number[] };
   try {
-    await worker.runUntil(async () => {
+    await worker.runUntil(floorWorker.runUntil(async () => {
       for (let i = 0; i < WARMUP + RUNS; i++) {
-        // Interleaved, so drift on the machine (log growth, caches) hits both sides alike.
-        for (const [name, fn] of [['direct', direct], ['workflow', viaWorkflow]] as const) {
+        // Interleaved, so drift on the machine (log growth, caches) hits all sides alike.
+        for (const [name, fn] of [['direct', direct], ['workflow', viaWorkflow], ['empty', empty]] as const) {
           const t0 = performance.now();
           const status = await fn();
           const ms = performance.now() - t0;
@@ -57,7 +71,7 @@ async function main(): Promise<void> {
           if (i >= WARMUP) timings[name].push(ms);
         }
       }
-    });
+    }));
   } finally {
     await app.stop();
     await Promise.allSettled([redis.stop(), db.drop()]);
@@ -74,8 +88,11 @@ async function main(): Promise<void> {
   console.log(`dailyHealthCheck: workflow vs direct check functions, ${RUNS} runs each (after ${WARMUP} warm-up)`);
   console.log(row('p50', 50));
   console.log(row('p99', 99));
+  const e = timings.empty.sort((a, b) => a - b);
+  console.log(`floor: an empty workflow on this server  p50 ${percentile(e, 50).toFixed(2)} ms   p99 ${percentile(e, 99).toFixed(2)} ms`);
   const added = percentile(w, 50) - percentile(d, 50);
   console.log(`goal: <= 40 ms added at p50 -> ${added <= 40 ? 'MET' : 'NOT MET'} (${added.toFixed(2)} ms)`);
+  console.log(`      added beyond the empty-workflow floor at p50: ${(percentile(w, 50) - percentile(d, 50) - percentile(e, 50)).toFixed(2)} ms`);
 }
 
 main().catch((err) => {

@@ -77,7 +77,7 @@ export function buildProgram(): Command {
 
   program
     .command('config')
-    .description('configuration')
+    .description('configuration tools (config check)')
     .command('check')
     .description('validate the config file: every problem is listed with the path of its key (exit 1)')
     .action(() => {
