@@ -131,6 +131,13 @@ describe('host activities', () => {
     assert.ok(beats.length >= 10, `heartbeats: ${beats.length}`);
     assert.deepEqual(beats.at(-1), { bytes: scan.bytes, of: scan.bytes });
 
+    // As a local activity (how dailyHealthCheck runs it) there is no heartbeat to send: none is attempted.
+    const local = new MockActivityEnvironment({ isLocal: true });
+    let localBeats = 0;
+    local.on('heartbeat', () => localBeats++);
+    assert.equal((await local.run<[string], LogScan, typeof scanLog>(scanLog, file)).errorLines, 200);
+    assert.equal(localBeats, 0);
+
     const cancelling = new MockActivityEnvironment();
     cancelling.once('heartbeat', () => cancelling.cancel('CANCELLED'));
     await assert.rejects(cancelling.run(scanLog, file), (e: Error) => e.name === 'AbortError' || /cancel|abort/i.test(e.message));

@@ -32,7 +32,8 @@ export async function memoryUsage(meminfo = '/proc/meminfo'): Promise<MemoryUsag
 
 /**
  * Counts lines containing `ERROR` by streaming the file (app logs grow to gigabytes; never read them whole),
- * heartbeating as it goes so a long scan is visibly alive and can be cancelled.
+ * honouring cancellation, and heartbeating as it goes when it runs as a regular activity (a local activity
+ * cannot heartbeat: its start-to-close timeout bounds it instead).
  */
 export async function scanLog(file: string, now = Date.now()): Promise<LogScan> {
   let info;
@@ -74,11 +75,13 @@ function cancellationSignal(): AbortSignal | undefined {
 }
 
 function heartbeat(details: unknown): void {
+  let context: Context;
   try {
-    Context.current().heartbeat(details);
+    context = Context.current();
   } catch {
-    // Not inside an activity (a direct call from a benchmark or test): nothing to report to.
+    return; // not inside an activity (a direct call from a benchmark or test): nothing to report to
   }
+  if (!context.info.isLocal) context.heartbeat(details);
 }
 
 export function createHostActivities(cfg: OpsConfig) {
