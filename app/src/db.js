@@ -1,15 +1,6 @@
 // PostgreSQL pool. The password comes from PGPASSWORD (or its alias DATABASE_PASSWORD), never the URL.
 import pg from 'pg';
-
-export function redactUrl(url) {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<invalid url>';
-  }
-}
+import { redactUrl } from './util.js';
 
 export function createPool(cfg, logger) {
   if (cfg.databasePassword !== undefined && process.env.PGPASSWORD === undefined) {

@@ -2,6 +2,7 @@
 // Redis degrades /health instead of hanging requests. Connection state changes are logged once each,
 // not on every reconnect attempt.
 import Redis from 'ioredis';
+import { redactUrl } from './util.js';
 
 export function createRedis(cfg, logger) {
   const client = new Redis(cfg.redisUrl, {
@@ -16,12 +17,12 @@ export function createRedis(cfg, logger) {
   });
   let state = 'connecting';
   client.on('ready', () => {
-    if (state !== 'ready') logger.info('redis connected', { url: redactRedis(cfg.redisUrl) });
+    if (state !== 'ready') logger.info('redis connected', { url: redactUrl(cfg.redisUrl) });
     state = 'ready';
   });
   client.on('error', (err) => {
     if (state === 'ready' || state === 'connecting') {
-      logger.error('redis connection problem', { url: redactRedis(cfg.redisUrl), error: err.message });
+      logger.error('redis connection problem', { url: redactUrl(cfg.redisUrl), error: err.message });
       state = 'failing';
     }
   });
@@ -31,14 +32,4 @@ export function createRedis(cfg, logger) {
 
 export function redisReady(client) {
   return client.status === 'ready';
-}
-
-function redactRedis(url) {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<invalid url>';
-  }
 }

@@ -5,11 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { build, loadConfig } from './config.js';
 import { Logger } from './log.js';
-import { createPool, redactUrl } from './db.js';
+import { createPool } from './db.js';
 import { createRedis } from './redis.js';
 import { createMetrics } from './metrics.js';
 import { createHealth } from './health.js';
-import { withTimeout } from './util.js';
+import { redactUrl, withTimeout } from './util.js';
 
 const MAX_BODY = 1024 * 1024;
 const MAX_UPLOAD = 5 * 1024 * 1024;
