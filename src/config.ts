@@ -99,6 +99,34 @@ const notificationsSchema = z.strictObject({
     .default({ critical: ['email', 'slack', 'webhook'], warning: ['slack', 'webhook'], info: ['webhook'] }),
 });
 
+const backupSchema = z.strictObject({
+  /** Compressor for every artifact: zstd (multi-threaded; the default), gzip, or none. */
+  compression: z
+    .strictObject({
+      program: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
+      /** zstd 1..19, gzip 1..9; ignored for none. */
+      level: z.int().min(1).max(19).default(3),
+      /** zstd worker threads; 0 = one per core. */
+      threads: z.int().min(0).max(64).default(0),
+    })
+    .default({ program: 'zstd', level: 3, threads: 0 }),
+  /** pg_restore parallel jobs (verification restore and restores). */
+  jobs: z.int().min(1).max(32).default(2),
+  /** Left out of the application archive (names matched at any depth, like tar --exclude). */
+  exclude: z.array(z.string().regex(/^[^/\0]+$/, 'must be a file or directory name, not a path')).default(['node_modules', 'dist', '.git']),
+  retention: z
+    .strictObject({
+      /** Backups older than this are removed (the guide: 30 days)… */
+      maxAgeDays: z.number().positive().default(30),
+      /** …and only this many of the newest are kept. The newest verified backup is always kept. */
+      keepCount: z.int().min(1).default(30),
+    })
+    .default({ maxAgeDays: 30, keepCount: 30 }),
+  /** How long a restore over live data waits for approveRestore before it gives up (e.g. "24h", "30m"). */
+  approvalTimeout: z.string().regex(/^\d+(s|m|h|d)$/, 'must be a duration like 30m, 24h or 2d').default('24h'),
+});
+export type BackupSettings = z.infer<typeof backupSchema>;
+
 const scheduleSchema = z.strictObject({
   /** Cron expression in `timezone` (five fields). */
   cron: z.string().regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression'),
@@ -125,6 +153,7 @@ export const configSchema = z
     notifications: notificationsSchema.default({
       routes: { critical: ['email', 'slack', 'webhook'], warning: ['slack', 'webhook'], info: ['webhook'] },
     }),
+    backup: backupSchema.default(backupSchema.parse({})),
     schedules: z.record(z.string(), scheduleSchema).default({}),
   })
   .superRefine((cfg, ctx) => {

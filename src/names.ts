@@ -5,3 +5,11 @@
 
 /** Environment names double as workflow-id and compose-project parts, so they are kept shell- and path-safe. */
 export const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+/**
+ * Backups and restores of one environment share this workflow id, so they never run at the same time: a second
+ * start is refused by Temporal while one is running (the id is a business key, not a lock file).
+ */
+export function dataWorkflowId(environment: string): string {
+  return `llmchat-data-${environment}`;
+}

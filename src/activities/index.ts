@@ -1,5 +1,6 @@
 /** All activities, built from one validated config; the worker registers the result of {@link createActivities}. */
 import type { OpsConfig } from '../config.js';
+import { createBackupActivities } from './backup.js';
 import { createEnvironmentActivities } from './environment.js';
 import { createHostActivities } from './host.js';
 import { createHttpHealthActivities } from './http-health.js';
@@ -11,6 +12,7 @@ export function createActivities(cfg: OpsConfig) {
     ...createHttpHealthActivities(cfg),
     ...createHostActivities(cfg),
     ...createNotifyActivities(cfg),
+    ...createBackupActivities(cfg),
   };
 }
 

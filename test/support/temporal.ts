@@ -48,6 +48,8 @@ export interface TestEnvironmentSpec {
   composeFile?: string;
   composeProject?: string;
   thresholds?: Partial<OpsConfig['environments'][string]['thresholds']>;
+  /** The application dir (default: the repo's app/ — never restore over that one). */
+  app?: string;
 }
 
 export interface TestConfigOptions {
@@ -71,7 +73,7 @@ export function testConfigYaml(opts: TestConfigOptions): string {
         database: { host: '127.0.0.1', name: e.database ?? 'llmchat', user: 'llmchat', passwordEnv: 'LLMCHAT_DB_PASSWORD' },
         redis: { url: e.redisUrl ?? 'redis://127.0.0.1:6379/0' },
         compose: { file: e.composeFile ?? path.join(ROOT, 'app/compose/docker-compose.production.yml'), project: e.composeProject ?? `llmchat-test-${name}`, service: 'app' },
-        paths: { logs: e.logs, uploads: path.join(e.logs, 'uploads'), config: path.join(e.logs, 'config'), backups: path.join(e.logs, 'backups'), temp: path.join(e.logs, 'tmp'), app: path.join(ROOT, 'app') },
+        paths: { logs: e.logs, uploads: path.join(e.logs, 'uploads'), config: path.join(e.logs, 'config'), backups: path.join(e.logs, 'backups'), temp: path.join(e.logs, 'tmp'), app: e.app ?? path.join(ROOT, 'app') },
         thresholds: e.thresholds ?? {},
       },
     ]),

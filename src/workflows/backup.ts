@@ -1,0 +1,143 @@
+/**
+ * 备份 — the guide's backup.sh as a workflow: database (pg_dump custom format, compressed), application files,
+ * config and uploads, each written atomically with its sha256 in a manifest; then verified — checksums re-read,
+ * the archive listed and restored into a scratch database whose row counts must match the dump's.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  executeChild,
+  isCancellation,
+  proxyActivities,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { Activities } from '../activities/index.js';
+import { makeBackupId, parseKinds, parseReason, type BackupKind } from '../backup/ids.js';
+import type { Artifact, BackupManifest, Verification } from '../backup/manifest.js';
+import type { RetentionPlan } from '../backup/retention.js';
+import { dataWorkflowId } from '../names.js';
+import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VerificationKey } from '../search-attributes.js';
+import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+
+export interface BackupInput {
+  environment: string;
+  /** Default: all of database, application, config, uploads. */
+  kinds?: BackupKind[];
+  reason?: string;
+  requestedBy?: string;
+  /** full (default): checksums, archive listing and a restore test; checksums: only re-read the checksums. */
+  verify?: 'full' | 'checksums';
+  /** Set by a restore for its safety backup. */
+  safetyFor?: string;
+}
+
+export interface BackupResult {
+  backupId: string;
+  manifest: BackupManifest;
+}
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
+});
+
+// Dumps, archives and restore tests take as long as the data needs; the heartbeat proves they are alive, so a
+// worker that dies mid-dump is noticed within 15 s and the step restarts on another (or the restarted) worker.
+const long = proxyActivities<Activities>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
+});
+
+function validated<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw badInput((err as Error).message);
+  }
+}
+
+export async function backup(input: BackupInput): Promise<BackupResult> {
+  const args = requireObject(input, 'backup');
+  const environment = requireEnvironmentName(args.environment);
+  const requestedBy = requireRequestedBy(args.requestedBy, 'schedule');
+  const kinds = validated(() => parseKinds(args.kinds));
+  const reason = validated(() => parseReason(args.reason, 'manual backup'));
+  const verify = args.verify ?? 'full';
+  if (verify !== 'full' && verify !== 'checksums') throw badInput(`Expected \`verify\` to be "full" or "checksums", got ${JSON.stringify(verify)}`);
+  const safetyFor = args.safetyFor === undefined ? undefined : validated(() => parseReason(args.safetyFor, ''));
+
+  const { workflowId, runId } = workflowInfo();
+  const backupId = makeBackupId(environment, new Date(), uuid4().replace(/-/g, '').slice(0, 6));
+  upsertSearchAttributes([
+    { key: EnvironmentKey, value: environment },
+    { key: OperationKey, value: 'backup' },
+    { key: RequestedByKey, value: requestedBy },
+    { key: BackupIdKey, value: backupId },
+  ]);
+
+  await quick.beginBackup({ environment, backupId, kinds, requestedBy, reason, workflowId, runId, ...(safetyFor ? { safetyFor } : {}) });
+  let manifest: BackupManifest;
+  try {
+    const artifacts: Artifact[] = await Promise.all(
+      kinds.map((kind) => (kind === 'database' ? long.dumpDatabase({ environment, backupId }) : long.archiveFiles({ environment, backupId, kind }))),
+    );
+    manifest = await quick.sealBackup({ environment, backupId, artifacts });
+  } catch (err) {
+    // Cancelled or failed: record it (even while being cancelled) so the catalogue never shows a half backup as usable.
+    const message = isCancellation(err) ? 'cancelled' : err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+    await CancellationScope.nonCancellable(() => quick.markBackupFailed({ environment, backupId, error: message }));
+    upsertSearchAttributes([{ key: OutcomeKey, value: isCancellation(err) ? 'cancelled' : 'failed' }]);
+    throw err;
+  }
+
+  const verification: Verification = await long.verifyBackup({ environment, backupId, restoreTest: verify === 'full' });
+  manifest.verification = verification;
+  upsertSearchAttributes([
+    { key: VerificationKey, value: verification.status },
+    { key: OutcomeKey, value: verification.status === 'verified' ? 'success' : 'failed' },
+  ]);
+  if (verification.status !== 'verified') {
+    throw ApplicationFailure.nonRetryable(`Backup ${backupId} failed verification: ${verification.problems.join('; ')}`, 'VerificationFailed');
+  }
+  return { backupId, manifest };
+}
+
+export interface ScheduledBackupResult {
+  environment: string;
+  backup?: BackupResult;
+  skipped?: string;
+  retention?: RetentionPlan;
+}
+
+/**
+ * The nightly schedule's workflow: runs `backup` as a child under the environment's data workflow id (so it
+ * never overlaps a manual backup or a restore), then applies retention.
+ */
+export async function scheduledBackup(input: { environment: string }): Promise<ScheduledBackupResult> {
+  const environment = requireEnvironmentName(requireObject(input, 'scheduledBackup').environment);
+  upsertSearchAttributes([
+    { key: EnvironmentKey, value: environment },
+    { key: OperationKey, value: 'scheduledBackup' },
+    { key: RequestedByKey, value: 'schedule' },
+  ]);
+  let result: BackupResult;
+  try {
+    result = await executeChild(backup, {
+      workflowId: dataWorkflowId(environment),
+      args: [{ environment, reason: 'nightly backup', requestedBy: 'schedule' }],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      upsertSearchAttributes([{ key: OutcomeKey, value: 'skipped' }]);
+      return { environment, skipped: `a backup or restore of ${environment} is already running (${dataWorkflowId(environment)})` };
+    }
+    throw err;
+  }
+  const retention = await quick.pruneBackups({ environment, activeIds: [] });
+  upsertSearchAttributes([{ key: OutcomeKey, value: 'success' }, { key: BackupIdKey, value: result.backupId }]);
+  return { environment, backup: result, retention };
+}

@@ -1,0 +1,250 @@
+/**
+ * backup / restore workflows on the real dev server, PostgreSQL (pg_dump, pg_restore) and file system:
+ * verified backups, restores into new targets and over live data (approval, safety backup), refusals.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { execa } from 'execa';
+import type { BackupManifest } from '../src/backup/manifest.js';
+import type { OpsConfig } from '../src/config.js';
+import { dataWorkflowId } from '../src/names.js';
+import { createWorker } from '../src/worker.js';
+import type { BackupResult } from '../src/workflows/backup.js';
+import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import { databaseExists, query, seedFixture, tableDigests, treeDigest, type Fixture } from './support/backup-fixture.js';
+import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+
+describe('backup and restore workflows (real dev server, PostgreSQL, files)', () => {
+  let env: TestWorkflowEnvironment;
+  let fx: Fixture;
+  let cfg: OpsConfig;
+  let worker: Worker;
+  let running: Promise<void>;
+  let first: BackupResult;
+  const taskQueue = `test-backup-${randomUUID()}`;
+  const backups = () => cfg.environments.production!.paths.backups;
+
+  const start = <T>(type: string, input: unknown, id = `${type}-${randomUUID()}`) =>
+    env.client.workflow.start<(i: unknown) => Promise<T>>(type, { taskQueue, workflowId: id, args: [input] });
+  const run = async <T>(type: string, input: unknown, id?: string) => (await start<T>(type, input, id)).result();
+  /** The failure type (ApplicationFailure.type) a workflow run ended with. */
+  const failureOf = async (p: Promise<unknown>): Promise<{ type?: string; message: string }> => {
+    try {
+      await p;
+    } catch (err) {
+      assert.ok(err instanceof WorkflowFailedError, String(err));
+      const cause = err.cause as { type?: string; message: string; cause?: { type?: string; message: string } };
+      const inner = cause.cause && 'type' in cause.cause && cause.cause.type ? cause.cause : cause;
+      return { type: inner.type, message: inner.message };
+    }
+    assert.fail('the workflow should have failed');
+  };
+  const manifestOf = async (id: string) => JSON.parse(await readFile(path.join(backups(), id, 'manifest.json'), 'utf8')) as BackupManifest;
+
+  before(async () => {
+    env = await startDevServer();
+    fx = await seedFixture(5_000);
+    cfg = testConfig({
+      address: env.address,
+      taskQueue,
+      environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } },
+    });
+    worker = await createWorker(cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
+    running = worker.run();
+    first = await run<BackupResult>('backup', { environment: 'production', requestedBy: 'test', reason: 'baseline' });
+  });
+
+  after(async () => {
+    worker?.shutdown();
+    await running;
+    await fx?.database.drop();
+    await env?.teardown();
+  });
+
+  it('backs up database, application, config and uploads; verified by a restore test; artifacts match their manifest', async () => {
+    const m = await manifestOf(first.backupId);
+    assert.equal(m.status, 'complete');
+    assert.deepEqual(Object.keys(m.artifacts).sort(), ['application', 'config', 'database', 'uploads']);
+    assert.equal(m.verification?.status, 'verified');
+    assert.equal(m.verification?.checksums, 'ok');
+    assert.equal(m.verification?.archiveList, 'ok');
+    const rt = m.verification?.restoreTest;
+    assert.ok(rt && rt !== 'skipped' && rt.mismatches.length === 0 && rt.tables >= 3, JSON.stringify(rt));
+    assert.equal(await databaseExists(rt.database), false, 'scratch database dropped');
+    const live = await tableDigests(fx.database.name);
+    for (const [t, d] of Object.entries(live)) assert.equal(m.artifacts.database?.tables?.[t], d.rows, `row count of ${t} at dump time`);
+    assert.equal(m.artifacts.database?.tables?.['public.messages'], 5_000);
+    for (const a of Object.values(m.artifacts)) {
+      const { stdout } = await execa('sha256sum', [path.join(backups(), first.backupId, a.file)]);
+      assert.equal(stdout.split(' ')[0], a.sha256, `${a.file} checksum`);
+    }
+    const files = await readdir(path.join(backups(), first.backupId));
+    assert.deepEqual(files.sort(), ['application.tar.zst', 'config.tar.zst', 'database.dump.zst', 'manifest.json', 'uploads.tar.zst']);
+    const { stdout: listing } = await execa('tar', ['--zstd', '-tf', path.join(backups(), first.backupId, 'application.tar.zst')]);
+    assert.match(listing, /\.\/src\/server\.js/);
+    assert.doesNotMatch(listing, /node_modules|\.git\//, 'excluded names left out');
+    // The Web UI can find it: backup id and verification are search attributes.
+    const desc = await env.client.workflow.getHandle(first.manifest.workflowId).describe();
+    assert.deepEqual(desc.searchAttributes.LlmchatBackupId, [first.backupId]);
+    assert.deepEqual(desc.searchAttributes.LlmchatVerification, ['verified']);
+  });
+
+  it('lists the catalogue, newest first, with kinds, sizes, checksums and verification', async () => {
+    const list = await run<{ id: string; verification: string; kinds: string[]; bytes: number; artifacts: { sha256: string }[] }[]>('listBackups', { environment: 'production' });
+    const entry = list.find((e) => e.id === first.backupId);
+    assert.ok(entry);
+    assert.equal(entry.verification, 'verified');
+    assert.equal(entry.kinds.length, 4);
+    assert.ok(entry.bytes > 0 && entry.artifacts.every((a) => /^[0-9a-f]{64}$/.test(a.sha256)));
+  });
+
+  it('restores the database into a new target with identical rows and content, without approval', async () => {
+    const target = `insp_${Date.now().toString(36)}`;
+    try {
+      const res = await run<RestoreOutcome>('restore', { environment: 'production', backupId: first.backupId, kind: 'database', target, requestedBy: 'test' });
+      assert.equal(res.live, false);
+      assert.deepEqual(res.mismatches, []);
+      assert.equal(res.approvedBy, undefined);
+      assert.deepEqual(await tableDigests(target), await tableDigests(fx.database.name));
+      // A second restore into the same (now existing) name is refused, not overwritten.
+      const again = await failureOf(run('restore', { environment: 'production', backupId: first.backupId, kind: 'database', target, requestedBy: 'test' }));
+      assert.equal(again.type, 'TargetExists');
+    } finally {
+      await query('llmchat', (c) => c.query(`DROP DATABASE IF EXISTS ${target} WITH (FORCE)`));
+    }
+  });
+
+  it('restores over the live database only after approveRestore, taking a safety backup first', async () => {
+    const before = await tableDigests(fx.database.name);
+    await query(fx.database.name, (c) => c.query(`DELETE FROM messages WHERE id % 10 = 0`)); // the "accident"
+    const damaged = await tableDigests(fx.database.name);
+    assert.notEqual(damaged['public.messages']?.rows, before['public.messages']?.rows);
+
+    const id = `restore-live-${randomUUID()}`;
+    const handle = await start<RestoreOutcome>('restore', { environment: 'production', backupId: first.backupId, kind: 'database', requestedBy: 'bob' }, id);
+    let status: RestoreStatus | undefined;
+    for (let i = 0; i < 100 && status?.state !== 'awaiting-approval'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = await handle.query<RestoreStatus>('restoreStatus');
+    }
+    assert.equal(status?.state, 'awaiting-approval');
+    assert.equal(status?.plan?.live, true);
+    assert.deepEqual(await tableDigests(fx.database.name), damaged, 'nothing touched while waiting');
+
+    await handle.signal('approveRestore', { by: 'alice', comment: 'restore after the bad delete' });
+    const res = await handle.result();
+    assert.equal(res.approvedBy, 'alice');
+    assert.deepEqual(res.mismatches, []);
+    assert.deepEqual(await tableDigests(fx.database.name), before, 'live database is the backup again');
+
+    assert.ok(res.safetyBackupId);
+    const safety = await manifestOf(res.safetyBackupId);
+    assert.equal(safety.safetyFor, id);
+    assert.deepEqual(safety.kinds, ['database']);
+    assert.equal(safety.verification?.status, 'verified');
+    assert.equal(safety.artifacts.database?.tables?.['public.messages'], damaged['public.messages']?.rows, 'the safety backup holds what was overwritten');
+    const names = await query('llmchat', async (c) => (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${fx.database.name}_%`])).rows);
+    assert.deepEqual(names, [], 'no staging or pre-restore database left behind');
+  });
+
+  it('a rejected restore changes nothing', async () => {
+    const before = await tableDigests(fx.database.name);
+    const handle = await start<RestoreOutcome>('restore', { environment: 'production', backupId: first.backupId, kind: 'uploads', requestedBy: 'bob' });
+    for (let i = 0; i < 100 && (await handle.query<RestoreStatus>('restoreStatus')).state !== 'awaiting-approval'; i++) await new Promise((r) => setTimeout(r, 100));
+    await handle.signal('approveRestore', { by: '' }); // malformed: ignored
+    await handle.signal('rejectRestore', { by: 'carol', comment: 'wrong backup' });
+    const f = await failureOf(handle.result());
+    assert.equal(f.type, 'RestoreRejected');
+    assert.match(f.message, /rejected by carol: wrong backup/);
+    assert.deepEqual(await tableDigests(fx.database.name), before);
+  });
+
+  it('restores uploads and application files over live ones; excluded node_modules and .git are kept', async () => {
+    const uploadsBefore = await treeDigest(fx.dirs.uploads);
+    const appBefore = await treeDigest(fx.dirs.app);
+    await writeFile(path.join(fx.dirs.uploads, 'avatars', 'a.png'), 'overwritten by mistake');
+    await writeFile(path.join(fx.dirs.app, 'src', 'server.js'), 'broken();\n');
+    for (const kind of ['uploads', 'application'] as const) {
+      const handle = await start<RestoreOutcome>('restore', { environment: 'production', backupId: first.backupId, kind, requestedBy: 'bob' });
+      for (let i = 0; i < 100 && (await handle.query<RestoreStatus>('restoreStatus')).state !== 'awaiting-approval'; i++) await new Promise((r) => setTimeout(r, 100));
+      await handle.signal('approveRestore', { by: 'alice' });
+      const res = await handle.result();
+      assert.equal(res.live, true);
+      assert.ok(res.safetyBackupId);
+    }
+    assert.deepEqual(await treeDigest(fx.dirs.uploads), uploadsBefore);
+    assert.deepEqual(await treeDigest(fx.dirs.app), appBefore, 'application restored, node_modules and .git carried over');
+    const siblings = (await readdir(path.dirname(fx.dirs.uploads))).filter((n) => n.includes('restore'));
+    assert.deepEqual(siblings, [], 'no staging or pre-restore directories left');
+  });
+
+  it('refuses a corrupted artifact (one byte flipped) before touching anything, and verification fails', async () => {
+    const b = await run<BackupResult>('backup', { environment: 'production', kinds: ['database', 'config'], requestedBy: 'test', verify: 'checksums' });
+    const file = path.join(backups(), b.backupId, 'database.dump.zst');
+    const bytes = await readFile(file);
+    const at = Math.floor(bytes.length / 2);
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 0x01, at);
+    await writeFile(file, bytes);
+    const target = `never_${Date.now().toString(36)}`;
+    const f = await failureOf(run('restore', { environment: 'production', backupId: b.backupId, kind: 'database', target, requestedBy: 'test' }));
+    assert.equal(f.type, 'ChecksumMismatch');
+    assert.equal(await databaseExists(target), false);
+    const refused = await failureOf(run('restore', { environment: 'production', backupId: b.backupId, kind: 'uploads', requestedBy: 'test' }));
+    assert.equal(refused.type, 'KindNotInBackup');
+    assert.match(refused.message, /has no uploads artifact/);
+  });
+
+  it('refuses an unknown backup id', async () => {
+    const f = await failureOf(run('restore', { environment: 'production', backupId: 'production-20200101T000000Z-abcdef', kind: 'database', requestedBy: 'test' }));
+    assert.equal(f.type, 'BackupNotFound');
+  });
+
+  for (const [label, type, input] of [
+    ['a path as backup id', 'restore', { environment: 'production', backupId: '../../etc/passwd', kind: 'database' }],
+    ['an absolute path as backup id', 'restore', { environment: 'production', backupId: '/etc/passwd', kind: 'database' }],
+    ['shell metacharacters in the id', 'restore', { environment: 'production', backupId: 'production-20261126T000000Z-abc;rm', kind: 'database' }],
+    ['another environment\'s backup', 'restore', { environment: 'production', backupId: 'staging-20261126T000000Z-abcdef', kind: 'database' }],
+    ['an unknown restore kind', 'restore', { environment: 'production', backupId: 'production-20261126T000000Z-abcdef', kind: 'secrets' }],
+    ['a path as database target', 'restore', { environment: 'production', backupId: 'production-20261126T000000Z-abcdef', kind: 'database', target: '../x' }],
+    ['SQL in the database target', 'restore', { environment: 'production', backupId: 'production-20261126T000000Z-abcdef', kind: 'database', target: 'x; DROP DATABASE llmchat' }],
+    ['a path as directory target', 'restore', { environment: 'production', backupId: 'production-20261126T000000Z-abcdef', kind: 'uploads', target: '/etc' }],
+    ['an unknown backup kind', 'backup', { environment: 'production', kinds: ['database', 'secrets'] }],
+    ['an empty kinds list', 'backup', { environment: 'production', kinds: [] }],
+    ['a bad environment name', 'backup', { environment: '../prod' }],
+    ['a bad verify mode', 'backup', { environment: 'production', verify: 'none' }],
+    ['a multi-line reason', 'backup', { environment: 'production', reason: 'a\nb' }],
+  ] as const) {
+    it(`rejects ${label} before any activity runs`, async () => {
+      const id = `bad-${randomUUID()}`;
+      const f = await failureOf(run(type, input, id));
+      assert.equal(f.type, 'BadInput', f.message);
+      const history = await env.client.workflow.getHandle(id).fetchHistory();
+      assert.equal(history.events?.some((e) => e.activityTaskScheduledEventAttributes || e.markerRecordedEventAttributes), false);
+    });
+  }
+
+  it('an unknown environment is refused by the first activity without retries', async () => {
+    const f = await failureOf(run('backup', { environment: 'prod' }));
+    assert.match(f.message, /Unknown environment "prod"; known environments: production/);
+  });
+
+  it('never runs two backups or restores of one environment at once (workflow id is the business key)', async () => {
+    const handle = await start('restore', { environment: 'production', backupId: first.backupId, kind: 'config', requestedBy: 'bob' }, dataWorkflowId('production'));
+    try {
+      await assert.rejects(start('backup', { environment: 'production' }, dataWorkflowId('production')), WorkflowExecutionAlreadyStartedError);
+      // The nightly schedule's workflow sees the same lock and skips instead of overlapping.
+      const skipped = await run<{ skipped?: string }>('scheduledBackup', { environment: 'production' });
+      assert.match(skipped.skipped ?? '', /already running/);
+    } finally {
+      await handle.signal('rejectRestore', { by: 'test' });
+      await handle.result().catch(() => {});
+    }
+  });
+});
