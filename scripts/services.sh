@@ -188,6 +188,10 @@ postgres_up() {
   if [[ ! -x "$PGBIN/postgres" ]] || ! id postgres >/dev/null 2>&1; then
     apt_install postgresql || { fail postgres "apt-get install postgresql failed" "$LOGS/apt.log"; return 1; }
   fi
+  # Backups compress pg_dump and tar output with zstd.
+  if ! command -v zstd >/dev/null 2>&1; then
+    apt_install zstd || { fail postgres "apt-get install zstd failed (backups need it)" "$LOGS/apt.log"; return 1; }
+  fi
   pid="$(pidfile_pid "$PG_DATA/postmaster.pid")"
   if pg_ready && ! pid_alive "$pid"; then
     # Somebody else's server holds the port: usable only if our app role can already log in.
