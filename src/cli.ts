@@ -5,7 +5,14 @@
  */
 import os from 'node:os';
 import { Command, CommanderError } from 'commander';
-import { WorkflowFailedError } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { parseBackupId, parseKind, parseKinds } from './backup/ids.js';
+import type { CatalogueEntry, Verification } from './backup/manifest.js';
+import { dataWorkflowId } from './names.js';
+import type { BackupResult } from './workflows/backup.js';
+import type { RestoreOutcome, RestoreStatus } from './workflows/restore.js';
 import { configPath, loadConfig, getEnvironment, type OpsConfig } from './config.js';
 import { connectClient, workflowIds } from './client.js';
 import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules } from './schedules.js';
@@ -25,6 +32,41 @@ export function formatHealthReport(r: HealthReport): string {
     });
   }
   return lines.join('\n');
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+export function formatBackup(r: BackupResult): string {
+  const m = r.manifest;
+  const lines = [`backup ${r.backupId}: ${m.status}, ${m.verification?.status ?? 'unverified'}`];
+  for (const a of Object.values(m.artifacts)) lines.push(`  ${a.kind.padEnd(11)} ${a.file.padEnd(22)} ${mb(a.bytes).padStart(10)}  sha256 ${a.sha256.slice(0, 16)}…  ${(a.durationMs / 1000).toFixed(1)} s`);
+  const rt = m.verification?.restoreTest;
+  if (rt && rt !== 'skipped') lines.push(`  restore test: ${rt.tables} tables, row counts ${rt.mismatches.length ? 'DIFFER' : 'match'} (${(rt.durationMs / 1000).toFixed(1)} s)`);
+  return lines.join('\n');
+}
+
+export function formatCatalogue(entries: CatalogueEntry[]): string {
+  if (entries.length === 0) return 'no backups';
+  return entries
+    .map((e) => `${e.id}  ${e.status.padEnd(11)} ${e.verification.padEnd(10)} ${mb(e.bytes).padStart(10)}  ${e.kinds.join(',').padEnd(34)} ${e.requestedBy}: ${e.reason}`)
+    .join('\n');
+}
+
+/** Starts a workflow under the environment's data id, explaining the refusal when one is already running. */
+async function startDataWorkflow(client: Client, config: OpsConfig, environment: string, type: 'backup' | 'restore', input: Record<string, unknown>) {
+  try {
+    return await client.workflow.start(type, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: dataWorkflowId(environment),
+      workflowIdConflictPolicy: 'FAIL',
+      args: [input],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new Error(`a backup or restore of ${environment} is already running (workflow ${dataWorkflowId(environment)}); wait for it or look at it in the Web UI`);
+    }
+    throw err;
+  }
 }
 
 function operator(): string {
@@ -86,6 +128,113 @@ export function buildProgram(): Command {
       const names = Object.keys(config.environments).join(', ');
       console.log(`config ok: ${file} (environments: ${names}; Temporal ${config.temporal.address}, task queue ${config.temporal.taskQueue})`);
     });
+
+  program
+    .command('backup')
+    .description('back up an environment (database, application, config, uploads), verify it, print the manifest')
+    .requiredOption('-e, --env <name>', 'environment')
+    .option('-k, --kinds <list>', 'comma-separated kinds (default: all)')
+    .option('-r, --reason <text>', 'why (kept in the manifest)', 'manual backup')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { env: string; kinds?: string; reason: string; json?: boolean }) => {
+      const config = cfg();
+      getEnvironment(config, opts.env);
+      const kinds = opts.kinds ? parseKinds(opts.kinds.split(',').map((k) => k.trim())) : undefined;
+      const result = await withClient(config, async (client) => {
+        const handle = await startDataWorkflow(client, config, opts.env, 'backup', { environment: opts.env, reason: opts.reason, requestedBy: operator(), ...(kinds ? { kinds } : {}) });
+        if (!opts.json) console.error(`started ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
+        return (await handle.result()) as BackupResult;
+      });
+      console.log(opts.json ? JSON.stringify(result, null, 2) : formatBackup(result));
+    });
+
+  const backups = program.command('backups').description('the backup catalogue');
+  backups
+    .command('list')
+    .description('backups of an environment, newest first')
+    .requiredOption('-e, --env <name>', 'environment')
+    .option('--json', 'print the catalogue as JSON')
+    .action(async (opts: { env: string; json?: boolean }) => {
+      const config = cfg();
+      getEnvironment(config, opts.env);
+      const entries = await withClient(config, (client) =>
+        client.workflow.execute('listBackups', { taskQueue: config.temporal.taskQueue, workflowId: `listBackups-${opts.env}-${randomUUID()}`, args: [{ environment: opts.env }] }),
+      );
+      console.log(opts.json ? JSON.stringify(entries, null, 2) : formatCatalogue(entries as CatalogueEntry[]));
+    });
+  backups
+    .command('verify <backupId>')
+    .description('re-verify a backup: checksums, archive listing and (unless --no-restore-test) a restore into a scratch database')
+    .option('--no-restore-test', 'only checksums and the archive listing')
+    .action(async (backupId: string, opts: { restoreTest: boolean }) => {
+      const config = cfg();
+      const { environment } = parseBackupId(backupId);
+      getEnvironment(config, environment);
+      const v = (await withClient(config, (client) =>
+        client.workflow.execute('verifyBackup', {
+          taskQueue: config.temporal.taskQueue,
+          workflowId: `verifyBackup-${backupId}`,
+          args: [{ environment, backupId, restoreTest: opts.restoreTest, requestedBy: operator() }],
+        }),
+      )) as Verification;
+      console.log(`backup ${backupId}: ${v.status} (checksums ${v.checksums}${v.archiveList ? `, archive ${v.archiveList}` : ''})`);
+    });
+
+  program
+    .command('restore <backupId>')
+    .description('restore one kind of a backup; over live data it waits for `llmchat-ops approve <env>` and takes a safety backup first')
+    .requiredOption('-k, --kind <kind>', 'database | application | config | uploads')
+    .option('-t, --target <name>', 'restore into a new database / directory (under the temp dir) instead of over live data')
+    .option('--no-wait', 'start it and return (follow it in the Web UI)')
+    .option('--json', 'print the result as JSON')
+    .action(async (backupId: string, opts: { kind: string; target?: string; wait: boolean; json?: boolean }) => {
+      const config = cfg();
+      const { environment } = parseBackupId(backupId);
+      getEnvironment(config, environment);
+      const kind = parseKind(opts.kind);
+      const result = await withClient(config, async (client) => {
+        const handle = await startDataWorkflow(client, config, environment, 'restore', { environment, backupId, kind, requestedBy: operator(), ...(opts.target ? { target: opts.target } : {}) });
+        console.error(`started ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
+        if (!opts.wait) return undefined;
+        const done = handle.result() as Promise<RestoreOutcome>;
+        let announced = false;
+        const watch = setInterval(() => {
+          handle.query<RestoreStatus>('restoreStatus').then((s) => {
+            if (s.state === 'awaiting-approval' && !announced) {
+              announced = true;
+              console.error(`waiting for approval to overwrite ${s.plan?.target}:\n  llmchat-ops approve ${environment}   (or: llmchat-ops reject ${environment} --comment "why")`);
+            }
+          }, () => {});
+        }, 1000);
+        try {
+          return await done;
+        } finally {
+          clearInterval(watch);
+        }
+      });
+      if (result) console.log(opts.json ? JSON.stringify(result, null, 2) : `restored ${result.kind} of ${result.backupId} into ${result.target}${result.tables !== undefined ? `: ${result.tables} tables, row counts match` : ''}${result.safetyBackupId ? ` (safety backup ${result.safetyBackupId}, approved by ${result.approvedBy})` : ''}`);
+    });
+
+  for (const [name, signal, verb] of [
+    ['approve', 'approveRestore', 'approve'],
+    ['reject', 'rejectRestore', 'reject'],
+  ] as const) {
+    program
+      .command(`${name} <environment>`)
+      .description(`${verb} the restore of <environment> that is waiting for approval`)
+      .option('-c, --comment <text>', 'kept in the run history')
+      .action(async (environment: string, opts: { comment?: string }) => {
+        const config = cfg();
+        getEnvironment(config, environment);
+        await withClient(config, async (client) => {
+          const handle = client.workflow.getHandle(dataWorkflowId(environment));
+          const status = await handle.query<RestoreStatus>('restoreStatus').catch(() => undefined);
+          if (status?.state !== 'awaiting-approval') throw new Error(`no restore of ${environment} is waiting for approval`);
+          await handle.signal(signal, { by: operator(), ...(opts.comment ? { comment: opts.comment } : {}) });
+          console.log(`${verb}d the restore of ${status.plan?.backupId} (${status.plan?.kind}) into ${status.plan?.target}`);
+        });
+      });
+  }
 
   const schedules = program.command('schedules').description('Temporal Schedules that replace the guide\'s cron jobs');
   schedules

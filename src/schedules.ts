@@ -29,6 +29,14 @@ export const SCHEDULE_REGISTRY: Record<string, ScheduleDefinition> = {
     catchupWindow: '1 hour',
     replaces: '每日健康检查 scripts/daily-health-check.sh',
   },
+  nightlyBackup: {
+    // The child backup runs under the environment's data workflow id, so it never overlaps a manual backup or a
+    // restore either; a missed night may still run within 6 hours, later it waits for the next one.
+    workflowType: 'scheduledBackup',
+    overlap: ScheduleOverlapPolicy.SKIP,
+    catchupWindow: '6 hours',
+    replaces: '备份策略 scripts/backup.sh (with retention)',
+  },
 };
 
 export type ApplyOutcome = 'created' | 'updated' | 'unchanged' | 'failed';

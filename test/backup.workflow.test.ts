@@ -196,6 +196,11 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
     const f = await failureOf(run('restore', { environment: 'production', backupId: b.backupId, kind: 'database', target, requestedBy: 'test' }));
     assert.equal(f.type, 'ChecksumMismatch');
     assert.equal(await databaseExists(target), false);
+    const verify = await failureOf(run('verifyBackup', { environment: 'production', backupId: b.backupId, restoreTest: false }));
+    assert.equal(verify.type, 'VerificationFailed');
+    const m = await manifestOf(b.backupId);
+    assert.equal(m.verification?.status, 'failed');
+    assert.equal(m.verification?.checksums, 'mismatch');
     const refused = await failureOf(run('restore', { environment: 'production', backupId: b.backupId, kind: 'uploads', requestedBy: 'test' }));
     assert.equal(refused.type, 'KindNotInBackup');
     assert.match(refused.message, /has no uploads artifact/);
@@ -231,8 +236,12 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
   }
 
   it('an unknown environment is refused by the first activity without retries', async () => {
-    const f = await failureOf(run('backup', { environment: 'prod' }));
+    const id = `unknown-env-${randomUUID()}`;
+    const f = await failureOf(run('backup', { environment: 'prod' }, id));
     assert.match(f.message, /Unknown environment "prod"; known environments: production/);
+    const history = await env.client.workflow.getHandle(id).fetchHistory();
+    const starts = history.events?.filter((e) => e.activityTaskStartedEventAttributes) ?? [];
+    assert.deepEqual(starts.map((e) => e.activityTaskStartedEventAttributes?.attempt), [1]);
   });
 
   it('never runs two backups or restores of one environment at once (workflow id is the business key)', async () => {

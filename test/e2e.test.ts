@@ -5,13 +5,14 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
+import pg from 'pg';
 import type { HealthReport } from '../src/workflows/daily-health-check.js';
-import { freePort, httpOk, privateRedis, ROOT, scratchDatabase, startAppProcess, tempDir, waitFor, type AppProcess } from './support/services.js';
+import { freePort, httpOk, PG, privateRedis, ROOT, scratchDatabase, startAppProcess, tempDir, waitFor, type AppProcess } from './support/services.js';
 import { alertReceiver, startDevServer, temporalBinary, testConfigYaml } from './support/temporal.js';
 
 describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
@@ -24,6 +25,7 @@ describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
   let workerOutput = '';
   let configFile: string;
   let metricsPort: number;
+  let appDir: string;
   const taskQueue = `test-e2e-${randomUUID()}`;
 
   before(async () => {
@@ -31,8 +33,16 @@ describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
     const logs = tempDir('e2e');
     app = await startAppProcess({ databaseUrl: db.url, redisUrl: redis.url, logDir: logs });
     configFile = path.join(logs, 'ops.config.yaml');
-    await writeFile(configFile, testConfigYaml({ address: env.address, taskQueue, metricsPort, environments: { production: { url: app.url, logs } }, webhookUrl: sink.url }));
-    worker = spawn('node', ['dist/src/worker.js', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    appDir = path.join(logs, 'app');
+    await mkdir(path.join(logs, 'config'), { recursive: true });
+    await mkdir(appDir, { recursive: true });
+    await writeFile(path.join(logs, 'config', 'llmchat.env'), 'LLMCHAT_ENVIRONMENT=production\n');
+    await writeFile(path.join(appDir, 'package.json'), '{}\n');
+    await writeFile(
+      configFile,
+      testConfigYaml({ address: env.address, taskQueue, metricsPort, environments: { production: { url: app.url, logs, database: db.name, app: appDir } }, webhookUrl: sink.url }),
+    );
+    worker = spawn('node', ['dist/src/worker.js', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LLMCHAT_DB_PASSWORD: PG.password } });
     worker.stdout?.on('data', (c) => (workerOutput += c));
     worker.stderr?.on('data', (c) => (workerOutput += c));
     await waitFor('worker started', async () => workerOutput.includes('llmchat-ops worker started'), 60_000);
@@ -93,6 +103,51 @@ describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
     const unknown = await execa('node', ['bin/llmchat-ops.js', 'deploy-everything'], { cwd: ROOT, reject: false });
     assert.notEqual(unknown.exitCode, 0);
     assert.match(unknown.stderr, /unknown command 'deploy-everything'/);
+  });
+
+  it('`llmchat-ops backup`, `backups list`, `restore --target`, and a live restore approved with `approve`', async () => {
+    const cli = (...args: string[]) =>
+      execa('node', ['bin/llmchat-ops.js', '--config', configFile, ...args], { cwd: ROOT, reject: false, env: { LLMCHAT_OPS_OPERATOR: 'dana' } });
+    const made = await cli('backup', '--env', 'production', '--kinds', 'database,config', '--reason', 'e2e', '--json');
+    assert.equal(made.exitCode, 0, made.stderr);
+    const { backupId, manifest } = JSON.parse(made.stdout) as { backupId: string; manifest: { verification: { status: string }; requestedBy: string } };
+    assert.equal(manifest.verification.status, 'verified');
+    assert.equal(manifest.requestedBy, 'dana');
+
+    const list = await cli('backups', 'list', '--env', 'production');
+    assert.equal(list.exitCode, 0, list.stderr);
+    assert.match(list.stdout, new RegExp(`^${backupId}\\s+complete\\s+verified`, 'm'));
+
+    const target = `e2e_${Date.now().toString(36)}`;
+    const intoNew = await cli('restore', backupId, '--kind', 'database', '--target', target);
+    assert.equal(intoNew.exitCode, 0, intoNew.stderr);
+    assert.match(intoNew.stdout, new RegExp(`restored database of ${backupId} into ${target}: \\d+ tables, row counts match`));
+    const c = new pg.Client({ ...PG, database: 'llmchat' });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${target} WITH (FORCE)`);
+    await c.end();
+
+    const bad = await cli('restore', '../../etc/passwd', '--kind', 'database');
+    assert.equal(bad.exitCode, 1);
+    assert.match(bad.stderr, /Expected a backup id/);
+    const nothing = await cli('approve', 'production');
+    assert.equal(nothing.exitCode, 1);
+    assert.match(nothing.stderr, /no restore of production is waiting for approval/);
+
+    const configFileLive = path.join(path.dirname(configFile), 'config', 'llmchat.env');
+    await writeFile(configFileLive, 'BROKEN=1\n');
+    const started = await cli('restore', backupId, '--kind', 'config', '--no-wait');
+    assert.equal(started.exitCode, 0, started.stderr);
+    await waitFor('restore awaiting approval', async () => (await env.client.workflow.getHandle('llmchat-data-production').query<{ state: string }>('restoreStatus')).state === 'awaiting-approval');
+    const busy = await cli('backup', '--env', 'production');
+    assert.equal(busy.exitCode, 1);
+    assert.match(busy.stderr, /a backup or restore of production is already running/);
+    const approved = await cli('approve', 'production', '--comment', 'config got clobbered');
+    assert.equal(approved.exitCode, 0, approved.stderr);
+    const outcome = (await env.client.workflow.getHandle('llmchat-data-production').result()) as { approvedBy: string; safetyBackupId: string };
+    assert.equal(outcome.approvedBy, 'dana');
+    assert.ok(outcome.safetyBackupId);
+    assert.equal(await readFile(configFileLive, 'utf8'), 'LLMCHAT_ENVIRONMENT=production\n');
   });
 
   it('the worker exposes Prometheus metrics, logs JSON, and shuts down gracefully on SIGTERM', async () => {

@@ -15,7 +15,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
-import { makeBackupId, parseKinds, parseReason, type BackupKind } from '../backup/ids.js';
+import { makeBackupId, parseBackupId, parseKinds, parseReason, type BackupKind } from '../backup/ids.js';
 import type { Artifact, BackupManifest, Verification } from '../backup/manifest.js';
 import type { RetentionPlan } from '../backup/retention.js';
 import { dataWorkflowId } from '../names.js';
@@ -140,4 +140,29 @@ export async function scheduledBackup(input: { environment: string }): Promise<S
   const retention = await quick.pruneBackups({ environment, activeIds: [] });
   upsertSearchAttributes([{ key: OutcomeKey, value: 'success' }, { key: BackupIdKey, value: result.backupId }]);
   return { environment, backup: result, retention };
+}
+
+/** Re-verifies an existing backup (checksums, archive listing, and by default a restore test); fails if it does not verify. */
+export async function verifyBackup(input: { environment: string; backupId: string; restoreTest?: boolean; requestedBy?: string }): Promise<Verification> {
+  const args = requireObject(input, 'verifyBackup');
+  const environment = requireEnvironmentName(args.environment);
+  const requestedBy = requireRequestedBy(args.requestedBy, 'unknown');
+  const { id: backupId } = validated(() => parseBackupId(args.backupId, environment));
+  const restoreTest = args.restoreTest ?? true;
+  if (typeof restoreTest !== 'boolean') throw badInput(`Expected \`restoreTest\` to be true or false, got ${JSON.stringify(restoreTest)}`);
+  upsertSearchAttributes([
+    { key: EnvironmentKey, value: environment },
+    { key: OperationKey, value: 'verifyBackup' },
+    { key: RequestedByKey, value: requestedBy },
+    { key: BackupIdKey, value: backupId },
+  ]);
+  const verification = await long.verifyBackup({ environment, backupId, restoreTest });
+  upsertSearchAttributes([
+    { key: VerificationKey, value: verification.status },
+    { key: OutcomeKey, value: verification.status === 'verified' ? 'success' : 'failed' },
+  ]);
+  if (verification.status !== 'verified') {
+    throw ApplicationFailure.nonRetryable(`Backup ${backupId} failed verification: ${verification.problems.join('; ')}`, 'VerificationFailed');
+  }
+  return verification;
 }

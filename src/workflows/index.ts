@@ -1,4 +1,4 @@
 /** Every workflow the worker runs; the worker bundles this file. */
 export { dailyHealthCheck } from './daily-health-check.js';
-export { backup, scheduledBackup } from './backup.js';
+export { backup, scheduledBackup, verifyBackup } from './backup.js';
 export { restore, listBackups } from './restore.js';
