@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -16,7 +16,7 @@ import type { BackupManifest } from '../src/backup/manifest.js';
 import type { OpsConfig } from '../src/config.js';
 import { dataWorkflowId } from '../src/names.js';
 import { createWorker } from '../src/worker.js';
-import type { BackupResult } from '../src/workflows/backup.js';
+import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
 import { databaseExists, query, seedFixture, tableDigests, treeDigest, type Fixture } from './support/backup-fixture.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
@@ -242,6 +242,24 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
     const history = await env.client.workflow.getHandle(id).fetchHistory();
     const starts = history.events?.filter((e) => e.activityTaskStartedEventAttributes) ?? [];
     assert.deepEqual(starts.map((e) => e.activityTaskStartedEventAttributes?.attempt), [1]);
+  });
+
+  it('the nightly scheduledBackup makes a verified backup, then applies retention to what llmchat-ops made only', async () => {
+    // An old backup of ours (40 days), and things that are not ours: retention must remove only the former.
+    const old = 'production-20200101T020000Z-0a0b0c';
+    const oldManifest: BackupManifest = { ...(await manifestOf(first.backupId)), id: old, startedAt: '2020-01-01T02:00:00.000Z', workflowId: 'old', runId: 'old' };
+    await mkdir(path.join(backups(), old), { recursive: true });
+    await writeFile(path.join(backups(), old, 'manifest.json'), JSON.stringify(oldManifest));
+    await mkdir(path.join(backups(), 'production-20200101T020000Z-ffffff'), { recursive: true }); // no manifest: not ours
+    await writeFile(path.join(backups(), 'README.txt'), 'hands off\n');
+
+    const res = await run<ScheduledBackupResult>('scheduledBackup', { environment: 'production' });
+    assert.equal(res.backup?.manifest.verification?.status, 'verified');
+    assert.deepEqual(res.retention?.remove.map((r) => r.id), [old]);
+    const left = await readdir(backups());
+    assert.ok(!left.includes(old), 'the 40-day-old backup is gone');
+    assert.ok(left.includes('README.txt') && left.includes('production-20200101T020000Z-ffffff'), 'foreign entries untouched');
+    assert.ok(left.includes(first.backupId) && left.includes(res.backup.backupId));
   });
 
   it('never runs two backups or restores of one environment at once (workflow id is the business key)', async () => {
