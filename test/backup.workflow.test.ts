@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { CancelledFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
@@ -19,7 +19,15 @@ import { createWorker } from '../src/worker.js';
 import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
 import { databaseExists, query, seedFixture, tableDigests, treeDigest, type Fixture } from './support/backup-fixture.js';
+import { PG, waitFor } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+import pg from 'pg';
+
+async function connect(database: string): Promise<pg.Client> {
+  const c = new pg.Client({ ...PG, database });
+  await c.connect();
+  return c;
+}
 
 describe('backup and restore workflows (real dev server, PostgreSQL, files)', () => {
   let env: TestWorkflowEnvironment;
@@ -46,6 +54,9 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
     }
     assert.fail('the workflow should have failed');
   };
+  /** pg_dump sessions on the fixture database (pg_dump names itself in application_name). */
+  const pgDumps = async () =>
+    query('llmchat', async (c) => Number((await c.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = $1`, [fx.database.name])).rows[0].n));
   const manifestOf = async (id: string) => JSON.parse(await readFile(path.join(backups(), id, 'manifest.json'), 'utf8')) as BackupManifest;
 
   before(async () => {
@@ -183,6 +194,34 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
     assert.deepEqual(await treeDigest(fx.dirs.app), appBefore, 'application restored, node_modules and .git carried over');
     const siblings = (await readdir(path.dirname(fx.dirs.uploads))).filter((n) => n.includes('restore'));
     assert.deepEqual(siblings, [], 'no staging or pre-restore directories left');
+  });
+
+  it('a cancelled backup kills pg_dump, leaves no partial artifact and is marked failed in its manifest', async () => {
+    const blocker = await connect(fx.database.name);
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE messages IN ACCESS EXCLUSIVE MODE'); // pg_dump waits here, mid-run
+    const handle = await start<BackupResult>('backup', { environment: 'production', kinds: ['database'], requestedBy: 'test' });
+    let dir = '';
+    try {
+      await waitFor('pg_dump running', async () => {
+        for (const name of await readdir(backups())) {
+          if ((await readdir(path.join(backups(), name))).includes('database.dump.zst.partial')) dir = path.join(backups(), name);
+        }
+        return dir !== '' && (await pgDumps()) > 0;
+      });
+      await handle.cancel();
+      await assert.rejects(handle.result(), (err: unknown) => err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure);
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    assert.deepEqual(await readdir(dir), ['manifest.json'], 'no partial or complete dump left');
+    const m = await manifestOf(path.basename(dir));
+    assert.equal(m.status, 'failed');
+    assert.equal(m.error, 'cancelled');
+    await waitFor('pg_dump gone', async () => (await pgDumps()) === 0, 5_000);
+    const list = await run<{ id: string; status: string }[]>('listBackups', { environment: 'production' });
+    assert.equal(list.find((e) => e.id === m.id)?.status, 'failed', 'the catalogue shows it as failed, not usable');
   });
 
   it('refuses a corrupted artifact (one byte flipped) before touching anything, and verification fails', async () => {

@@ -4,6 +4,7 @@
  * the archive listed and restored into a scratch database whose row counts must match the dump's.
  */
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   executeChild,
@@ -49,6 +50,8 @@ const quick = proxyActivities<Activities>({
 const long = proxyActivities<Activities>({
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '15 seconds',
+  // On cancellation, wait until the activity has killed its processes and removed its partial files.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
 });
 

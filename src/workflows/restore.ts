@@ -4,6 +4,7 @@
  * approval and first takes a safety backup; a database restore is judged by row counts against the manifest.
  */
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   condition,
   defineQuery,
@@ -64,6 +65,8 @@ const quick = proxyActivities<Activities>({
 const long = proxyActivities<Activities>({
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '15 seconds',
+  // On cancellation, wait until the activity has killed its processes and removed its partial files.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
 });
 
