@@ -4,7 +4,6 @@
  * the archive listed and restored into a scratch database whose row counts must match the dump's.
  */
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   executeChild,
@@ -21,7 +20,8 @@ import type { Artifact, BackupManifest, Verification } from '../backup/manifest.
 import type { RetentionPlan } from '../backup/retention.js';
 import { dataWorkflowId } from '../names.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VerificationKey } from '../search-attributes.js';
-import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+import { badInput, requireEnvironmentName, requireObject, requireRequestedBy, validated } from './inputs.js';
+import { longDataActivities } from './data-activities.js';
 
 export interface BackupInput {
   environment: string;
@@ -45,23 +45,7 @@ const quick = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
-// Dumps, archives and restore tests take as long as the data needs; the heartbeat proves they are alive, so a
-// worker that dies mid-dump is noticed within 15 s and the step restarts on another (or the restarted) worker.
-const long = proxyActivities<Activities>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '15 seconds',
-  // On cancellation, wait until the activity has killed its processes and removed its partial files.
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
-});
-
-function validated<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw badInput((err as Error).message);
-  }
-}
+const long = longDataActivities;
 
 export async function backup(input: BackupInput): Promise<BackupResult> {
   const args = requireObject(input, 'backup');

@@ -30,3 +30,12 @@ export function requireObject(value: unknown, workflow: string): Record<string, 
   }
   return value as Record<string, unknown>;
 }
+
+/** Runs a validator from src/backup/ids.ts (which throws plain errors) and turns its error into BadInput. */
+export function validated<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw badInput((err as Error).message);
+  }
+}

@@ -4,7 +4,6 @@
  * approval and first takes a safety backup; a database restore is judged by row counts against the manifest.
  */
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   condition,
   defineQuery,
@@ -23,7 +22,8 @@ import { parseBackupId, parseKind, parseTarget, type BackupKind } from '../backu
 import type { CatalogueEntry } from '../backup/manifest.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
 import { backup, type BackupResult } from './backup.js';
-import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+import { requireEnvironmentName, requireObject, requireRequestedBy, validated } from './inputs.js';
+import { longDataActivities } from './data-activities.js';
 
 export interface RestoreInput {
   environment: string;
@@ -62,21 +62,7 @@ const quick = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
-const long = proxyActivities<Activities>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '15 seconds',
-  // On cancellation, wait until the activity has killed its processes and removed its partial files.
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
-});
-
-function validated<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw badInput((err as Error).message);
-  }
-}
+const long = longDataActivities;
 
 /** A decision names who made it; a malformed one is logged and ignored rather than failing the restore. */
 function decision(value: unknown): ApprovalDecision | undefined {
