@@ -12,7 +12,9 @@
  *   (c) verifyBackup({ restoreTest: true }) of that backup (checksums re-read, pg_restore --list, restore into a
  *       scratch database, row counts) vs `zstd -d` to a temp file + create db + `pg_restore --jobs=<jobs>` +
  *       drop db by hand.   Goal ≤ 1.10×.
- * Prints the p50 of each side, their ratio, sizes in MB, and MET / NOT MET per goal.
+ * Prints the p50 of each side, their ratio, sizes in MB, MET / NOT MET per goal, and the load average per round
+ * (other work on the machine skews both sides, which interleaving only partly evens out). Each side starts after
+ * an untimed `sync`, so none pays for the write-back of the step before it.
  * Run: `npm run bench:backup` (PostgreSQL must be up: scripts/services.sh up postgres). BENCH_RESEED=1 re-seeds.
  */
 import { spawn, type StdioOptions } from 'node:child_process';
@@ -43,6 +45,8 @@ const median = (xs: number[]) => {
 const sec = (ms: number) => `${(ms / 1000).toFixed(2).padStart(7)} s`;
 const mb = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
 const since = (t0: number) => performance.now() - t0;
+/** 1-minute load average: the figures are only as quiet as the machine (anything else running shows here). */
+const load = () => os.loadavg()[0]!.toFixed(2);
 
 /** A child process by argument array; `done` resolves on exit 0 and rejects with its stderr tail otherwise. */
 function proc(file: string, args: string[], stdio: StdioOptions, env: NodeJS.ProcessEnv = process.env) {
@@ -82,7 +86,11 @@ async function main(): Promise<void> {
   const rawDir = path.join(root, 'raw');
   const guideDir = path.join(root, 'guide');
   const freshDb = `bench_raw_restore_${process.pid}`;
-  const dropFresh = () => withDb('postgres', (c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(freshDb)} WITH (FORCE)`));
+  // Plain DROP DATABASE, as `dropdb` does: nobody else uses this database, and WITH (FORCE) fails for a non-superuser
+  // role when an autovacuum worker has just started on the freshly restored database (PostgreSQL 15: "must be a
+  // member of the role whose process is being terminated"); plain DROP cancels autovacuum workers itself.
+  const dropDb = (name: string) => withDb('postgres', (c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`));
+  const dropFresh = () => dropDb(freshDb);
 
   try {
     const tTree = performance.now();
@@ -180,12 +188,27 @@ async function main(): Promise<void> {
     };
 
     // ------------------------------------------------------------------ (c) verification restore
+    /** Fails are recorded and reported (not timed); the round's scratch database is then removed here. */
+    const verifyFailures: string[] = [];
     const oursVerify = async (id: string) => {
       const t = performance.now();
-      const v = await acts.verifyBackup({ environment: ENVIRONMENT, backupId: id, restoreTest: true });
-      const ms = since(t);
-      if (v.status !== 'verified') throw new Error(`verifyBackup of ${id}: ${v.status}: ${v.problems.join('; ')}`);
-      return { ms, restoreAndCountMs: typeof v.restoreTest === 'object' ? v.restoreTest.durationMs : NaN };
+      try {
+        const v = await acts.verifyBackup({ environment: ENVIRONMENT, backupId: id, restoreTest: true });
+        const ms = since(t);
+        if (v.status !== 'verified') throw new Error(`${v.status}: ${v.problems.join('; ')}`);
+        return { ms, restoreAndCountMs: typeof v.restoreTest === 'object' ? v.restoreTest.durationMs : NaN };
+      } catch (err) {
+        verifyFailures.push(`verifyBackup of ${id} failed after ${(since(t) / 1000).toFixed(1)} s: ${(err as Error).message}`);
+        console.log(`  ${verifyFailures.at(-1)}`);
+        const left = await withDb('postgres', (c) =>
+          c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') = $1`, [`llmchat-ops verification of ${id}`]),
+        );
+        for (const { datname } of left.rows) {
+          console.log(`  removing its leftover scratch database ${datname}`);
+          await dropDb(datname);
+        }
+        return undefined;
+      }
     };
     const rawVerify = async (id: string) => {
       const archive = path.join(e.paths.backups, id, 'database.dump.zst');
@@ -195,7 +218,7 @@ async function main(): Promise<void> {
       await run('zstd', ['-d', '-q', '-f', '-o', tmp, archive]);
       const unpackMs = since(t);
       await withDb('postgres', async (c) => {
-        await c.query(`DROP DATABASE IF EXISTS ${ident} WITH (FORCE)`);
+        await c.query(`DROP DATABASE IF EXISTS ${ident}`);
         await c.query(`CREATE DATABASE ${ident}`);
       });
       const tr = performance.now();
@@ -213,18 +236,23 @@ async function main(): Promise<void> {
       c: { ours: [] as number[], raw: [] as number[], oursRestore: [] as number[], rawUnpack: [] as number[], rawRestore: [] as number[] },
     };
     const push = (m: Record<string, number[]>, k: string, v: number) => (m[k] ??= []).push(v);
+    // Before each side: `sync` (untimed), so nobody pays for the write-back of the step before it.
+    const settle = () => run('sync', []);
     const both = async <A, B>(oursFirst: boolean, ours: () => Promise<A>, raw: () => Promise<B>): Promise<[A, B]> => {
+      await settle();
       if (oursFirst) {
         const a = await ours();
+        await settle();
         return [a, await raw()];
       }
       const b = await raw();
+      await settle();
       return [await ours(), b];
     };
 
     console.log(
       `backup benchmark: ${ROUNDS} rounds, interleaved (the side that goes first alternates); ${os.cpus().length} cores; ` +
-        `zstd -${level} -T${threads}; pg_restore --jobs=${jobs}`,
+        `zstd -${level} -T${threads}; pg_restore --jobs=${jobs}; load average at start ${load()}`,
     );
     console.log(
       `database ${db}: ${mb(seed.bytes)} (pg_database_size), ${seed.seededMs === null ? 'reused from an earlier run' : `seeded in ${(seed.seededMs / 1000).toFixed(1)} s`}`,
@@ -254,20 +282,25 @@ async function main(): Promise<void> {
       for (const [k, a] of Object.entries(bOurs.by)) push(r.b.oursKindMs, k, a.durationMs);
       for (const [k, ms] of Object.entries(bGuide.steps)) push(r.b.guideSteps, k, ms);
 
+      let cText = 'verifyBackup FAILED';
       try {
         const [cOurs, cRaw] = await both(oursFirst, () => oursVerify(bOurs.id), () => rawVerify(bOurs.id));
-        r.c.ours.push(cOurs.ms);
-        r.c.raw.push(cRaw.ms);
-        r.c.oursRestore.push(cOurs.restoreAndCountMs);
-        r.c.rawUnpack.push(cRaw.unpackMs);
-        r.c.rawRestore.push(cRaw.restoreMs);
+        if (cOurs) {
+          r.c.ours.push(cOurs.ms);
+          r.c.raw.push(cRaw.ms);
+          r.c.oursRestore.push(cOurs.restoreAndCountMs);
+          r.c.rawUnpack.push(cRaw.unpackMs);
+          r.c.rawRestore.push(cRaw.restoreMs);
+          cText = `${(cOurs.ms / cRaw.ms).toFixed(2)}x`;
+        }
       } finally {
         await dropBackup(bOurs.id);
         await rm(path.join(e.paths.temp), { recursive: true, force: true });
       }
       console.log(
-        `round ${i + 1}/${ROUNDS} (${oursFirst ? 'ours' : 'baseline'} first, ${(since(tRound) / 1000).toFixed(1)} s): ` +
-          `(a) ${(aOurs.ms / aRaw.ms).toFixed(2)}x  (b) ${(bOurs.ms / bGuide.ms).toFixed(2)}x  (c) ${(r.c.ours.at(-1)! / r.c.raw.at(-1)!).toFixed(2)}x`,
+        `round ${i + 1}/${ROUNDS} (${oursFirst ? 'ours' : 'baseline'} first, ${(since(tRound) / 1000).toFixed(1)} s, load average ${load()} incl. this bench): ` +
+          `(a) ${(aOurs.ms / aRaw.ms).toFixed(2)}x  (b) ${(bOurs.ms / bGuide.ms).toFixed(2)}x  ` +
+          `(c) ${cText}`,
       );
     }
 
@@ -308,12 +341,30 @@ async function main(): Promise<void> {
     );
 
     console.log('');
+    if (r.c.ours.length === 0) {
+      console.log('(c) verification: no round produced a figure');
+      verifyFailures.forEach((f) => console.log(`       ${f}`));
+      console.log('goal: (c) ours / by hand <= 1.10x -> NOT MET (verifyBackup failed in every round)');
+      console.log('');
+      console.log(`total run time ${(since(started) / 1000).toFixed(1)} s`);
+      return;
+    }
     const rc = figure('(c) verification: verifyBackup({restoreTest:true}) vs zstd -d + createdb + pg_restore + dropdb by hand', 'ours', r.c.ours, 'by hand', r.c.raw);
+    const rest = r.c.ours.map((o, k) => o - r.c.oursRestore[k]!);
     console.log(
-      `       ours: restore + row counts p50 ${sec(median(r.c.oursRestore)).trim()}, the rest (checksums of all artifacts, unpack, --list, manifest) ${sec(median(r.c.ours) - median(r.c.oursRestore)).trim()}`,
+      `       ours: drop-if-exists + create + restore + row counts p50 ${sec(median(r.c.oursRestore)).trim()}; ` +
+        `the rest (checksums of all artifacts, unpack, --list, final drop, manifest) p50 ${sec(median(rest)).trim()} (per round: ${rest.map((x) => (x / 1000).toFixed(2)).join(' ')} s)`,
     );
-    console.log(`       by hand: zstd -d p50 ${sec(median(r.c.rawUnpack)).trim()}, pg_restore p50 ${sec(median(r.c.rawRestore)).trim()}`);
+    const rawRest = r.c.raw.map((o, k) => o - r.c.rawUnpack[k]! - r.c.rawRestore[k]!);
+    console.log(
+      `       by hand: zstd -d p50 ${sec(median(r.c.rawUnpack)).trim()}, pg_restore p50 ${sec(median(r.c.rawRestore)).trim()}, ` +
+        `create + drop database p50 ${sec(median(rawRest)).trim()}`,
+    );
     goal('(c) ours / by hand', rc, 1.1);
+    if (verifyFailures.length) {
+      console.log(`       verifyBackup FAILED in ${verifyFailures.length} of ${ROUNDS} rounds (left out of the figures above):`);
+      verifyFailures.forEach((f) => console.log(`       ${f}`));
+    }
 
     console.log('');
     console.log(`total run time ${(since(started) / 1000).toFixed(1)} s`);

@@ -183,13 +183,17 @@ async function saveManifest(env: EnvironmentConfig, m: BackupManifest): Promise<
 
 /** Decompresses an artifact into a temp file (pg_restore needs a seekable file for parallel jobs). */
 async function unpackToTemp(env: EnvironmentConfig, artifactPath: string, a: Artifact, name: string): Promise<string> {
+  if (a.compression.program === 'none') return artifactPath;
   await mkdir(env.paths.temp, { recursive: true });
   const out = path.join(env.paths.temp, name);
-  const stage = decompressStage(a.compression.program);
   await rm(out, { force: true });
-  if (!stage) return artifactPath;
   try {
-    await runPipeline({ stages: [stage], source: createReadStream(artifactPath), sink: fileSink(out), signal: signal() });
+    if (a.compression.program === 'zstd') {
+      // zstd writes the file itself: no copy of the (large) uncompressed dump through this process.
+      await runPipeline({ stages: [{ file: 'zstd', args: ['-d', '-q', '-f', '-o', out, artifactPath] }], signal: signal() });
+    } else {
+      await runPipeline({ stages: [decompressStage(a.compression.program) as Stage], source: createReadStream(artifactPath), sink: fileSink(out), signal: signal() });
+    }
   } catch (err) {
     await rm(out, { force: true });
     throw err;
@@ -234,9 +238,26 @@ async function createMarkedDatabase(env: EnvironmentConfig, name: string, marker
   });
 }
 
+/**
+ * Drops a database of ours. Sessions of our own role on it (say, a pg_restore orphaned by a crashed worker) are
+ * ended first; autovacuum workers are cancelled by DROP itself (WITH (FORCE) would need rights over them).
+ */
 async function dropDatabase(env: EnvironmentConfig, name: string): Promise<void> {
-  await withClient(env, MAINTENANCE_DB, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
+  await withClient(env, MAINTENANCE_DB, async (c) => {
+    for (let attempt = 1; ; attempt++) {
+      await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()`, [name]);
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${ident(name)}`);
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== OBJECT_IN_USE || attempt >= 10) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  });
 }
+
+const OBJECT_IN_USE = '55006';
 
 async function countDatabase(env: EnvironmentConfig, name: string): Promise<Record<string, number>> {
   const beat = progress('count rows');
@@ -360,10 +381,30 @@ export function createBackupActivities(cfg: OpsConfig) {
           const outer = signal();
           outer?.addEventListener('abort', () => abort.abort(outer.reason), { once: true });
           const failFast = <T>(p: Promise<T>) => p.catch((err: unknown) => (abort.abort(err), Promise.reject(err)));
+          // pg_dump writes into a named pipe that the compressor reads: the uncompressed dump goes from process to
+          // process through the kernel, only the compressed bytes pass through here (to be hashed and written).
+          const fifo = `${dest}.fifo${PARTIAL_SUFFIX}`;
+          const produce = async (sink: import('node:stream').Writable) => {
+            if (!compress) return runPipeline({ stages: [dump], sink, signal: abort.signal });
+            await rm(fifo, { force: true });
+            await runPipeline({ stages: [{ file: 'mkfifo', args: ['-m', '600', fifo] }] });
+            try {
+              const both = new AbortController();
+              abort.signal.addEventListener('abort', () => both.abort(abort.signal.reason), { once: true });
+              // Either side failing must kill the other, which would otherwise wait forever on the pipe.
+              const stop = <T>(p: Promise<T>) => p.catch((err: unknown) => (both.abort(err), Promise.reject(err)));
+              await Promise.all([
+                stop(runPipeline({ stages: [{ ...dump, args: [...dump.args, `--file=${fifo}`, '--no-sync' /* we fsync the artifact; a pipe cannot be */] }], signal: both.signal })),
+                stop(runPipeline({ stages: [{ ...compress, args: [...compress.args, fifo] }], sink, signal: both.signal })),
+              ]);
+            } finally {
+              await rm(fifo, { force: true });
+            }
+          };
           const [written, tables] = await Promise.all([
             failFast(writeArtifact(
               dest,
-              (sink) => runPipeline({ stages: compress ? [dump, compress] : [dump], sink, signal: abort.signal }),
+              produce,
               (bytes) => {
                 state.bytes = bytes;
                 beat(state);
@@ -472,21 +513,21 @@ export function createBackupActivities(cfg: OpsConfig) {
         const e = env(input.environment);
         const m = await readManifest(e, input.environment, input.backupId);
         const problems: string[] = [];
-        let checksums: Verification['checksums'] = 'ok';
-        for (const kind of m.kinds) {
-          try {
-            await checkArtifact(e, m, kind);
-          } catch (err) {
-            checksums = 'mismatch';
-            problems.push((err as Error).message);
-          }
-        }
-        const v: Verification = { status: 'verified', at: '', checksums, problems };
         const db = m.artifacts.database;
-        if (db && checksums === 'ok') {
-          const archive = await unpackToTemp(e, path.join(backupDir(e, m.id), db.file), db, `${m.id}.verify.dump`);
-          const scratch = `ops_verify_${token(m.id)}`;
-          try {
+        const dbFile = db ? path.join(backupDir(e, m.id), db.file) : undefined;
+        // Checksums are re-read while the database archive is decompressed (both read the same file, from cache).
+        const [sums, unpacked] = await Promise.all([
+          Promise.allSettled(m.kinds.map((kind) => checkArtifact(e, m, kind))),
+          db && dbFile && (await exists(dbFile)) ? unpackToTemp(e, dbFile, db, `${m.id}.verify.dump`).then((f) => ({ ok: true as const, f }), (err: Error) => ({ ok: false as const, err })) : undefined,
+        ]);
+        for (const r of sums) if (r.status === 'rejected') problems.push((r.reason as Error).message);
+        const checksums: Verification['checksums'] = problems.length === 0 ? 'ok' : 'mismatch';
+        const v: Verification = { status: 'verified', at: '', checksums, problems };
+        if (unpacked && !unpacked.ok) problems.push(`cannot decompress ${db?.file}: ${unpacked.err.message}`);
+        const archive = unpacked?.ok ? unpacked.f : undefined;
+        try {
+          if (db && archive && checksums === 'ok') {
+            const scratch = `ops_verify_${token(m.id)}`;
             try {
               await runPipeline({ stages: [{ file: 'pg_restore', args: ['--list', archive], env: pgEnv(e) }], sink: devNull() });
               v.archiveList = 'ok';
@@ -509,9 +550,9 @@ export function createBackupActivities(cfg: OpsConfig) {
             } else if (!input.restoreTest) {
               v.restoreTest = 'skipped';
             }
-          } finally {
-            if (archive !== path.join(backupDir(e, m.id), db.file)) await rm(archive, { force: true });
           }
+        } finally {
+          if (archive && archive !== dbFile) await rm(archive, { force: true });
         }
         v.status = problems.length === 0 ? 'verified' : 'failed';
         v.at = new Date().toISOString();
@@ -596,8 +637,16 @@ export function createBackupActivities(cfg: OpsConfig) {
         const expected = m.artifacts.database?.tables ?? {};
 
         const restoreInto = async (name: string): Promise<string[]> => {
-          const { artifact, file } = await checkArtifact(e, m, 'database');
-          const archive = await unpackToTemp(e, file, artifact, `${m.id}.restore-${t}.dump`);
+          const artifact = m.artifacts.database;
+          if (!artifact) throw permanent(`Backup ${m.id} has no database artifact`, 'KindNotInBackup');
+          const file = path.join(backupDir(e, m.id), artifact.file);
+          // The checksum is re-read while the archive is decompressed; nothing is restored unless it matches.
+          const [sum, unpacked] = await Promise.allSettled([checkArtifact(e, m, 'database'), unpackToTemp(e, file, artifact, `${m.id}.restore-${t}.dump`)]);
+          if (sum.status === 'rejected' || unpacked.status === 'rejected') {
+            if (unpacked.status === 'fulfilled' && unpacked.value !== file) await rm(unpacked.value, { force: true });
+            throw sum.status === 'rejected' ? sum.reason : (unpacked as PromiseRejectedResult).reason;
+          }
+          const archive = unpacked.value;
           try {
             await createMarkedDatabase(e, name, `${marker} restoring`);
             await pgRestore(e, settings.jobs, archive, name);
@@ -647,12 +696,21 @@ export function createBackupActivities(cfg: OpsConfig) {
           }
           await withClient(e, MAINTENANCE_DB, async (c) => {
             if (liveDb.exists && !previousDb.exists) {
-              // Keep new sessions out, end the existing ones, then move the live database aside.
+              // Keep new sessions out, end ours (the app's), then move the live database aside. Sessions of other
+              // roles make the rename fail: the live database is then reopened and the step fails with their pids.
               await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS false`);
-              await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [liveName]);
-              await c.query(`ALTER DATABASE ${ident(liveName)} RENAME TO ${ident(previous)}`);
+              try {
+                await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()`, [liveName]);
+                await c.query(`ALTER DATABASE ${ident(liveName)} RENAME TO ${ident(previous)}`);
+              } catch (err) {
+                await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS true`);
+                const others = await c.query<{ pid: number; usename: string }>(`SELECT pid, usename FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [liveName]);
+                const who = others.rows.map((r) => `${r.usename} (pid ${r.pid})`).join(', ');
+                throw new Error(`cannot swap in the restored database: ${(err as Error).message}${who ? `; still connected: ${who}` : ''}`);
+              }
             }
             await c.query(`ALTER DATABASE ${ident(staging)} RENAME TO ${ident(liveName)}`);
+            await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS true`);
           });
         }
         await dropDatabase(e, previous);
