@@ -15,7 +15,7 @@ import type { BackupManifest } from '../src/backup/manifest.js';
 import type { BackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
-import { PG, ROOT, waitFor } from './support/services.js';
+import { freePort, PG, ROOT, waitFor } from './support/services.js';
 import { startDevServer, testConfigYaml } from './support/temporal.js';
 
 describe('crash tests: worker SIGKILLed mid-backup and mid-restore', () => {
@@ -69,7 +69,8 @@ describe('crash tests: worker SIGKILLed mid-backup and mid-restore', () => {
     env = await startDevServer();
     fx = await seedFixture(300_000); // ~60 MB: a restore that takes long enough to be interrupted
     configFile = path.join(fx.root, 'ops.config.yaml');
-    await writeFile(configFile, testConfigYaml({ address: env.address, taskQueue, environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } } }));
+    // Its own metrics port: a worker of `npm start` may hold the default one.
+    await writeFile(configFile, testConfigYaml({ address: env.address, taskQueue, metricsPort: await freePort(), environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } } }));
     await startWorker();
   });
 

@@ -19,7 +19,7 @@ import { createWorker } from '../src/worker.js';
 import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
 import { databaseExists, query, seedFixture, tableDigests, treeDigest, type Fixture } from './support/backup-fixture.js';
-import { PG, waitFor } from './support/services.js';
+import { dropDatabaseOf, PG, waitFor } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
 import pg from 'pg';
 
@@ -128,7 +128,7 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
       const again = await failureOf(run('restore', { environment: 'production', backupId: first.backupId, kind: 'database', target, requestedBy: 'test' }));
       assert.equal(again.type, 'TargetExists');
     } finally {
-      await query('llmchat', (c) => c.query(`DROP DATABASE IF EXISTS ${target} WITH (FORCE)`));
+      await query('llmchat', (c) => dropDatabaseOf(c, target));
     }
   });
 

@@ -12,7 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import pg from 'pg';
 import type { HealthReport } from '../src/workflows/daily-health-check.js';
-import { freePort, httpOk, PG, privateRedis, ROOT, scratchDatabase, startAppProcess, tempDir, waitFor, type AppProcess } from './support/services.js';
+import { dropDatabaseOf, freePort, httpOk, PG, privateRedis, ROOT, scratchDatabase, startAppProcess, tempDir, waitFor, type AppProcess } from './support/services.js';
 import { alertReceiver, startDevServer, temporalBinary, testConfigYaml } from './support/temporal.js';
 
 describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
@@ -124,7 +124,7 @@ describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
     assert.match(intoNew.stdout, new RegExp(`restored database of ${backupId} into ${target}: \\d+ tables, row counts match`));
     const c = new pg.Client({ ...PG, database: 'llmchat' });
     await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${target} WITH (FORCE)`);
+    await dropDatabaseOf(c, target);
     await c.end();
 
     const bad = await cli('restore', '../../etc/passwd', '--kind', 'database');
