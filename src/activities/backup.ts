@@ -126,7 +126,8 @@ const ident = (name: string) => pg.escapeIdentifier(name);
 /** Exact row counts of every user table, in the snapshot the client's transaction sees. */
 async function countRows(client: pg.Client, onTable?: (n: number) => void): Promise<Record<string, number>> {
   const { rows } = await client.query<{ schemaname: string; tablename: string }>(
-    `SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`,
+    // Other sessions' temporary tables are neither readable nor dumped.
+    `SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg\\_temp%' ORDER BY 1, 2`,
   );
   const counts: Record<string, number> = {};
   for (const [i, t] of rows.entries()) {
@@ -259,9 +260,31 @@ async function dropDatabase(env: EnvironmentConfig, name: string): Promise<void>
 
 const OBJECT_IN_USE = '55006';
 
-async function countDatabase(env: EnvironmentConfig, name: string): Promise<Record<string, number>> {
+/** Exact row counts of every user table, counted over `jobs` connections at once, largest tables first. */
+async function countDatabase(env: EnvironmentConfig, name: string, jobs: number): Promise<Record<string, number>> {
   const beat = progress('count rows');
-  return withClient(env, name, (c) => countRows(c, (n) => beat({ tables: n })));
+  const tables = await withClient(env, name, async (c) =>
+    (
+      await c.query<{ s: string; t: string }>(
+        `SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+         ORDER BY c.relpages DESC, 1, 2`,
+      )
+    ).rows,
+  );
+  const counts: Record<string, number> = {};
+  let next = 0;
+  const worker = () =>
+    withClient(env, name, async (c) => {
+      while (next < tables.length) {
+        const { s, t } = tables[next++]!;
+        const r = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(s)}.${ident(t)}`);
+        counts[`${s}.${t}`] = Number(r.rows[0]?.n ?? 0);
+        beat({ tables: Object.keys(counts).length, of: tables.length });
+      }
+    });
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, tables.length)) }, worker));
+  return counts;
 }
 
 // ---------------------------------------------------------------------------------------------- activities
@@ -541,7 +564,7 @@ export function createBackupActivities(cfg: OpsConfig) {
               await createMarkedDatabase(e, scratch, `llmchat-ops verification of ${m.id}`);
               try {
                 await pgRestore(e, settings.jobs, archive, scratch);
-                const mismatches = compareCounts(db.tables ?? {}, await countDatabase(e, scratch));
+                const mismatches = compareCounts(db.tables ?? {}, await countDatabase(e, scratch, settings.jobs));
                 v.restoreTest = { database: scratch, tables: Object.keys(db.tables ?? {}).length, mismatches, durationMs: Date.now() - started };
                 problems.push(...mismatches.map((x) => `restore test: ${x}`));
               } finally {
@@ -653,7 +676,7 @@ export function createBackupActivities(cfg: OpsConfig) {
           } finally {
             if (archive !== file) await rm(archive, { force: true });
           }
-          const mismatches = compareCounts(expected, await countDatabase(e, name));
+          const mismatches = compareCounts(expected, await countDatabase(e, name, settings.jobs));
           if (mismatches.length === 0) await withClient(e, MAINTENANCE_DB, (c) => c.query(`COMMENT ON DATABASE ${ident(name)} IS ${pg.escapeLiteral(`${marker} restored`)}`));
           return mismatches;
         };

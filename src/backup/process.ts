@@ -159,7 +159,7 @@ export async function hashFile(file: string, onBytes?: (bytes: number) => void, 
   const digest = new Digest(onBytes);
   const sink = new PassThrough();
   sink.resume();
-  await pipeline(createReadStream(file, { signal }), digest, sink);
+  await pipeline(createReadStream(file, { signal, highWaterMark: 1 << 20 }), digest, sink);
   return { bytes: digest.bytes, sha256: digest.hash.digest('hex') };
 }
 
