@@ -12,6 +12,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import pg from 'pg';
@@ -28,6 +29,7 @@ import {
   type Verification,
 } from '../backup/manifest.js';
 import {
+  compressThroughFifo,
   compressionSuffix,
   compressStage,
   decompressStage,
@@ -404,26 +406,17 @@ export function createBackupActivities(cfg: OpsConfig) {
           const outer = signal();
           outer?.addEventListener('abort', () => abort.abort(outer.reason), { once: true });
           const failFast = <T>(p: Promise<T>) => p.catch((err: unknown) => (abort.abort(err), Promise.reject(err)));
-          // pg_dump writes into a named pipe that the compressor reads: the uncompressed dump goes from process to
-          // process through the kernel, only the compressed bytes pass through here (to be hashed and written).
-          const fifo = `${dest}.fifo${PARTIAL_SUFFIX}`;
-          const produce = async (sink: import('node:stream').Writable) => {
-            if (!compress) return runPipeline({ stages: [dump], sink, signal: abort.signal });
-            await rm(fifo, { force: true });
-            await runPipeline({ stages: [{ file: 'mkfifo', args: ['-m', '600', fifo] }] });
-            try {
-              const both = new AbortController();
-              abort.signal.addEventListener('abort', () => both.abort(abort.signal.reason), { once: true });
-              // Either side failing must kill the other, which would otherwise wait forever on the pipe.
-              const stop = <T>(p: Promise<T>) => p.catch((err: unknown) => (both.abort(err), Promise.reject(err)));
-              await Promise.all([
-                stop(runPipeline({ stages: [{ ...dump, args: [...dump.args, `--file=${fifo}`, '--no-sync' /* we fsync the artifact; a pipe cannot be */] }], signal: both.signal })),
-                stop(runPipeline({ stages: [{ ...compress, args: [...compress.args, fifo] }], sink, signal: both.signal })),
-              ]);
-            } finally {
-              await rm(fifo, { force: true });
-            }
-          };
+          const produce = (sink: Writable) =>
+            compress
+              ? compressThroughFifo({
+                  fifo: `${dest}.fifo${PARTIAL_SUFFIX}`,
+                  // --no-sync: we fsync the artifact; a pipe cannot be.
+                  producer: (fifo) => ({ ...dump, args: [...dump.args, `--file=${fifo}`, '--no-sync'] }),
+                  compress,
+                  sink,
+                  signal: abort.signal,
+                })
+              : runPipeline({ stages: [dump], sink, signal: abort.signal });
           const [written, tables] = await Promise.all([
             failFast(writeArtifact(
               dest,
@@ -471,15 +464,18 @@ export function createBackupActivities(cfg: OpsConfig) {
         const dest = path.join(backupDir(e, input.backupId), file);
         await rm(dest, { force: true });
         const excluded = kind === 'application' ? settings.exclude : [];
-        const tar: Stage = {
+        const tar = (out: string): Stage => ({
           file: 'tar',
-          args: ['--create', '--file=-', '--numeric-owner', ...excluded.map((x) => `--exclude=${x}`), `--directory=${src}`, '.'],
-        };
+          args: ['--create', `--file=${out}`, '--numeric-owner', ...excluded.map((x) => `--exclude=${x}`), `--directory=${src}`, '.'],
+        });
         const compress = compressStage(c);
         const beat = progress(`tar ${kind}`);
         const written = await writeArtifact(
           dest,
-          (sink) => runPipeline({ stages: compress ? [tar, compress] : [tar], sink, signal: signal() }),
+          (sink) =>
+            compress
+              ? compressThroughFifo({ fifo: `${dest}.fifo${PARTIAL_SUFFIX}`, producer: tar, compress, sink, signal: signal() })
+              : runPipeline({ stages: [tar('-')], sink, signal: signal() }),
           (bytes) => beat({ bytes }),
         );
         return {

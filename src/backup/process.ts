@@ -118,6 +118,37 @@ export async function runPipeline(opts: { stages: Stage[]; source?: Readable; si
   }
 }
 
+/**
+ * `producer` writes into a named pipe that `compress` reads: the uncompressed stream goes from process to process
+ * through the kernel and only the compressed bytes reach `sink` (to be hashed and written). Either side failing
+ * kills the other, which would otherwise wait on the pipe forever. The pipe lives at `fifo` while it runs.
+ */
+export async function compressThroughFifo(opts: {
+  fifo: string;
+  producer: (fifo: string) => Stage;
+  compress: Stage;
+  sink: Writable;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const { fifo, compress, sink } = opts;
+  await rm(fifo, { force: true });
+  await runPipeline({ stages: [{ file: 'mkfifo', args: ['-m', '600', fifo] }] });
+  const both = new AbortController();
+  const outer = opts.signal;
+  const onAbort = () => both.abort(outer?.reason);
+  outer?.addEventListener('abort', onAbort, { once: true });
+  const stop = <T>(p: Promise<T>) => p.catch((err: unknown) => (both.abort(err), Promise.reject(err)));
+  try {
+    await Promise.all([
+      stop(runPipeline({ stages: [opts.producer(fifo)], signal: both.signal })),
+      stop(runPipeline({ stages: [{ ...compress, args: [...compress.args, fifo] }], sink, signal: both.signal })),
+    ]);
+  } finally {
+    outer?.removeEventListener('abort', onAbort);
+    await rm(fifo, { force: true });
+  }
+}
+
 /** fsync a file or directory (a directory, so a rename inside it survives a crash). */
 async function fsyncFile(p: string): Promise<void> {
   const fh = await open(p, 'r');
