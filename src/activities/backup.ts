@@ -10,14 +10,13 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import pg from 'pg';
 import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
-import { BACKUP_KINDS, parseBackupId, parseKind, parseTarget, type BackupKind, type FileKind } from '../backup/ids.js';
+import { parseBackupId, parseKind, parseTarget, type BackupKind, type FileKind } from '../backup/ids.js';
 import {
   catalogueEntry,
   MANIFEST_FILE,
@@ -41,6 +40,7 @@ import {
   writeFileAtomic,
   type Stage,
 } from '../backup/process.js';
+import { countRows, dropDatabase as dropDatabaseWith, userTables } from '../backup/postgres.js';
 import { applyRetention, type RetentionPlan } from '../backup/retention.js';
 import { asFailure } from './failures.js';
 
@@ -105,7 +105,7 @@ function pgEnv(env: EnvironmentConfig): Record<string, string> {
   };
 }
 
-async function withClient<T>(env: EnvironmentConfig, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+async function connect(env: EnvironmentConfig, database: string): Promise<pg.Client> {
   const client = new pg.Client({
     host: env.database.host,
     port: env.database.port,
@@ -116,6 +116,11 @@ async function withClient<T>(env: EnvironmentConfig, database: string, fn: (c: p
     application_name: 'llmchat-ops',
   });
   await client.connect();
+  return client;
+}
+
+async function withClient<T>(env: EnvironmentConfig, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(env, database);
   try {
     return await fn(client);
   } finally {
@@ -124,22 +129,6 @@ async function withClient<T>(env: EnvironmentConfig, database: string, fn: (c: p
 }
 
 const ident = (name: string) => pg.escapeIdentifier(name);
-
-/** Exact row counts of every user table, in the snapshot the client's transaction sees. */
-async function countRows(client: pg.Client, onTable?: (n: number) => void): Promise<Record<string, number>> {
-  const { rows } = await client.query<{ schemaname: string; tablename: string }>(
-    // Other sessions' temporary tables are neither readable nor dumped.
-    `SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg\\_temp%' ORDER BY 1, 2`,
-  );
-  const counts: Record<string, number> = {};
-  for (const [i, t] of rows.entries()) {
-    const r = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(t.schemaname)}.${ident(t.tablename)}`);
-    counts[`${t.schemaname}.${t.tablename}`] = Number(r.rows[0]?.n ?? 0);
-    onTable?.(i + 1);
-  }
-  return counts;
-}
-
 function compareCounts(expected: Record<string, number>, actual: Record<string, number>): string[] {
   const problems: string[] = [];
   for (const [table, n] of Object.entries(expected)) {
@@ -241,52 +230,22 @@ async function createMarkedDatabase(env: EnvironmentConfig, name: string, marker
   });
 }
 
-/**
- * Drops a database of ours. Sessions of our own role on it (say, a pg_restore orphaned by a crashed worker) are
- * ended first; autovacuum workers are cancelled by DROP itself (WITH (FORCE) would need rights over them).
- */
 async function dropDatabase(env: EnvironmentConfig, name: string): Promise<void> {
-  await withClient(env, MAINTENANCE_DB, async (c) => {
-    for (let attempt = 1; ; attempt++) {
-      await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()`, [name]);
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${ident(name)}`);
-        return;
-      } catch (err) {
-        if ((err as { code?: string }).code !== OBJECT_IN_USE || attempt >= 10) throw err;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
-  });
+  await withClient(env, MAINTENANCE_DB, (c) => dropDatabaseWith(c, name));
 }
 
-const OBJECT_IN_USE = '55006';
-
-/** Exact row counts of every user table, counted over `jobs` connections at once, largest tables first. */
+/** Exact row counts of every user table, counted over `jobs` connections at once. */
 async function countDatabase(env: EnvironmentConfig, name: string, jobs: number): Promise<Record<string, number>> {
   const beat = progress('count rows');
-  const tables = await withClient(env, name, async (c) =>
-    (
-      await c.query<{ s: string; t: string }>(
-        `SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-         ORDER BY c.relpages DESC, 1, 2`,
-      )
-    ).rows,
-  );
-  const counts: Record<string, number> = {};
-  let next = 0;
-  const worker = () =>
-    withClient(env, name, async (c) => {
-      while (next < tables.length) {
-        const { s, t } = tables[next++]!;
-        const r = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(s)}.${ident(t)}`);
-        counts[`${s}.${t}`] = Number(r.rows[0]?.n ?? 0);
-        beat({ tables: Object.keys(counts).length, of: tables.length });
-      }
-    });
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, tables.length)) }, worker));
-  return counts;
+  const clients: pg.Client[] = [];
+  try {
+    clients.push(await connect(env, name));
+    const tables = await userTables(clients[0] as pg.Client);
+    while (clients.length < Math.min(jobs, tables.length)) clients.push(await connect(env, name));
+    return await countRows(clients, tables, (done) => beat({ tables: done, of: tables.length }));
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------- activities
@@ -426,10 +385,10 @@ export function createBackupActivities(cfg: OpsConfig) {
                 beat(state);
               },
             )),
-            failFast(countRows(client, (n) => {
+            failFast(userTables(client).then((all) => countRows([client], all, (n) => {
               state.tables = n;
               beat(state);
-            })),
+            }))),
           ]);
           await client.query('COMMIT');
           return {
@@ -548,7 +507,7 @@ export function createBackupActivities(cfg: OpsConfig) {
           if (db && archive && checksums === 'ok') {
             const scratch = `ops_verify_${token(m.id)}`;
             try {
-              await runPipeline({ stages: [{ file: 'pg_restore', args: ['--list', archive], env: pgEnv(e) }], sink: devNull() });
+              await runPipeline({ stages: [{ file: 'pg_restore', args: ['--list', archive], env: pgEnv(e) }] }); // listing discarded
               v.archiveList = 'ok';
             } catch (err) {
               v.archiveList = 'failed';
@@ -796,9 +755,3 @@ export function createBackupActivities(cfg: OpsConfig) {
     },
   };
 }
-
-function devNull(): import('node:stream').Writable {
-  return fileSink(os.devNull);
-}
-
-export const ALL_KINDS = BACKUP_KINDS;

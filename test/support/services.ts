@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import pg from 'pg';
+import { dropDatabase } from '../../src/backup/postgres.js';
 
 /** The repository root, found from this file whether it runs from test/ or dist/test/. */
 export const ROOT = (() => {
@@ -57,22 +58,8 @@ export async function waitFor(what: string, probe: () => Promise<boolean>, timeo
 
 export const httpOk = (url: string) => async () => (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok;
 
-/**
- * Drops a database: our role's sessions on it are ended first; autovacuum workers (which WITH (FORCE) would
- * need superuser rights to end) are cancelled by DROP itself. Retries while it is still in use.
- */
-export async function dropDatabaseOf(c: pg.Client, name: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()`, [name]);
-    try {
-      await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
-      return;
-    } catch (err) {
-      if ((err as { code?: string }).code !== '55006' || attempt >= 20) throw err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
+/** Drops a database the way the activities do (no FORCE: autovacuum), for test clean-up. */
+export const dropDatabaseOf = dropDatabase;
 
 /** A fresh database with the LLMChat schema (the app's own migrations), dropped by `drop()`. */
 export async function scratchDatabase(prefix = 'llmchat_test'): Promise<{ name: string; url: string; drop: () => Promise<void> }> {
