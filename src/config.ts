@@ -99,6 +99,8 @@ const notificationsSchema = z.strictObject({
     .default({ critical: ['email', 'slack', 'webhook'], warning: ['slack', 'webhook'], info: ['webhook'] }),
 });
 
+const DURATION_UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
 const backupSchema = z.strictObject({
   /** Compressor for every artifact: zstd (multi-threaded; the default), gzip, or none. */
   compression: z
@@ -122,8 +124,12 @@ const backupSchema = z.strictObject({
       keepCount: z.int().min(1).default(30),
     })
     .default({ maxAgeDays: 30, keepCount: 30 }),
-  /** How long a restore over live data waits for approveRestore before it gives up (e.g. "24h", "30m"). */
-  approvalTimeout: z.string().regex(/^\d+(s|m|h|d)$/, 'must be a duration like 30m, 24h or 2d').default('24h'),
+  /** How long a restore over live data waits for approveRestore before it gives up (e.g. "24h", "30m"); read as milliseconds. */
+  approvalTimeout: z
+    .string()
+    .regex(/^\d+(s|m|h|d)$/, 'must be a duration like 30m, 24h or 2d')
+    .default('24h')
+    .transform((d) => Number(d.slice(0, -1)) * DURATION_UNIT_MS[d.slice(-1) as keyof typeof DURATION_UNIT_MS]),
 });
 export type BackupSettings = z.infer<typeof backupSchema>;
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, getEnvironment, loadConfig, parseConfig, resolveSecret, UnknownEnvironmentError, MissingSecretError } from '../src/config.js';
@@ -17,6 +18,18 @@ describe('config', () => {
     assert.equal(cfg.temporal.taskQueue, 'llmchat-ops');
     assert.deepEqual(cfg.notifications.routes.critical, ['email', 'slack', 'webhook']);
     assert.deepEqual(cfg.schedules.dailyHealthCheck?.environments, ['production']);
+    assert.equal(cfg.backup.approvalTimeout, 24 * 3_600_000, 'durations are read as milliseconds');
+    assert.equal(cfg.backup.compression.program, 'zstd');
+    assert.deepEqual(cfg.backup.exclude, ['node_modules', 'dist', '.git']);
+  });
+
+  it('reads backup durations and rejects malformed ones with the key path', () => {
+    const shipped = readFileSync(path.join(ROOT, 'ops.config.yaml'), 'utf8');
+    assert.match(shipped, /approvalTimeout: 24h/);
+    const with30m = shipped.replace('approvalTimeout: 24h', 'approvalTimeout: 30m');
+    assert.equal(parseConfig(with30m, 't', ROOT).backup.approvalTimeout, 30 * 60_000);
+    const bad = shipped.replace('approvalTimeout: 24h', 'approvalTimeout: 1 week');
+    assert.throws(() => parseConfig(bad, 't', ROOT), /backup\.approvalTimeout: must be a duration like 30m/);
   });
 
   it('lists every problem of a malformed config at once, each with the path of the offending key', () => {

@@ -283,8 +283,6 @@ export interface RestoreResult {
   mismatches: string[];
 }
 
-const DURATION_UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
 export function createBackupActivities(cfg: OpsConfig) {
   const settings = cfg.backup;
   const env = (name: string) => getEnvironment(cfg, name);
@@ -585,13 +583,12 @@ export function createBackupActivities(cfg: OpsConfig) {
             : live
               ? sourceDir(e, kind)
               : path.join(e.paths.temp, 'restores', target as string);
-        const [, n, unit] = /^(\d+)([smhd])$/.exec(settings.approvalTimeout) as unknown as [string, string, keyof typeof DURATION_UNIT_MS];
         return {
           backupId: m.id,
           kind,
           live,
           target: where,
-          approvalTimeoutMs: Number(n) * DURATION_UNIT_MS[unit],
+          approvalTimeoutMs: settings.approvalTimeout,
           artifact: { file: artifact.file, bytes: artifact.bytes, sha256: artifact.sha256 },
         };
       });

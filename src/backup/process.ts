@@ -158,7 +158,6 @@ async function fsyncFile(p: string): Promise<void> {
     await fh.close();
   }
 }
-const syncDir = fsyncFile;
 
 /**
  * Writes an artifact atomically: the producer writes into `<dest>.partial`, which is fsynced and renamed to
@@ -181,7 +180,7 @@ export async function writeArtifact(
     throw err;
   }
   await rename(tmp, dest);
-  await syncDir(path.dirname(dest));
+  await fsyncFile(path.dirname(dest));
   return { bytes: digest.bytes, sha256: digest.hash.digest('hex') };
 }
 
@@ -206,7 +205,7 @@ export async function writeFileAtomic(dest: string, text: string): Promise<void>
     await fh.close();
   }
   await rename(tmp, dest);
-  await syncDir(path.dirname(dest));
+  await fsyncFile(path.dirname(dest));
 }
 
 export async function exists(p: string): Promise<boolean> {
