@@ -1,0 +1,374 @@
+/**
+ * PostgreSQL side of backup and restore: `pg_dump -Fc -Z0 | zstd` (custom format, so pg_restore can restore in
+ * parallel) with the exact row count of every table taken in the dump's own exported snapshot; verification
+ * (checksums, archive listing, restore test into a scratch database); restore into a new database or over the
+ * live one by a rename swap. Connection details and the password come from the config and the worker's
+ * environment, never from the workflow.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import pg from 'pg';
+import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
+import { parseBackupId, parseTarget } from '../backup/ids.js';
+import { PARTIAL_SUFFIX, type Artifact, type Verification } from '../backup/manifest.js';
+import {
+  compressThroughFifo,
+  compressionSuffix,
+  compressStage,
+  decompressStage,
+  exists,
+  fileSink,
+  runPipeline,
+  writeArtifact,
+  type Stage,
+} from '../backup/process.js';
+import { countRows, dropDatabase as dropDatabaseWith, userTables } from '../backup/postgres.js';
+import { guarded, permanent, progress, signal, token } from './activity-support.js';
+import { backupDir, checkArtifact, readManifest, saveManifest, type RestoreResult } from './backup-catalogue.js';
+
+/** Connection settings for libpq programs; the password travels only in the child's environment. */
+function pgEnv(env: EnvironmentConfig): Record<string, string> {
+  const password = resolveSecret(env.database.passwordEnv);
+  return {
+    PGHOST: env.database.host,
+    PGPORT: String(env.database.port),
+    PGUSER: env.database.user,
+    PGCONNECT_TIMEOUT: '10',
+    ...(password !== undefined ? { PGPASSWORD: password } : {}),
+  };
+}
+
+async function connect(env: EnvironmentConfig, database: string): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: env.database.host,
+    port: env.database.port,
+    user: env.database.user,
+    password: resolveSecret(env.database.passwordEnv),
+    database,
+    connectionTimeoutMillis: 10_000,
+    application_name: 'llmchat-ops',
+  });
+  await client.connect();
+  return client;
+}
+
+async function withClient<T>(env: EnvironmentConfig, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(env, database);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+const ident = (name: string) => pg.escapeIdentifier(name);
+function compareCounts(expected: Record<string, number>, actual: Record<string, number>): string[] {
+  const problems: string[] = [];
+  for (const [table, n] of Object.entries(expected)) {
+    if (!(table in actual)) problems.push(`${table}: missing after restore`);
+    else if (actual[table] !== n) problems.push(`${table}: ${actual[table]} rows, expected ${n}`);
+  }
+  for (const table of Object.keys(actual)) if (!(table in expected)) problems.push(`${table}: not in the backup`);
+  return problems;
+}
+/** Decompresses an artifact into a temp file (pg_restore needs a seekable file for parallel jobs). */
+async function unpackToTemp(env: EnvironmentConfig, artifactPath: string, a: Artifact, name: string): Promise<string> {
+  if (a.compression.program === 'none') return artifactPath;
+  await mkdir(env.paths.temp, { recursive: true });
+  const out = path.join(env.paths.temp, name);
+  await rm(out, { force: true });
+  try {
+    if (a.compression.program === 'zstd') {
+      // zstd writes the file itself: no copy of the (large) uncompressed dump through this process.
+      await runPipeline({ stages: [{ file: 'zstd', args: ['-d', '-q', '-f', '-o', out, artifactPath] }], signal: signal() });
+    } else {
+      await runPipeline({ stages: [decompressStage(a.compression.program) as Stage], source: createReadStream(artifactPath), sink: fileSink(out), signal: signal() });
+    }
+  } catch (err) {
+    await rm(out, { force: true });
+    throw err;
+  }
+  return out;
+}
+
+/** pg_restore of a (decompressed) custom-format archive into `database`, in parallel when jobs > 1. */
+async function pgRestore(env: EnvironmentConfig, jobs: number, archive: string, database: string): Promise<void> {
+  await runPipeline({
+    stages: [{ file: 'pg_restore', args: ['--exit-on-error', '--no-owner', '--no-acl', `--jobs=${jobs}`, `--dbname=${database}`, archive], env: pgEnv(env) }],
+    signal: signal(),
+  });
+}
+
+const MAINTENANCE_DB = 'postgres';
+
+async function databaseExists(env: EnvironmentConfig, name: string): Promise<{ exists: boolean; comment: string | null }> {
+  return withClient(env, MAINTENANCE_DB, async (c) => {
+    const r = await c.query<{ comment: string | null }>(`SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [name]);
+    return { exists: r.rowCount === 1, comment: r.rows[0]?.comment ?? null };
+  });
+}
+
+async function createMarkedDatabase(env: EnvironmentConfig, name: string, marker: string): Promise<void> {
+  await withClient(env, MAINTENANCE_DB, async (c) => {
+    await c.query(`CREATE DATABASE ${ident(name)}`);
+    await c.query(`COMMENT ON DATABASE ${ident(name)} IS ${pg.escapeLiteral(marker)}`);
+  });
+}
+
+async function dropDatabase(env: EnvironmentConfig, name: string): Promise<void> {
+  await withClient(env, MAINTENANCE_DB, (c) => dropDatabaseWith(c, name));
+}
+
+/** Exact row counts of every user table, counted over `jobs` connections at once. */
+async function countDatabase(env: EnvironmentConfig, name: string, jobs: number): Promise<Record<string, number>> {
+  const beat = progress('count rows');
+  const clients: pg.Client[] = [];
+  try {
+    clients.push(await connect(env, name));
+    const tables = await userTables(clients[0] as pg.Client);
+    while (clients.length < Math.min(jobs, tables.length)) clients.push(await connect(env, name));
+    return await countRows(clients, tables, (done) => beat({ tables: done, of: tables.length }));
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  }
+}
+
+export function createBackupPostgresActivities(cfg: OpsConfig) {
+  const settings = cfg.backup;
+  const env = (name: string) => getEnvironment(cfg, name);
+
+  return {
+    /**
+     * `pg_dump -Fc -Z0 | <compressor>` into `database.dump[.zst]`, with exact per-table row counts taken in the
+     * same snapshot (exported by a REPEATABLE READ transaction that pg_dump joins with --snapshot).
+     */
+    async dumpDatabase(input: { environment: string; backupId: string }): Promise<Artifact> {
+      return guarded(async () => {
+        const e = env(input.environment);
+        parseBackupId(input.backupId, input.environment);
+        const started = Date.now();
+        const c = settings.compression;
+        const file = `database.dump${compressionSuffix(c.program)}`;
+        const dest = path.join(backupDir(e, input.backupId), file);
+        await rm(dest, { force: true }); // an earlier attempt may have finished the file but not the step
+        const beat = progress('pg_dump');
+        const state = { bytes: 0, tables: 0 };
+        return withClient(e, e.database.name, async (client) => {
+          await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+          const snap = (await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0]!.s;
+          const version = (await client.query<{ v: string }>('SHOW server_version')).rows[0]!.v;
+          const dump: Stage = {
+            file: 'pg_dump',
+            args: ['--format=custom', '--compress=0', `--snapshot=${snap}`, '--no-password', `--dbname=${e.database.name}`],
+            env: pgEnv(e),
+          };
+          const compress = compressStage(c);
+          // One abort for both halves: if counting fails, pg_dump is killed too (and vice versa the client ends).
+          const abort = new AbortController();
+          const outer = signal();
+          outer?.addEventListener('abort', () => abort.abort(outer.reason), { once: true });
+          const failFast = <T>(p: Promise<T>) => p.catch((err: unknown) => (abort.abort(err), Promise.reject(err)));
+          const produce = (sink: Writable) =>
+            compress
+              ? compressThroughFifo({
+                  fifo: `${dest}.fifo${PARTIAL_SUFFIX}`,
+                  // --no-sync: we fsync the artifact; a pipe cannot be.
+                  producer: (fifo) => ({ ...dump, args: [...dump.args, `--file=${fifo}`, '--no-sync'] }),
+                  compress,
+                  sink,
+                  signal: abort.signal,
+                })
+              : runPipeline({ stages: [dump], sink, signal: abort.signal });
+          const [written, tables] = await Promise.all([
+            failFast(writeArtifact(
+              dest,
+              produce,
+              (bytes) => {
+                state.bytes = bytes;
+                beat(state);
+              },
+            )),
+            failFast(userTables(client).then((all) => countRows([client], all, (n) => {
+              state.tables = n;
+              beat(state);
+            }))),
+          ]);
+          await client.query('COMMIT');
+          return {
+            kind: 'database',
+            file,
+            bytes: written.bytes,
+            sha256: written.sha256,
+            durationMs: Date.now() - started,
+            compression: { program: c.program, level: c.level },
+            format: 'custom',
+            database: e.database.name,
+            serverVersion: version,
+            tables,
+          } satisfies Artifact;
+        });
+      });
+    },
+
+    /**
+     * Verification, not "non-empty": every checksum re-read; the database archive listed by pg_restore and,
+     * with `restoreTest`, restored into a scratch database whose row counts must equal those recorded at dump
+     * time. The scratch database is always dropped. The result is written into the manifest.
+     */
+    async verifyBackup(input: { environment: string; backupId: string; restoreTest: boolean }): Promise<Verification> {
+      return guarded(async () => {
+        const e = env(input.environment);
+        const m = await readManifest(e, input.environment, input.backupId);
+        const problems: string[] = [];
+        const db = m.artifacts.database;
+        const dbFile = db ? path.join(backupDir(e, m.id), db.file) : undefined;
+        // Checksums are re-read while the database archive is decompressed (both read the same file, from cache).
+        const [sums, unpacked] = await Promise.all([
+          Promise.allSettled(m.kinds.map((kind) => checkArtifact(e, m, kind))),
+          db && dbFile && (await exists(dbFile)) ? unpackToTemp(e, dbFile, db, `${m.id}.verify.dump`).then((f) => ({ ok: true as const, f }), (err: Error) => ({ ok: false as const, err })) : undefined,
+        ]);
+        for (const r of sums) if (r.status === 'rejected') problems.push((r.reason as Error).message);
+        const checksums: Verification['checksums'] = problems.length === 0 ? 'ok' : 'mismatch';
+        const v: Verification = { status: 'verified', at: '', checksums, problems };
+        if (unpacked && !unpacked.ok) problems.push(`cannot decompress ${db?.file}: ${unpacked.err.message}`);
+        const archive = unpacked?.ok ? unpacked.f : undefined;
+        try {
+          if (db && archive && checksums === 'ok') {
+            const scratch = `ops_verify_${token(m.id)}`;
+            try {
+              await runPipeline({ stages: [{ file: 'pg_restore', args: ['--list', archive], env: pgEnv(e) }] }); // listing discarded
+              v.archiveList = 'ok';
+            } catch (err) {
+              v.archiveList = 'failed';
+              problems.push(`pg_restore --list: ${(err as Error).message}`);
+            }
+            if (input.restoreTest && v.archiveList === 'ok') {
+              const started = Date.now();
+              await dropDatabase(e, scratch); // a leftover of an interrupted attempt
+              await createMarkedDatabase(e, scratch, `llmchat-ops verification of ${m.id}`);
+              try {
+                await pgRestore(e, settings.jobs, archive, scratch);
+                const mismatches = compareCounts(db.tables ?? {}, await countDatabase(e, scratch, settings.jobs));
+                v.restoreTest = { database: scratch, tables: Object.keys(db.tables ?? {}).length, mismatches, durationMs: Date.now() - started };
+                problems.push(...mismatches.map((x) => `restore test: ${x}`));
+              } finally {
+                await dropDatabase(e, scratch);
+              }
+            } else if (!input.restoreTest) {
+              v.restoreTest = 'skipped';
+            }
+          }
+        } finally {
+          if (archive && archive !== dbFile) await rm(archive, { force: true });
+        }
+        v.status = problems.length === 0 ? 'verified' : 'failed';
+        v.at = new Date().toISOString();
+        m.verification = v;
+        await saveManifest(e, m);
+        return v;
+      });
+    },
+
+    /**
+     * Restores the database archive. Into a new target: create it, restore, compare counts. Over the live
+     * database: restore into a staging database first, compare counts, then swap names (live → pre-restore,
+     * staging → live) and drop the old one — so a crash at any point leaves either the old or the new
+     * database complete under the live name, and a retry picks up from whatever state it finds.
+     */
+    async restoreDatabase(input: { environment: string; backupId: string; target?: string; runToken: string }): Promise<RestoreResult> {
+      return guarded(async () => {
+        const e = env(input.environment);
+        const target = parseTarget('database', input.target);
+        const m = await readManifest(e, input.environment, input.backupId);
+        const started = Date.now();
+        const live = target === undefined || target === e.database.name;
+        const t = token(input.runToken);
+        const marker = `llmchat-ops restore ${m.id} run ${t}`;
+        const expected = m.artifacts.database?.tables ?? {};
+
+        const restoreInto = async (name: string): Promise<string[]> => {
+          const artifact = m.artifacts.database;
+          if (!artifact) throw permanent(`Backup ${m.id} has no database artifact`, 'KindNotInBackup');
+          const file = path.join(backupDir(e, m.id), artifact.file);
+          // The checksum is re-read while the archive is decompressed; nothing is restored unless it matches.
+          const [sum, unpacked] = await Promise.allSettled([checkArtifact(e, m, 'database'), unpackToTemp(e, file, artifact, `${m.id}.restore-${t}.dump`)]);
+          if (sum.status === 'rejected' || unpacked.status === 'rejected') {
+            if (unpacked.status === 'fulfilled' && unpacked.value !== file) await rm(unpacked.value, { force: true });
+            throw sum.status === 'rejected' ? sum.reason : (unpacked as PromiseRejectedResult).reason;
+          }
+          const archive = unpacked.value;
+          try {
+            await createMarkedDatabase(e, name, `${marker} restoring`);
+            await pgRestore(e, settings.jobs, archive, name);
+          } finally {
+            if (archive !== file) await rm(archive, { force: true });
+          }
+          const mismatches = compareCounts(expected, await countDatabase(e, name, settings.jobs));
+          if (mismatches.length === 0) await withClient(e, MAINTENANCE_DB, (c) => c.query(`COMMENT ON DATABASE ${ident(name)} IS ${pg.escapeLiteral(`${marker} restored`)}`));
+          return mismatches;
+        };
+        const result = (name: string, mismatches: string[]): RestoreResult => ({
+          backupId: m.id,
+          kind: 'database',
+          target: name,
+          live,
+          durationMs: Date.now() - started,
+          tables: Object.keys(expected).length,
+          mismatches,
+        });
+
+        if (!live) {
+          const name = target as string;
+          const found = await databaseExists(e, name);
+          if (found.exists && found.comment === `${marker} restored`) return result(name, []); // done by an earlier attempt
+          if (found.exists && !found.comment?.startsWith(marker)) {
+            throw permanent(`Database ${name} already exists; restore into a new name (it is never overwritten)`, 'TargetExists');
+          }
+          if (found.exists) await dropDatabase(e, name); // our own half-restored attempt
+          const mismatches = await restoreInto(name);
+          if (mismatches.length) throw permanent(`Restored ${name} but row counts differ from the backup: ${mismatches.join('; ')}`, 'RestoreMismatch');
+          return result(name, mismatches);
+        }
+
+        const liveName = e.database.name;
+        const staging = `${liveName.slice(0, 40)}_restore_${t}`;
+        const previous = `${liveName.slice(0, 40)}_pre_${t}`;
+        const [liveDb, stagingDb, previousDb] = await Promise.all([databaseExists(e, liveName), databaseExists(e, staging), databaseExists(e, previous)]);
+        const swapped = liveDb.exists && liveDb.comment === `${marker} restored` && !stagingDb.exists;
+        if (!swapped) {
+          if (!(stagingDb.exists && stagingDb.comment === `${marker} restored`)) {
+            if (stagingDb.exists) await dropDatabase(e, staging);
+            const mismatches = await restoreInto(staging);
+            if (mismatches.length) {
+              await dropDatabase(e, staging);
+              throw permanent(`Restore of ${m.id} produced different row counts; live database left untouched: ${mismatches.join('; ')}`, 'RestoreMismatch');
+            }
+          }
+          await withClient(e, MAINTENANCE_DB, async (c) => {
+            if (liveDb.exists && !previousDb.exists) {
+              // Keep new sessions out, end ours (the app's), then move the live database aside. Sessions of other
+              // roles make the rename fail: the live database is then reopened and the step fails with their pids.
+              await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS false`);
+              try {
+                await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()`, [liveName]);
+                await c.query(`ALTER DATABASE ${ident(liveName)} RENAME TO ${ident(previous)}`);
+              } catch (err) {
+                await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS true`);
+                const others = await c.query<{ pid: number; usename: string }>(`SELECT pid, usename FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [liveName]);
+                const who = others.rows.map((r) => `${r.usename} (pid ${r.pid})`).join(', ');
+                throw new Error(`cannot swap in the restored database: ${(err as Error).message}${who ? `; still connected: ${who}` : ''}`);
+              }
+            }
+            await c.query(`ALTER DATABASE ${ident(staging)} RENAME TO ${ident(liveName)}`);
+            await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS true`);
+          });
+        }
+        await dropDatabase(e, previous);
+        return result(liveName, []);
+      });
+    },
+
+  };
+}
