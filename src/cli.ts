@@ -6,13 +6,15 @@
 import os from 'node:os';
 import { Command, CommanderError } from 'commander';
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { readFileSync } from 'node:fs';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, defaultPayloadConverter, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { parseBackupId, parseKind, parseKinds } from './backup/ids.js';
 import type { CatalogueEntry, Verification } from './backup/manifest.js';
 import { dataWorkflowId } from './names.js';
 import type { BackupResult } from './workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from './workflows/restore.js';
+import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from './workflows/approval.js';
 import { configPath, loadConfig, getEnvironment, type OpsConfig } from './config.js';
 import { connectClient, workflowIds } from './client.js';
 import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules } from './schedules.js';
@@ -73,6 +75,48 @@ async function startDataWorkflow(client: Client, config: OpsConfig, environment:
   }
 }
 
+/** The innermost cause of a failure and its type: what actually went wrong, not "Activity task failed". */
+export function describeFailure(err: Error): string {
+  let inner: Error = err;
+  while (inner.cause instanceof Error) inner = inner.cause;
+  const type = inner instanceof ApplicationFailure && inner.type ? inner.type : inner.name;
+  return type && type !== 'Error' && !inner.message.startsWith(type) ? `${type}: ${inner.message}` : inner.message;
+}
+
+function formatProgress(activity: string, details: unknown): string {
+  const d = (details ?? {}) as Record<string, unknown>;
+  const parts: string[] = [];
+  if (typeof d.phase === 'string') parts.push(d.phase);
+  if (typeof d.bytes === 'number') parts.push(typeof d.of === 'number' && d.of > 0 ? `${mb(d.bytes)} of ${mb(d.of)} (${Math.floor((100 * d.bytes) / d.of)} %)` : mb(d.bytes));
+  if (typeof d.tables === 'number') parts.push(`${d.tables}${typeof d.of === 'number' && typeof d.bytes !== 'number' ? `/${d.of}` : ''} tables`);
+  return `  … ${activity}${parts.length ? `: ${parts.join(', ')}` : ''}`;
+}
+
+/**
+ * Prints the progress of a long run to stderr as it goes: the running activities and the details of their
+ * latest heartbeat (bytes written, tables counted). Stops when `done` settles.
+ */
+async function followProgress(handle: WorkflowHandle, done: Promise<unknown>, everyMs = 2000): Promise<void> {
+  let finished = false;
+  void done.finally(() => (finished = true)).catch(() => {});
+  const shown = new Map<string, string>();
+  while (!finished) {
+    await Promise.race([done.catch(() => {}), new Promise((r) => setTimeout(r, everyMs))]);
+    if (finished) break;
+    const description = await handle.describe().catch(() => undefined);
+    for (const a of description?.raw.pendingActivities ?? []) {
+      const payload = a.heartbeatDetails?.payloads?.[0];
+      const details = payload ? defaultPayloadConverter.fromPayload(payload as never) : undefined;
+      const line = formatProgress(a.activityType?.name ?? 'activity', details);
+      const key = a.activityId ?? line;
+      if (shown.get(key) !== line) {
+        shown.set(key, line);
+        console.error(line);
+      }
+    }
+  }
+}
+
 function operator(): string {
   return process.env.LLMCHAT_OPS_OPERATOR ?? os.userInfo().username;
 }
@@ -86,9 +130,15 @@ async function withClient<T>(cfg: OpsConfig, fn: (client: Awaited<ReturnType<typ
   }
 }
 
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export function buildProgram(): Command {
   const program = new Command('llmchat-ops')
     .description('Durable, auditable operations for the LLMChat service on Temporal')
+    .version(packageVersion(), '-V, --version', 'print the llmchat-ops version')
     .option('-c, --config <file>', 'config file (default: $LLMCHAT_OPS_CONFIG or ./ops.config.yaml)')
     .showHelpAfterError()
     .exitOverride();
@@ -143,11 +193,13 @@ export function buildProgram(): Command {
     .action(async (opts: { env: string; kinds?: string; reason: string; json?: boolean }) => {
       const config = cfg();
       getEnvironment(config, opts.env);
-      const kinds = opts.kinds ? parseKinds(opts.kinds.split(',').map((k) => k.trim())) : undefined;
+      const kinds = opts.kinds !== undefined ? parseKinds(opts.kinds.split(',').map((k) => k.trim())) : undefined;
       const result = await withClient(config, async (client) => {
         const handle = await startDataWorkflow(client, config, opts.env, 'backup', { environment: opts.env, reason: opts.reason, requestedBy: operator(), ...(kinds ? { kinds } : {}) });
         if (!opts.json) console.error(`started ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
-        return (await handle.result()) as BackupResult;
+        const result = handle.result() as Promise<BackupResult>;
+        if (!opts.json) await followProgress(handle, result);
+        return result;
       });
       console.log(opts.json ? JSON.stringify(result, null, 2) : formatBackup(result));
     });
@@ -206,11 +258,12 @@ export function buildProgram(): Command {
           handle.query<RestoreStatus>('restoreStatus').then((s) => {
             if (s.state === 'awaiting-approval' && !announced) {
               announced = true;
-              console.error(`waiting for approval to overwrite ${s.plan?.target}:\n  llmchat-ops approve ${environment}   (or: llmchat-ops reject ${environment} --comment "why")`);
+              console.error(`waiting for approval to overwrite ${s.plan?.target} (someone other than ${operator()} must approve):\n  llmchat-ops approve ${environment}   (or: llmchat-ops reject ${environment} --comment "why")`);
             }
           }, () => {});
         }, 1000);
         try {
+          await followProgress(handle, done);
           return await done;
         } finally {
           clearInterval(watch);
@@ -219,23 +272,28 @@ export function buildProgram(): Command {
       if (result) console.log(opts.json ? JSON.stringify(result, null, 2) : `restored ${result.kind} of ${result.backupId} into ${result.target}${result.tables !== undefined ? `: ${result.tables} tables, row counts match` : ''}${result.safetyBackupId ? ` (safety backup ${result.safetyBackupId}, approved by ${result.approvedBy})` : ''}`);
     });
 
-  for (const [name, signal, verb] of [
-    ['approve', 'approveRestore', 'approve'],
-    ['reject', 'rejectRestore', 'reject'],
+  for (const [name, verb] of [
+    ['approve', 'approve'],
+    ['reject', 'reject'],
   ] as const) {
     program
       .command(`${name} <environment>`)
-      .description(`${verb} the restore of <environment> that is waiting for approval`)
-      .option('-c, --comment <text>', 'kept in the run history')
+      .description(`${verb} the restore of <environment> that waits for a decision (you get the workflow's answer)`)
+      .option('-m, --comment <text>', `why; kept in the run history (at most ${MAX_COMMENT_LENGTH} characters)`)
       .action(async (environment: string, opts: { comment?: string }) => {
         const config = cfg();
         getEnvironment(config, environment);
+        const decision = { by: operator(), ...(opts.comment ? { comment: opts.comment } : {}) };
+        const parsed = decisionSchema.safeParse(decision);
+        if (!parsed.success) throw new Error(`cannot ${verb}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
         await withClient(config, async (client) => {
           const handle = client.workflow.getHandle(dataWorkflowId(environment));
           const status = await handle.query<RestoreStatus>('restoreStatus').catch(() => undefined);
-          if (status?.state !== 'awaiting-approval') throw new Error(`no restore of ${environment} is waiting for approval`);
-          await handle.signal(signal, { by: operator(), ...(opts.comment ? { comment: opts.comment } : {}) });
-          console.log(`${verb}d the restore of ${status.plan?.backupId} (${status.plan?.kind}) into ${status.plan?.target}`);
+          if (!status || status.state === 'completed' || status.state === 'failed') throw new Error(`no restore of ${environment} is waiting for approval`);
+          const answer = await handle.executeUpdate<DecisionAnswer, [Decision]>(`${verb}Restore`, { args: [parsed.data] });
+          const what = `the restore of ${status.plan?.backupId ?? '?'} (${status.plan?.kind ?? '?'}) into ${status.plan?.target ?? '?'}`;
+          if (!answer.accepted) throw new Error(`${verb} refused for ${what}: ${answer.message}`);
+          console.log(`${what}: ${answer.message}`);
         });
       });
   }
@@ -271,9 +329,8 @@ export async function main(argv = process.argv): Promise<number> {
       // --help and --version end here with exit code 0; usage errors were already printed by commander.
       return err.exitCode;
     }
-    if (err instanceof WorkflowFailedError) {
-      const cause = err.cause as (Error & { cause?: Error }) | undefined;
-      console.error(`llmchat-ops: workflow failed: ${cause?.message ?? err.message}`);
+    if (err instanceof WorkflowFailedError || err instanceof WorkflowUpdateFailedError) {
+      console.error(`llmchat-ops: ${err instanceof WorkflowFailedError ? 'workflow' : 'request'} failed: ${describeFailure(err)}`);
     } else {
       console.error(`llmchat-ops: ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -133,6 +133,15 @@ const backupSchema = z.strictObject({
 });
 export type BackupSettings = z.infer<typeof backupSchema>;
 
+const approvalsSchema = z.strictObject({
+  /**
+   * May the person who requested an operation (a restore over live data, a deploy's database rollback) also approve
+   * it? Off by default (four eyes); turn on for single-operator installations.
+   */
+  allowSelfApproval: z.boolean().default(false),
+});
+export type ApprovalSettings = z.infer<typeof approvalsSchema>;
+
 const scheduleSchema = z.strictObject({
   /** Cron expression in `timezone` (five fields). */
   cron: z.string().regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression'),
@@ -160,6 +169,7 @@ export const configSchema = z
       routes: { critical: ['email', 'slack', 'webhook'], warning: ['slack', 'webhook'], info: ['webhook'] },
     }),
     backup: backupSchema.default(backupSchema.parse({})),
+    approvals: approvalsSchema.default({ allowSelfApproval: false }),
     schedules: z.record(z.string(), scheduleSchema).default({}),
   })
   .superRefine((cfg, ctx) => {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -166,15 +166,20 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
   });
 
   it('a rejected restore changes nothing', async () => {
-    const before = await tableDigests(fx.database.name);
+    // The restore is of uploads, so the uploads tree is what must stay as it is (with a change the backup lacks).
+    await writeFile(path.join(fx.dirs.uploads, 'new since the backup.txt'), 'kept\n');
+    const before = await treeDigest(fx.dirs.uploads);
     const handle = await start<RestoreOutcome>('restore', { environment: 'production', backupId: first.backupId, kind: 'uploads', requestedBy: 'bob' });
-    for (let i = 0; i < 100 && (await handle.query<RestoreStatus>('restoreStatus')).state !== 'awaiting-approval'; i++) await new Promise((r) => setTimeout(r, 100));
-    await handle.signal('approveRestore', { by: '' }); // malformed: ignored
+    await waitFor('awaiting approval', async () => (await handle.query<RestoreStatus>('restoreStatus')).state === 'awaiting-approval');
+    await handle.signal('approveRestore', { by: '' }); // malformed: recorded as refused, changes nothing
     await handle.signal('rejectRestore', { by: 'carol', comment: 'wrong backup' });
     const f = await failureOf(handle.result());
     assert.equal(f.type, 'RestoreRejected');
     assert.match(f.message, /rejected by carol: wrong backup/);
-    assert.deepEqual(await tableDigests(fx.database.name), before);
+    assert.deepEqual(await treeDigest(fx.dirs.uploads), before);
+    const siblings = (await readdir(path.dirname(fx.dirs.uploads))).filter((n) => n.includes('restore'));
+    assert.deepEqual(siblings, [], 'no staging directory made');
+    await rm(path.join(fx.dirs.uploads, 'new since the backup.txt'));
   });
 
   it('restores uploads and application files over live ones; excluded node_modules and .git are kept', async () => {
@@ -184,7 +189,7 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
     await writeFile(path.join(fx.dirs.app, 'src', 'server.js'), 'broken();\n');
     for (const kind of ['uploads', 'application'] as const) {
       const handle = await start<RestoreOutcome>('restore', { environment: 'production', backupId: first.backupId, kind, requestedBy: 'bob' });
-      for (let i = 0; i < 100 && (await handle.query<RestoreStatus>('restoreStatus')).state !== 'awaiting-approval'; i++) await new Promise((r) => setTimeout(r, 100));
+      await waitFor('awaiting approval', async () => (await handle.query<RestoreStatus>('restoreStatus')).state === 'awaiting-approval');
       await handle.signal('approveRestore', { by: 'alice' });
       const res = await handle.result();
       assert.equal(res.live, true);

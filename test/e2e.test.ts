@@ -130,6 +130,16 @@ describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
     const bad = await cli('restore', '../../etc/passwd', '--kind', 'database');
     assert.equal(bad.exitCode, 1);
     assert.match(bad.stderr, /Expected a backup id/);
+    // The innermost cause and its type, not "Activity task failed".
+    const missing = await cli('restore', 'production-20200101T000000Z-abcdef', '--kind', 'database', '--target', 'e2e_missing');
+    assert.equal(missing.exitCode, 1);
+    assert.match(missing.stderr, /workflow failed: BackupNotFound: Unknown backup production-20200101T000000Z-abcdef/);
+    const noKinds = await cli('backup', '--env', 'production', '--kinds', '');
+    assert.equal(noKinds.exitCode, 1);
+    assert.match(noKinds.stderr, /Unknown backup kind\(s\) ""/);
+    const version = await cli('--version');
+    assert.equal(version.exitCode, 0);
+    assert.equal(version.stdout.trim(), JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')).version);
     const nothing = await cli('approve', 'production');
     assert.equal(nothing.exitCode, 1);
     assert.match(nothing.stderr, /no restore of production is waiting for approval/);
@@ -142,10 +152,19 @@ describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
     const busy = await cli('backup', '--env', 'production');
     assert.equal(busy.exitCode, 1);
     assert.match(busy.stderr, /a backup or restore of production is already running/);
-    const approved = await cli('approve', 'production', '--comment', 'config got clobbered');
+    // Four eyes: dana asked for the restore, so dana's approval is refused, with the workflow's answer.
+    const self = await cli('approve', 'production', '--comment', 'config got clobbered');
+    assert.equal(self.exitCode, 1);
+    assert.match(self.stderr, /approve refused .*dana requested this operation and cannot approve it/);
+    const approved = await execa('node', ['bin/llmchat-ops.js', '--config', configFile, 'approve', 'production', '-m', 'config got clobbered'], {
+      cwd: ROOT,
+      reject: false,
+      env: { LLMCHAT_OPS_OPERATOR: 'erin' },
+    });
     assert.equal(approved.exitCode, 0, approved.stderr);
+    assert.match(approved.stdout, /approved by erin/);
     const outcome = (await env.client.workflow.getHandle('llmchat-data-production').result()) as { approvedBy: string; safetyBackupId: string };
-    assert.equal(outcome.approvedBy, 'dana');
+    assert.equal(outcome.approvedBy, 'erin');
     assert.ok(outcome.safetyBackupId);
     assert.equal(await readFile(configFileLive, 'utf8'), 'LLMCHAT_ENVIRONMENT=production\n');
   });

@@ -81,6 +81,8 @@ export interface RestorePlan {
   /** What will be overwritten or created, for the operator. */
   target: string;
   approvalTimeoutMs: number;
+  /** Whether the requester may approve it themselves (config approvals.allowSelfApproval). */
+  allowSelfApproval: boolean;
   artifact: { file: string; bytes: number; sha256: string };
 }
 
@@ -216,6 +218,7 @@ export function createBackupCatalogueActivities(cfg: OpsConfig) {
           live,
           target: where,
           approvalTimeoutMs: settings.approvalTimeout,
+          allowSelfApproval: cfg.approvals.allowSelfApproval,
           artifact: { file: artifact.file, bytes: artifact.bytes, sha256: artifact.sha256 },
         };
       });

@@ -11,6 +11,11 @@ export interface EnvironmentSummary {
 
 export function createEnvironmentActivities(cfg: OpsConfig) {
   return {
+    /** The rules for human approvals (four eyes unless the config allows self-approval). */
+    async describeApprovalPolicy(): Promise<{ allowSelfApproval: boolean }> {
+      return { allowSelfApproval: cfg.approvals.allowSelfApproval };
+    },
+
     /** Validates the environment name (non-retryable error naming the known ones) and returns its summary. */
     async describeEnvironment(environment: string): Promise<EnvironmentSummary> {
       return permanentOnKnownErrors(() => {

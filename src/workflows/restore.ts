@@ -4,12 +4,13 @@
  * approval and first takes a safety backup; a database restore is judged by row counts against the manifest.
  */
 import {
+  allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
   defineQuery,
-  defineSignal,
   executeChild,
-  log,
+  isCancellation,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -21,7 +22,8 @@ import type { RestorePlan, RestoreResult } from '../activities/backup.js';
 import { parseBackupId, parseKind, parseTarget, type BackupKind } from '../backup/ids.js';
 import type { CatalogueEntry } from '../backup/manifest.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { backup, type BackupResult } from './backup.js';
+import { decisionDefinitions, installApprovalGate, type ApprovalStatus } from './approval.js';
+import { backup } from './backup.js';
 import { requireEnvironmentName, requireObject, requireRequestedBy, validated } from './inputs.js';
 import { longDataActivities } from './data-activities.js';
 
@@ -34,19 +36,17 @@ export interface RestoreInput {
   requestedBy?: string;
 }
 
-export interface ApprovalDecision {
-  by: string;
-  comment?: string;
-}
+/** The restore's decision names: signals and updates `approveRestore` / `rejectRestore`, query `restoreApproval`. */
+export const RESTORE_GATE = { approve: 'approveRestore', reject: 'rejectRestore', query: 'restoreApproval' } as const;
+export const restoreDecisions = decisionDefinitions(RESTORE_GATE);
 
-export const approveRestoreSignal = defineSignal<[ApprovalDecision]>('approveRestore');
-export const rejectRestoreSignal = defineSignal<[ApprovalDecision]>('rejectRestore');
 export type RestoreState = 'checking' | 'awaiting-approval' | 'safety-backup' | 'restoring' | 'completed' | 'failed';
 export interface RestoreStatus {
   state: RestoreState;
   plan?: RestorePlan;
   approvedBy?: string;
   safetyBackupId?: string;
+  approval: ApprovalStatus;
 }
 export const restoreStatusQuery = defineQuery<RestoreStatus>('restoreStatus');
 
@@ -64,19 +64,6 @@ const quick = proxyActivities<Activities>({
 
 const long = longDataActivities;
 
-/** A decision names who made it; a malformed one is logged and ignored rather than failing the restore. */
-function decision(value: unknown): ApprovalDecision | undefined {
-  try {
-    const v = requireObject(value, 'approveRestore/rejectRestore');
-    const by = requireRequestedBy(v.by, '');
-    if (!by) return undefined;
-    const comment = typeof v.comment === 'string' ? v.comment.slice(0, 500) : undefined;
-    return { by, ...(comment ? { comment } : {}) };
-  } catch {
-    return undefined;
-  }
-}
-
 export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
   const args = requireObject(input, 'restore');
   const environment = requireEnvironmentName(args.environment);
@@ -85,20 +72,10 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
   const kind = validated(() => parseKind(args.kind));
   const target = validated(() => parseTarget(kind, args.target));
 
-  const status: RestoreStatus = { state: 'checking' };
-  let approval: ApprovalDecision | undefined;
-  let rejection: ApprovalDecision | undefined;
+  // Installed before anything awaits, so an approval sent the moment the restore starts is never lost.
+  const gate = installApprovalGate(RESTORE_GATE, requestedBy);
+  const status: RestoreStatus = { state: 'checking', approval: gate.status };
   setHandler(restoreStatusQuery, () => status);
-  setHandler(approveRestoreSignal, (d) => {
-    const ok = decision(d);
-    if (!ok) log.warn('approveRestore ignored: it must name who approves, e.g. {"by":"alice"}', { received: d });
-    else if (status.state === 'awaiting-approval' && !rejection) approval ??= ok;
-  });
-  setHandler(rejectRestoreSignal, (d) => {
-    const ok = decision(d);
-    if (!ok) log.warn('rejectRestore ignored: it must name who rejects, e.g. {"by":"alice"}', { received: d });
-    else if (status.state === 'awaiting-approval' && !approval) rejection ??= ok;
-  });
   upsertSearchAttributes([
     { key: EnvironmentKey, value: environment },
     { key: OperationKey, value: 'restore' },
@@ -106,45 +83,81 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
     { key: BackupIdKey, value: backupId },
   ]);
 
-  const fail = (err: unknown): never => {
-    status.state = 'failed';
-    upsertSearchAttributes([{ key: OutcomeKey, value: 'failed' }]);
-    throw err;
-  };
-
   try {
     const plan = await quick.planRestore({ environment, backupId, kind, ...(target ? { target } : {}) });
     status.plan = plan;
-    let safety: BackupResult | undefined;
-    if (plan.live) {
-      status.state = 'awaiting-approval';
-      upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
-      const decided = await condition(() => approval !== undefined || rejection !== undefined, plan.approvalTimeoutMs);
-      if (!decided) throw ApplicationFailure.nonRetryable(`No approveRestore within ${plan.approvalTimeoutMs / 60_000} minutes; nothing was changed`, 'ApprovalTimeout');
-      if (rejection) {
-        throw ApplicationFailure.nonRetryable(`Restore rejected by ${rejection.by}${rejection.comment ? `: ${rejection.comment}` : ''}; nothing was changed`, 'RestoreRejected');
-      }
-      status.approvedBy = approval?.by;
-      status.state = 'safety-backup';
-      const { workflowId } = workflowInfo();
-      safety = await executeChild(backup, {
-        workflowId: `${workflowId}-safety`,
-        args: [{ environment, kinds: [kind], reason: `safety backup before restoring ${backupId}`, requestedBy, verify: 'checksums', safetyFor: workflowId }],
-      });
-      status.safetyBackupId = safety.backupId;
+    if (!plan.live) {
+      gate.close(`this restore goes into the new target ${plan.target} and needs no approval`);
+      status.state = 'restoring';
+      const result = await restoreStep(environment, backupId, kind, target);
+      return finish({ ...result, requestedBy });
     }
-    status.state = 'restoring';
-    const runToken = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
-    const result =
-      kind === 'database'
-        ? await long.restoreDatabase({ environment, backupId, runToken, ...(target ? { target } : {}) })
-        : await long.restoreFiles({ environment, backupId, kind, runToken, ...(target ? { target } : {}) });
+
+    status.state = 'awaiting-approval';
+    upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
+    const verdict = await gate.decide({
+      subject: `restore ${kind} of backup ${backupId} over ${plan.target}`,
+      allowSelfApproval: plan.allowSelfApproval === true, // absent in plans recorded before it existed
+      timeoutMs: plan.approvalTimeoutMs,
+    });
+    if (verdict === 'timed-out') {
+      throw ApplicationFailure.nonRetryable(`No approveRestore within ${Math.round(plan.approvalTimeoutMs / 1000)} s; nothing was changed`, 'ApprovalTimeout');
+    }
+    if (verdict === 'rejected') throw rejected(gate.status);
+    status.approvedBy = gate.status.approvedBy;
+
+    // Approved. Until the restore has swapped the data in, a rejection still stops it: the work runs in a scope
+    // that the rejection cancels (the safety backup child is cancelled, pg_restore killed, staging removed).
+    const work = new CancellationScope();
+    void gate.rejection().then(() => work.cancel());
+    let result: RestoreResult;
+    try {
+      result = await work.run(async () => {
+        status.state = 'safety-backup';
+        const safety = await executeChild(backup, {
+          workflowId: `${workflowInfo().workflowId}-safety`,
+          args: [{ environment, kinds: [kind], reason: `safety backup before restoring ${backupId}`, requestedBy, verify: 'checksums', safetyFor: workflowInfo().workflowId }],
+        });
+        status.safetyBackupId = safety.backupId;
+        status.state = 'restoring';
+        return restoreStep(environment, backupId, kind, undefined);
+      });
+    } catch (err) {
+      if (isCancellation(err) && gate.status.state === 'approved') {
+        gate.stopped();
+        throw rejected(gate.status);
+      }
+      throw err;
+    }
+    gate.commit(); // the data is swapped in: a rejection now is answered "too late"
+    return finish({ ...result, requestedBy, ...(status.approvedBy ? { approvedBy: status.approvedBy } : {}), ...(status.safetyBackupId ? { safetyBackupId: status.safetyBackupId } : {}) });
+  } catch (err) {
+    status.state = 'failed';
+    upsertSearchAttributes([{ key: OutcomeKey, value: gate.status.state === 'rejected' ? 'rejected' : 'failed' }]);
+    gate.close(`the restore failed: ${err instanceof Error ? err.message : String(err)}`);
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+    throw err;
+  }
+
+  async function finish(outcome: RestoreOutcome): Promise<RestoreOutcome> {
     status.state = 'completed';
     upsertSearchAttributes([{ key: OutcomeKey, value: 'success' }]);
-    return { ...result, requestedBy, ...(status.approvedBy ? { approvedBy: status.approvedBy } : {}), ...(safety ? { safetyBackupId: safety.backupId } : {}) };
-  } catch (err) {
-    return fail(err);
+    gate.close('the restore has completed');
+    await condition(allHandlersFinished);
+    return outcome;
   }
+}
+
+function rejected(approval: ApprovalStatus): ApplicationFailure {
+  const why = approval.rejectionComment ? `: ${approval.rejectionComment}` : '';
+  return ApplicationFailure.nonRetryable(`Restore rejected by ${approval.rejectedBy}${why}; nothing was changed`, 'RestoreRejected');
+}
+
+async function restoreStep(environment: string, backupId: string, kind: BackupKind, target: string | undefined): Promise<RestoreResult> {
+  const runToken = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
+  return kind === 'database'
+    ? long.restoreDatabase({ environment, backupId, runToken, ...(target ? { target } : {}) })
+    : long.restoreFiles({ environment, backupId, kind, runToken, ...(target ? { target } : {}) });
 }
 
 const catalogue = proxyLocalActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } });

@@ -61,6 +61,8 @@ export interface TestConfigOptions {
   email?: { host: string; port: number; to: string[] };
   schedules?: Record<string, { cron: string; environments: string[]; paused?: boolean }>;
   metricsPort?: number;
+  /** Further top-level config sections (e.g. `approvals`, `backup`), merged as they are. */
+  extra?: Record<string, unknown>;
 }
 
 /** The YAML text of a config like ops.config.yaml, for the given environments, on `taskQueue`. */
@@ -88,6 +90,7 @@ export function testConfigYaml(opts: TestConfigOptions): string {
       ...(opts.email ? { email: { host: opts.email.host, port: opts.email.port, from: 'ops@llmchat.test', to: opts.email.to } } : {}),
     },
     schedules: opts.schedules ?? {},
+    ...opts.extra,
   };
   return stringify(doc);
 }

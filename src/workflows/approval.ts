@@ -1,0 +1,240 @@
+/**
+ * Decisions by people, as requests with an answer. A gate is opened by a workflow that needs a human to approve
+ * a destructive step (a restore over live data, a database rollback). Each decision can arrive
+ *
+ * - as an **update** (`temporal workflow update execute --name approveRestore …`, or the llmchat-ops CLI): the
+ *   caller gets the answer — accepted, or refused and why — and the decision with its answer is in the history;
+ * - as a plain **signal** of the same name (`temporal workflow signal --name approveRestore …`): fire and forget,
+ *   but never dropped: the decision and its answer are recorded in the gate's state (query) and the worker log.
+ *
+ * Rules: a decision names who makes it (`by`) and may carry a comment (bounded). A decision that arrives before
+ * the gate opens waits for it (the workflow is still checking) and is then judged. The person who requested the
+ * operation cannot approve it unless the config allows self-approval (four eyes). The first accepted approval or
+ * rejection decides; later ones are answered "already decided". After an approval, a rejection is still
+ * accepted until the workflow commits (passes its point of no return): the workflow races
+ * {@link ApprovalGate.rejection} against its approved work, and the rejection is answered only once it is known
+ * whether the work stopped in time. Deterministic: no I/O, workflow time only.
+ */
+import { ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
+import { z } from 'zod';
+
+export const MAX_COMMENT_LENGTH = 500;
+
+const BY = /^[\p{L}\p{N} ._@:/+-]{1,128}$/u;
+
+/** What a person sends: who decides, and optionally why. */
+export const decisionSchema = z.strictObject({
+  by: z.string().regex(BY, 'must name who decides: 1-128 letters, digits, spaces or ._@:/+-'),
+  comment: z.string().max(MAX_COMMENT_LENGTH, `must be at most ${MAX_COMMENT_LENGTH} characters`).optional(),
+});
+export type Decision = z.infer<typeof decisionSchema>;
+
+export type Verdict = 'approve' | 'reject';
+
+export interface DecisionRecord {
+  verdict: Verdict;
+  by: string;
+  comment?: string;
+  via: 'update' | 'signal';
+  /** Workflow time the decision arrived (ISO 8601). */
+  at: string;
+  accepted: boolean;
+  /** The answer given (or recorded, for a signal). */
+  answer: string;
+}
+
+export type GateState = 'not-open' | 'open' | 'approved' | 'rejected' | 'timed-out' | 'committed' | 'closed';
+
+export interface ApprovalStatus {
+  /** What is to be approved, in words, once known. */
+  subject?: string;
+  state: GateState;
+  requestedBy: string;
+  allowSelfApproval?: boolean;
+  openedAt?: string;
+  /** When the gate stops waiting (ISO 8601), while open. */
+  deadline?: string;
+  approvedBy?: string;
+  rejectedBy?: string;
+  /** The accepted rejection's comment. */
+  rejectionComment?: string;
+  decisions: DecisionRecord[];
+}
+
+export interface DecisionAnswer {
+  accepted: boolean;
+  state: GateState;
+  message: string;
+}
+
+export interface GateNames {
+  /** Wire name of the approval signal and update, e.g. `approveRestore`. */
+  approve: string;
+  /** Wire name of the rejection signal and update, e.g. `rejectRestore`. */
+  reject: string;
+  /** Wire name of the query returning {@link ApprovalStatus}. */
+  query: string;
+}
+
+/** Definitions for a pair of decision names; the CLI and tests import them for typed calls. */
+export function decisionDefinitions(names: GateNames) {
+  return {
+    approveSignal: defineSignal<[Decision]>(names.approve),
+    rejectSignal: defineSignal<[Decision]>(names.reject),
+    approveUpdate: defineUpdate<DecisionAnswer, [Decision]>(names.approve),
+    rejectUpdate: defineUpdate<DecisionAnswer, [Decision]>(names.reject),
+    query: defineQuery<ApprovalStatus>(names.query),
+  };
+}
+
+function describe(value: unknown): string {
+  return (JSON.stringify(value) ?? String(value)).slice(0, 120);
+}
+
+/** Parses a decision payload; throws a non-retryable BadInput failure saying exactly what is wrong. */
+export function parseDecision(value: unknown): Decision {
+  const r = decisionSchema.safeParse(value);
+  if (r.success) return r.data;
+  const why = r.error.issues.map((i) => `${i.path.join('.') || 'decision'}: ${i.message}`).join('; ');
+  throw ApplicationFailure.nonRetryable(`Expected a decision like {"by":"alice","comment":"why"}: ${why}; got ${describe(value)}`, 'BadInput');
+}
+
+export interface ApprovalGate {
+  readonly status: ApprovalStatus;
+  /**
+   * Opens the gate and waits for the decision: resolves 'approved', 'rejected' or 'timed-out'. Decisions that
+   * arrived earlier are judged now, in order.
+   */
+  decide(opts: { subject: string; allowSelfApproval: boolean; timeoutMs: number }): Promise<'approved' | 'rejected' | 'timed-out'>;
+  /** Resolves when a rejection arrives after the approval (race it against the approved work). */
+  rejection(): Promise<void>;
+  /** The workflow stopped its approved work because of that rejection: the rejection is accepted. */
+  stopped(): void;
+  /** The point of no return is passed: a pending or later rejection is answered "too late". */
+  commit(): void;
+  /** The workflow ends without (further) use of the gate: pending requests are answered. */
+  close(why: string): void;
+}
+
+/**
+ * Installs the decision handlers (signals, updates, query) for one gate. Call once, at the start of the
+ * workflow, before anything that awaits, so no early decision finds no handler.
+ */
+export function installApprovalGate(names: GateNames, requestedBy: string): ApprovalGate {
+  const defs = decisionDefinitions(names);
+  const status: ApprovalStatus = { state: 'not-open', requestedBy, decisions: [] };
+  let closedWhy = '';
+  let allowSelf = false;
+  let lateRejection: Decision | undefined;
+
+  const judge = (verdict: Verdict, d: Decision): DecisionAnswer | undefined => {
+    const answer = (accepted: boolean, message: string): DecisionAnswer => ({ accepted, state: status.state, message });
+    switch (status.state) {
+      case 'open':
+        if (verdict === 'approve' && d.by === requestedBy && !allowSelf) {
+          return answer(false, `refused: ${d.by} requested this operation and cannot approve it; another person must (four-eyes rule, config approvals.allowSelfApproval)`);
+        }
+        if (verdict === 'approve') {
+          status.state = 'approved';
+          status.approvedBy = d.by;
+          return answer(true, `approved by ${d.by}`);
+        }
+        status.state = 'rejected';
+        status.rejectedBy = d.by;
+        if (d.comment) status.rejectionComment = d.comment;
+        return answer(true, `rejected by ${d.by}; nothing will be changed`);
+      case 'approved':
+        if (verdict === 'approve') return answer(false, `already approved by ${status.approvedBy}`);
+        if (lateRejection) return answer(false, `a rejection by ${lateRejection.by} is already being acted on`);
+        lateRejection = d; // answered once the workflow has either stopped or passed its point of no return
+        return undefined;
+      case 'rejected':
+        return answer(false, `already rejected by ${status.rejectedBy}`);
+      case 'timed-out':
+        return answer(false, 'too late: nobody decided in time and the operation gave up');
+      case 'committed':
+        return answer(false, `too late: approved by ${status.approvedBy} and already past its point of no return`);
+      case 'closed':
+        return answer(false, `no decision is awaited any more: ${closedWhy}`);
+      case 'not-open':
+        throw new Error('unreachable: decisions are judged once the gate opens');
+    }
+  };
+
+  const receive = async (verdict: Verdict, d: Decision, via: DecisionRecord['via']): Promise<DecisionAnswer> => {
+    const at = new Date().toISOString();
+    // Early decisions wait until the workflow knows what is to be approved (and the four-eyes policy).
+    await condition(() => status.state !== 'not-open');
+    let result = judge(verdict, d);
+    if (!result) {
+      // A rejection after the approval: the workflow stops its work unless it is already past the point of no
+      // return; the answer says which happened.
+      await condition(() => status.state !== 'approved');
+      result =
+        status.state === 'rejected'
+          ? { accepted: true, state: status.state, message: `rejected by ${d.by} after approval by ${status.approvedBy}; stopped before the point of no return, nothing was changed` }
+          : status.state === 'committed'
+            ? { accepted: false, state: status.state, message: `too late: approved by ${status.approvedBy} and already past its point of no return` }
+            : { accepted: false, state: status.state, message: `no decision is awaited any more: ${closedWhy}` };
+    }
+    result.state = status.state;
+    status.decisions.push({ verdict, by: d.by, ...(d.comment ? { comment: d.comment } : {}), via, at, accepted: result.accepted, answer: result.message });
+    if (!result.accepted) log.warn(`${verdict === 'approve' ? names.approve : names.reject} from ${d.by} refused: ${result.message}`, { via });
+    else log.info(`${verdict === 'approve' ? names.approve : names.reject} from ${d.by}: ${result.message}`, { via });
+    return result;
+  };
+
+  const onSignal = (verdict: Verdict) => (raw: unknown) => {
+    let d: Decision;
+    try {
+      d = parseDecision(raw);
+    } catch (err) {
+      // Not a decision (no `by`): recorded so the sender can see in the query why nothing happened.
+      status.decisions.push({ verdict, by: '(unknown)', via: 'signal', at: new Date().toISOString(), accepted: false, answer: `refused: ${(err as Error).message}` });
+      log.warn(`${verdict === 'approve' ? names.approve : names.reject} signal ignored: ${(err as Error).message}`);
+      return;
+    }
+    void receive(verdict, d, 'signal');
+  };
+  setHandler(defs.approveSignal, onSignal('approve'));
+  setHandler(defs.rejectSignal, onSignal('reject'));
+  // The validator refuses malformed payloads before they reach the history; every well-formed decision is
+  // accepted into the history and answered by the handler (including refusals such as self-approval).
+  setHandler(defs.approveUpdate, (d) => receive('approve', parseDecision(d), 'update'), { validator: (d) => void parseDecision(d) });
+  setHandler(defs.rejectUpdate, (d) => receive('reject', parseDecision(d), 'update'), { validator: (d) => void parseDecision(d) });
+  setHandler(defs.query, () => status);
+
+  return {
+    status,
+    async decide({ subject, allowSelfApproval, timeoutMs }) {
+      if (status.state !== 'not-open') throw new Error(`approval gate opened twice (state ${status.state})`);
+      allowSelf = allowSelfApproval;
+      status.subject = subject;
+      status.allowSelfApproval = allowSelfApproval;
+      status.openedAt = new Date().toISOString();
+      status.deadline = new Date(Date.now() + timeoutMs).toISOString();
+      status.state = 'open';
+      const decided = await condition(() => status.state !== 'open', timeoutMs);
+      delete status.deadline;
+      if (!decided) {
+        status.state = 'timed-out';
+        return 'timed-out';
+      }
+      return (status.state as GateState) === 'approved' ? 'approved' : 'rejected';
+    },
+    rejection: () => condition(() => lateRejection !== undefined),
+    stopped() {
+      if (status.state !== 'approved' || !lateRejection) throw new Error('stopped() without a late rejection');
+      status.state = 'rejected';
+      status.rejectedBy = lateRejection.by;
+      if (lateRejection.comment) status.rejectionComment = lateRejection.comment;
+    },
+    commit() {
+      if (status.state === 'approved') status.state = 'committed';
+    },
+    close(why: string) {
+      closedWhy = why;
+      if (status.state === 'not-open' || status.state === 'open' || status.state === 'approved') status.state = 'closed';
+    },
+  };
+}
