@@ -6,8 +6,11 @@
 # 2. the real services the tests use: Temporal dev server, PostgreSQL, Redis, dockerd (scripts/services.sh
 #    installs what is missing and reuses what already runs);
 # 3. the app images llmchat-app:v1..v3 (skipped when unchanged);
-# 4. TypeScript build, then node's test runner over dist/test/*.test.js, one file at a time (the files share
-#    the dev server and the Docker engine). The runner's own summary ends the output.
+# 4. TypeScript build, then node's test runner over dist/test/*.test.js. Every test file starts its own dev
+#    server, task queue, scratch databases, ports and compose projects, so files run side by side
+#    (LLMCHAT_TEST_CONCURRENCY, default 2 = the cores of the target machine); every test has a time limit
+#    (LLMCHAT_TEST_TIMEOUT_MS, default 15 min) so a hung test fails instead of hanging the run. The runner's
+#    own summary ends the output.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -43,4 +46,8 @@ if (($# > 0)); then
 else
   for f in dist/test/*.test.js; do files+=("$f"); done
 fi
-exec node --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
+concurrency="${LLMCHAT_TEST_CONCURRENCY:-2}"
+timeout_ms="${LLMCHAT_TEST_TIMEOUT_MS:-900000}"
+[[ "$concurrency" =~ ^[1-9][0-9]?$ ]] || { echo "test: LLMCHAT_TEST_CONCURRENCY must be 1-99, got $concurrency" >&2; exit 2; }
+[[ "$timeout_ms" =~ ^[1-9][0-9]{3,8}$ ]] || { echo "test: LLMCHAT_TEST_TIMEOUT_MS must be 1000-999999999, got $timeout_ms" >&2; exit 2; }
+exec node --test --test-concurrency="$concurrency" --test-timeout="$timeout_ms" --test-reporter=spec "${files[@]}"

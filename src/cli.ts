@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { parseBackupId, parseKind, parseKinds } from './backup/ids.js';
+import { parseBackupId } from './backup/ids.js';
+import { backupInputSchema, checkInput, dailyHealthCheckInputSchema, restoreInputSchema, verifyBackupInputSchema } from './workflows/inputs.js';
 import type { CatalogueEntry, Verification } from './backup/manifest.js';
 import { dataWorkflowId } from './names.js';
 import type { BackupResult } from './workflows/backup.js';
@@ -152,12 +153,13 @@ export function buildProgram(): Command {
     .action(async (opts: { env: string; json?: boolean }) => {
       const config = cfg();
       getEnvironment(config, opts.env); // unknown names fail here, before anything starts
+      const input = checkInput('dailyHealthCheck', dailyHealthCheckInputSchema, { environment: opts.env, requestedBy: operator() });
       const report = await withClient(config, async (client) => {
         const handle = await client.workflow.start('dailyHealthCheck', {
           taskQueue: config.temporal.taskQueue,
           workflowId: workflowIds.dailyHealthCheck(opts.env),
           workflowIdConflictPolicy: 'USE_EXISTING',
-          args: [{ environment: opts.env, requestedBy: operator() }],
+          args: [input],
           typedSearchAttributes: [
             { key: EnvironmentKey, value: opts.env },
             { key: OperationKey, value: 'dailyHealthCheck' },
@@ -193,9 +195,10 @@ export function buildProgram(): Command {
     .action(async (opts: { env: string; kinds?: string; reason: string; json?: boolean }) => {
       const config = cfg();
       getEnvironment(config, opts.env);
-      const kinds = opts.kinds !== undefined ? parseKinds(opts.kinds.split(',').map((k) => k.trim())) : undefined;
+      const kinds = opts.kinds !== undefined ? opts.kinds.split(',').map((k) => k.trim()) : undefined;
+      const input = checkInput('backup', backupInputSchema, { environment: opts.env, reason: opts.reason, requestedBy: operator(), ...(kinds ? { kinds } : {}) });
       const result = await withClient(config, async (client) => {
-        const handle = await startDataWorkflow(client, config, opts.env, 'backup', { environment: opts.env, reason: opts.reason, requestedBy: operator(), ...(kinds ? { kinds } : {}) });
+        const handle = await startDataWorkflow(client, config, opts.env, 'backup', input);
         if (!opts.json) console.error(`started ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
         const result = handle.result() as Promise<BackupResult>;
         if (!opts.json) await followProgress(handle, result);
@@ -226,11 +229,12 @@ export function buildProgram(): Command {
       const config = cfg();
       const { environment } = parseBackupId(backupId);
       getEnvironment(config, environment);
+      const input = checkInput('verifyBackup', verifyBackupInputSchema, { environment, backupId, restoreTest: opts.restoreTest, requestedBy: operator() });
       const v = (await withClient(config, (client) =>
         client.workflow.execute('verifyBackup', {
           taskQueue: config.temporal.taskQueue,
           workflowId: `verifyBackup-${backupId}`,
-          args: [{ environment, backupId, restoreTest: opts.restoreTest, requestedBy: operator() }],
+          args: [input],
         }),
       )) as Verification;
       console.log(`backup ${backupId}: ${v.status} (checksums ${v.checksums}${v.archiveList ? `, archive ${v.archiveList}` : ''})`);
@@ -247,9 +251,9 @@ export function buildProgram(): Command {
       const config = cfg();
       const { environment } = parseBackupId(backupId);
       getEnvironment(config, environment);
-      const kind = parseKind(opts.kind);
+      const input = checkInput('restore', restoreInputSchema, { environment, backupId, kind: opts.kind, requestedBy: operator(), ...(opts.target ? { target: opts.target } : {}) });
       const result = await withClient(config, async (client) => {
-        const handle = await startDataWorkflow(client, config, environment, 'restore', { environment, backupId, kind, requestedBy: operator(), ...(opts.target ? { target: opts.target } : {}) });
+        const handle = await startDataWorkflow(client, config, environment, 'restore', input);
         console.error(`started ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
         if (!opts.wait) return undefined;
         const done = handle.result() as Promise<RestoreOutcome>;

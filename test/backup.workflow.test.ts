@@ -269,6 +269,8 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
     ['a bad environment name', 'backup', { environment: '../prod' }],
     ['a bad verify mode', 'backup', { environment: 'production', verify: 'none' }],
     ['a multi-line reason', 'backup', { environment: 'production', reason: 'a\nb' }],
+    ['an unknown key (a typo of kinds)', 'backup', { environment: 'production', kindz: ['database'] }],
+    ['a non-boolean restoreTest', 'verifyBackup', { environment: 'production', backupId: 'production-20261126T000000Z-abcdef', restoreTest: 'yes' }],
   ] as const) {
     it(`rejects ${label} before any activity runs`, async () => {
       const id = `bad-${randomUUID()}`;

@@ -15,25 +15,15 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
-import { makeBackupId, parseBackupId, parseKinds, parseReason, type BackupKind } from '../backup/ids.js';
+import { makeBackupId } from '../backup/ids.js';
 import type { Artifact, BackupManifest, Verification } from '../backup/manifest.js';
 import type { RetentionPlan } from '../backup/retention.js';
 import { dataWorkflowId } from '../names.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VerificationKey } from '../search-attributes.js';
-import { badInput, requireEnvironmentName, requireObject, requireRequestedBy, validated } from './inputs.js';
-import { longDataActivities } from './data-activities.js';
+import { backupInputSchema, parseInput, scheduledBackupInputSchema, verifyBackupInputSchema, type BackupInput, type VerifyBackupInput } from './inputs.js';
 
-export interface BackupInput {
-  environment: string;
-  /** Default: all of database, application, config, uploads. */
-  kinds?: BackupKind[];
-  reason?: string;
-  requestedBy?: string;
-  /** full (default): checksums, archive listing and a restore test; checksums: only re-read the checksums. */
-  verify?: 'full' | 'checksums';
-  /** Set by a restore for its safety backup. */
-  safetyFor?: string;
-}
+export type { BackupInput } from './inputs.js';
+import { longDataActivities } from './data-activities.js';
 
 export interface BackupResult {
   backupId: string;
@@ -48,14 +38,7 @@ const quick = proxyActivities<Activities>({
 const long = longDataActivities;
 
 export async function backup(input: BackupInput): Promise<BackupResult> {
-  const args = requireObject(input, 'backup');
-  const environment = requireEnvironmentName(args.environment);
-  const requestedBy = requireRequestedBy(args.requestedBy, 'schedule');
-  const kinds = validated(() => parseKinds(args.kinds));
-  const reason = validated(() => parseReason(args.reason, 'manual backup'));
-  const verify = args.verify ?? 'full';
-  if (verify !== 'full' && verify !== 'checksums') throw badInput(`Expected \`verify\` to be "full" or "checksums", got ${JSON.stringify(verify)}`);
-  const safetyFor = args.safetyFor === undefined ? undefined : validated(() => parseReason(args.safetyFor, ''));
+  const { environment, requestedBy, kinds, reason, verify, safetyFor } = parseInput('backup', backupInputSchema, input);
 
   const { workflowId, runId } = workflowInfo();
   const backupId = makeBackupId(environment, new Date(), uuid4().replace(/-/g, '').slice(0, 6));
@@ -104,8 +87,8 @@ export interface ScheduledBackupResult {
  * The nightly schedule's workflow: runs `backup` as a child under the environment's data workflow id (so it
  * never overlaps a manual backup or a restore), then applies retention.
  */
-export async function scheduledBackup(input: { environment: string }): Promise<ScheduledBackupResult> {
-  const environment = requireEnvironmentName(requireObject(input, 'scheduledBackup').environment);
+export async function scheduledBackup(input: { environment: string; requestedBy?: string }): Promise<ScheduledBackupResult> {
+  const { environment } = parseInput('scheduledBackup', scheduledBackupInputSchema, input);
   upsertSearchAttributes([
     { key: EnvironmentKey, value: environment },
     { key: OperationKey, value: 'scheduledBackup' },
@@ -130,13 +113,8 @@ export async function scheduledBackup(input: { environment: string }): Promise<S
 }
 
 /** Re-verifies an existing backup (checksums, archive listing, and by default a restore test); fails if it does not verify. */
-export async function verifyBackup(input: { environment: string; backupId: string; restoreTest?: boolean; requestedBy?: string }): Promise<Verification> {
-  const args = requireObject(input, 'verifyBackup');
-  const environment = requireEnvironmentName(args.environment);
-  const requestedBy = requireRequestedBy(args.requestedBy, 'unknown');
-  const { id: backupId } = validated(() => parseBackupId(args.backupId, environment));
-  const restoreTest = args.restoreTest ?? true;
-  if (typeof restoreTest !== 'boolean') throw badInput(`Expected \`restoreTest\` to be true or false, got ${JSON.stringify(restoreTest)}`);
+export async function verifyBackup(input: VerifyBackupInput): Promise<Verification> {
+  const { environment, requestedBy, backupId, restoreTest } = parseInput('verifyBackup', verifyBackupInputSchema, input);
   upsertSearchAttributes([
     { key: EnvironmentKey, value: environment },
     { key: OperationKey, value: 'verifyBackup' },

@@ -7,14 +7,10 @@ import { proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@tem
 import type { Activities } from '../activities/index.js';
 import { evaluateHealth, type Alert, type CheckResult, type HealthStatus } from '../health.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+import { dailyHealthCheckInputSchema, parseInput, type DailyHealthCheckInput } from './inputs.js';
 import { notifyAlerts, type AlertDelivery } from './notify-alerts.js';
 
-export interface DailyHealthCheckInput {
-  environment: string;
-  /** Who asked for this run (the CLI fills in the operator); defaults to `schedule`. */
-  requestedBy?: string;
-}
+export type { DailyHealthCheckInput } from './inputs.js';
 
 export interface HealthReport {
   environment: string;
@@ -41,9 +37,7 @@ const logScan = proxyLocalActivities<Activities>({
 });
 
 export async function dailyHealthCheck(input: DailyHealthCheckInput): Promise<HealthReport> {
-  const args = requireObject(input, 'dailyHealthCheck');
-  const environment = requireEnvironmentName(args.environment);
-  const requestedBy = requireRequestedBy(args.requestedBy, 'schedule');
+  const { environment, requestedBy } = parseInput('dailyHealthCheck', dailyHealthCheckInputSchema, input);
   upsertSearchAttributes([
     { key: EnvironmentKey, value: environment },
     { key: OperationKey, value: 'dailyHealthCheck' },

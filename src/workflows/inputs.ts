@@ -1,41 +1,204 @@
-/** Validation of workflow inputs, run inside workflows before any activity: bad input fails fast and permanently. */
+/**
+ * Workflow inputs: one schema per workflow, shared by the workflow (which parses its input first, before any
+ * activity: bad input fails fast and permanently) and the CLI (which parses what it is about to send, so a
+ * mistake is reported before anything starts). A value is parsed once at each edge and flows on typed.
+ * zod runs inside the workflow sandbox; the field validators are the project's own (src/backup/ids.ts), whose
+ * messages say exactly what was wrong.
+ */
 import { ApplicationFailure } from '@temporalio/workflow';
+import { z } from 'zod';
+import { parseBackupId, parseKind, parseKinds, parseReason, parseTarget, type BackupKind } from '../backup/ids.js';
 import { ENVIRONMENT_NAME } from '../names.js';
 
 export function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'BadInput');
 }
 
-/** An environment name is config-defined, lowercase and shell-safe; the activity then checks it exists. */
-export function requireEnvironmentName(value: unknown): string {
-  if (typeof value !== 'string' || !ENVIRONMENT_NAME.test(value)) {
-    throw badInput(`Expected \`environment\` to be an environment name (lowercase letters, digits, -), got ${JSON.stringify(value)?.slice(0, 80)}`);
-  }
-  return value;
+function show(value: unknown): string {
+  return (JSON.stringify(value) ?? String(value)).slice(0, 80);
 }
 
-/** Who asked: free text for the audit trail, but bounded and printable. */
-export function requireRequestedBy(value: unknown, fallback: string): string {
-  if (value === undefined || value === null || value === '') return fallback;
-  if (typeof value !== 'string' || value.length > 128 || !/^[\p{L}\p{N} ._@:/+-]+$/u.test(value)) {
-    throw badInput(`Expected \`requestedBy\` to be a name of at most 128 printable characters, got ${JSON.stringify(value)?.slice(0, 80)}`);
+/** A field checked by a validator that throws an Error whose message says what was wrong. */
+function checked<T>(validate: (value: unknown) => T) {
+  return z.unknown().optional().transform((value, ctx): T => {
+    try {
+      return validate(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+/** An environment name is config-defined, lowercase and shell-safe; the first activity then checks it exists. */
+export const environmentField = checked((value) => {
+  if (typeof value !== 'string' || !ENVIRONMENT_NAME.test(value)) {
+    throw new Error(`Expected \`environment\` to be an environment name (lowercase letters, digits, -), got ${show(value)}`);
   }
   return value;
+});
+
+/** Who asked: free text for the audit trail, but bounded and printable; `fallback` when absent. */
+export const requestedByField = (fallback: string) =>
+  checked((value) => {
+    if (value === undefined || value === null || value === '') return fallback;
+    if (typeof value !== 'string' || value.length > 128 || !/^[\p{L}\p{N} ._@:/+-]+$/u.test(value)) {
+      throw new Error(`Expected \`requestedBy\` to be a name of at most 128 printable characters, got ${show(value)}`);
+    }
+    return value;
+  });
+
+const booleanField = (name: string, fallback: boolean) =>
+  checked((value) => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean') throw new Error(`Expected \`${name}\` to be true or false, got ${show(value)}`);
+    return value;
+  });
+
+export const dailyHealthCheckInputSchema = z.strictObject({
+  environment: environmentField,
+  /** Who asked for this run (the CLI fills in the operator); default `schedule`. */
+  requestedBy: requestedByField('schedule'),
+});
+export interface DailyHealthCheckInput {
+  environment: string;
+  /** Who asked for this run (the CLI fills in the operator); default `schedule`. */
+  requestedBy?: string;
+}
+
+export const backupInputSchema = z.strictObject({
+  environment: environmentField,
+  /** Default: all of database, application, config, uploads. */
+  kinds: checked(parseKinds),
+  reason: checked((v) => parseReason(v, 'manual backup')),
+  requestedBy: requestedByField('schedule'),
+  /** full (default): checksums, archive listing and a restore test; checksums: only re-read the checksums. */
+  verify: checked((value) => {
+    if (value === undefined) return 'full' as const;
+    if (value !== 'full' && value !== 'checksums') throw new Error(`Expected \`verify\` to be "full" or "checksums", got ${show(value)}`);
+    return value;
+  }),
+  /** Set by a restore for its safety backup. */
+  safetyFor: checked((v) => (v === undefined ? undefined : parseReason(v, ''))),
+});
+export interface BackupInput {
+  environment: string;
+  /** Default: all of database, application, config, uploads. */
+  kinds?: BackupKind[];
+  /** Why (kept in the manifest); default `manual backup`. */
+  reason?: string;
+  requestedBy?: string;
+  /** full (default): checksums, archive listing and a restore test; checksums: only re-read the checksums. */
+  verify?: 'full' | 'checksums';
+  /** Set by a restore for its safety backup. */
+  safetyFor?: string;
+}
+
+/** The nightly schedule's input (schedules also say who they are in `requestedBy`). */
+export const scheduledBackupInputSchema = z.strictObject({ environment: environmentField, requestedBy: requestedByField('schedule') });
+
+/** An environment's backup id, checked against that environment. */
+function withBackupId<T extends { environment: string; backupId?: unknown }>(o: T, ctx: z.RefinementCtx): Omit<T, "backupId"> & { backupId: string } {
+  try {
+    return { ...o, backupId: parseBackupId(o.backupId, o.environment).id };
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', path: ['backupId'], message: (err as Error).message });
+    return z.NEVER;
+  }
+}
+
+export const verifyBackupInputSchema = z
+  .strictObject({ environment: environmentField, backupId: z.unknown().optional(), restoreTest: booleanField('restoreTest', true), requestedBy: requestedByField('unknown') })
+  .transform(withBackupId);
+export interface VerifyBackupInput {
+  environment: string;
+  backupId: string;
+  /** Restore into a scratch database and compare row counts (default true). */
+  restoreTest?: boolean;
+  requestedBy?: string;
+}
+
+export const restoreInputSchema = z
+  .strictObject({
+    environment: environmentField,
+    backupId: z.unknown().optional(),
+    kind: checked(parseKind),
+    /** A new database name (database) or directory name under the temp dir (files); default: over live data. */
+    target: z.unknown().optional(),
+    requestedBy: requestedByField('unknown'),
+  })
+  .transform((o, ctx) => {
+    const withId = withBackupId(o, ctx);
+    try {
+      return { ...withId, target: parseTarget(o.kind, o.target) };
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['target'], message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+export interface RestoreInput {
+  environment: string;
+  backupId: string;
+  kind: BackupKind;
+  /** A new database name (database) or directory name under the temp dir (files); default: over live data. */
+  target?: string;
+  requestedBy?: string;
+}
+
+export const listBackupsInputSchema = z.strictObject({ environment: environmentField, requestedBy: requestedByField('unknown') });
+
+/**
+ * Parses a workflow's input with its schema; anything wrong is one non-retryable BadInput failure listing every
+ * problem with the key it concerns.
+ */
+export function parseInput<S extends z.ZodType>(workflow: string, schema: S, value: unknown): z.output<S> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badInput(`${workflow} expects one JSON object as input, e.g. {"environment":"production"}; got ${show(value)}`);
+  }
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => {
+    const where = i.path.length ? `\`${i.path.join('.')}\`` : '';
+    return i.message.startsWith('Expected') || !where ? i.message : `${where}: ${i.message}`;
+  });
+  throw badInput(`Bad ${workflow} input: ${problems.join('; ')}`);
+}
+
+/** Turns a plain validation error from the CLI's side into the message it prints. */
+export function checkInput<S extends z.ZodType>(workflow: string, schema: S, value: unknown): z.output<S> {
+  try {
+    return parseInput(workflow, schema, value);
+  } catch (err) {
+    throw new Error((err as Error).message);
+  }
+}
+
+// Single-field checks for workflows whose input has one or two fields (kept small; prefer a schema above).
+
+/** The environment name, or a BadInput failure. */
+export function requireEnvironmentName(value: unknown): string {
+  return validated(() => environmentField.parse(value));
+}
+
+/** Who asked (bounded, printable), `fallback` when absent; or a BadInput failure. */
+export function requireRequestedBy(value: unknown, fallback: string): string {
+  return validated(() => requestedByField(fallback).parse(value));
 }
 
 /** The first argument of a workflow, required to be a plain object. */
 export function requireObject(value: unknown, workflow: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw badInput(`${workflow} expects one JSON object as input, e.g. {"environment":"production"}; got ${JSON.stringify(value)?.slice(0, 80)}`);
+    throw badInput(`${workflow} expects one JSON object as input, e.g. {"environment":"production"}; got ${show(value)}`);
   }
   return value as Record<string, unknown>;
 }
 
-/** Runs a validator from src/backup/ids.ts (which throws plain errors) and turns its error into BadInput. */
+/** Runs a validator that throws plain errors (a ZodError included) and turns its error into BadInput. */
 export function validated<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
+    if (err instanceof z.ZodError) throw badInput(err.issues.map((i) => i.message).join('; '));
     throw badInput((err as Error).message);
   }
 }

@@ -19,22 +19,15 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { RestorePlan, RestoreResult } from '../activities/backup.js';
-import { parseBackupId, parseKind, parseTarget, type BackupKind } from '../backup/ids.js';
+import type { BackupKind } from '../backup/ids.js';
 import type { CatalogueEntry } from '../backup/manifest.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
 import { decisionDefinitions, installApprovalGate, type ApprovalStatus } from './approval.js';
 import { backup } from './backup.js';
-import { requireEnvironmentName, requireObject, requireRequestedBy, validated } from './inputs.js';
+import { listBackupsInputSchema, parseInput, restoreInputSchema, type RestoreInput } from './inputs.js';
 import { longDataActivities } from './data-activities.js';
 
-export interface RestoreInput {
-  environment: string;
-  backupId: string;
-  kind: BackupKind;
-  /** A new database name (database) or directory name under the temp dir (files); default: over live data. */
-  target?: string;
-  requestedBy?: string;
-}
+export type { RestoreInput } from './inputs.js';
 
 /** The restore's decision names: signals and updates `approveRestore` / `rejectRestore`, query `restoreApproval`. */
 export const RESTORE_GATE = { approve: 'approveRestore', reject: 'rejectRestore', query: 'restoreApproval' } as const;
@@ -65,12 +58,7 @@ const quick = proxyActivities<Activities>({
 const long = longDataActivities;
 
 export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
-  const args = requireObject(input, 'restore');
-  const environment = requireEnvironmentName(args.environment);
-  const requestedBy = requireRequestedBy(args.requestedBy, 'unknown');
-  const { id: backupId } = validated(() => parseBackupId(args.backupId, environment));
-  const kind = validated(() => parseKind(args.kind));
-  const target = validated(() => parseTarget(kind, args.target));
+  const { environment, requestedBy, backupId, kind, target } = parseInput('restore', restoreInputSchema, input);
 
   // Installed before anything awaits, so an approval sent the moment the restore starts is never lost.
   const gate = installApprovalGate(RESTORE_GATE, requestedBy);
@@ -164,6 +152,6 @@ const catalogue = proxyLocalActivities<Activities>({ startToCloseTimeout: '1 min
 
 /** The backup catalogue of an environment, newest first (what `llmchat-ops backups list` shows). */
 export async function listBackups(input: { environment: string }): Promise<CatalogueEntry[]> {
-  const environment = requireEnvironmentName(requireObject(input, 'listBackups').environment);
+  const { environment } = parseInput('listBackups', listBackupsInputSchema, input);
   return catalogue.listBackups({ environment });
 }

@@ -3,7 +3,7 @@
  * plus per-test resources — a scratch database, a private redis-server, the stand-in app as a process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -31,8 +31,18 @@ export const PG = {
   password: process.env.LLMCHAT_DB_PASSWORD ?? 'llmchat-demo',
 };
 
+const tempDirs: string[] = [];
+process.once('exit', () => {
+  // Everything a test file made under the system temp dir goes with it (LLMCHAT_KEEP_TEST_DIRS=1 keeps it).
+  if (process.env.LLMCHAT_KEEP_TEST_DIRS === '1') return;
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+});
+
+/** A fresh directory under the system temp dir, removed when the test process exits. */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `llmchat-ops-test-${prefix}-`));
+  const dir = mkdtempSync(path.join(os.tmpdir(), `llmchat-ops-test-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
 }
 
 export async function freePort(): Promise<number> {
