@@ -33,6 +33,10 @@ _llmchat_env() {
   export PGHOST="${PGHOST:-127.0.0.1}"
   export PGPORT="${PGPORT:-5432}"
   export LLMCHAT_DB_PASSWORD="${LLMCHAT_DB_PASSWORD:-llmchat-demo}"
+  # The restricted role backup verification restores dumps as (config backup.restoreTest.passwordEnv): demo value.
+  export LLMCHAT_RESTORE_TEST_DB_PASSWORD="${LLMCHAT_RESTORE_TEST_DB_PASSWORD:-llmchat-restore-test-demo}"
+  # Key that signs backup manifests (config backup.signingKeyEnv): a demo value; set your own (openssl rand -hex 32).
+  export LLMCHAT_BACKUP_SIGNING_KEY="${LLMCHAT_BACKUP_SIGNING_KEY:-llmchat-demo-backup-signing-key}"
 
   export REDIS_PORT="${REDIS_PORT:-6379}"
 

@@ -10,10 +10,11 @@ import { readFileSync } from 'node:fs';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { parseBackupId } from './backup/ids.js';
-import { backupInputSchema, checkInput, dailyHealthCheckInputSchema, restoreInputSchema, verifyBackupInputSchema } from './workflows/inputs.js';
+import { backupInputSchema, checkInput, dailyHealthCheckInputSchema, importBackupInputSchema, restoreInputSchema, verifyBackupInputSchema } from './workflows/inputs.js';
 import type { CatalogueEntry, Verification } from './backup/manifest.js';
 import { dataWorkflowId } from './names.js';
 import type { BackupResult } from './workflows/backup.js';
+import type { ImportSummary } from './activities/backup-catalogue.js';
 import type { RestoreOutcome, RestoreStatus } from './workflows/restore.js';
 import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from './workflows/approval.js';
 import { configPath, loadConfig, getEnvironment, type OpsConfig } from './config.js';
@@ -55,8 +56,20 @@ export function formatBackup(r: BackupResult): string {
 export function formatCatalogue(entries: CatalogueEntry[]): string {
   if (entries.length === 0) return 'no backups';
   return entries
-    .map((e) => `${e.id}  ${e.status.padEnd(11)} ${e.verification.padEnd(10)} ${mb(e.bytes).padStart(10)}  ${e.kinds.join(',').padEnd(34)} ${e.requestedBy}: ${e.reason}`)
+    .map((e) => e.status === 'untrusted' ? `${e.id}  UNTRUSTED   ${e.problem ?? ''}` : `${e.id}  ${e.status.padEnd(11)} ${e.verification.padEnd(10)} ${mb(e.bytes).padStart(10)}  ${e.kinds.join(',').padEnd(34)} ${e.requestedBy}: ${e.reason}`)
     .join('\n');
+}
+
+export function formatImport(s: ImportSummary): string {
+  const lines = [
+    `backup ${s.backupId} (${s.environment}): ${s.status}, started ${s.startedAt}${s.completedAt ? `, completed ${s.completedAt}` : ''}`,
+    `  requested by ${s.requestedBy}: ${s.reason}`,
+    `  trust: ${s.trust}`,
+    `  manifest sha256 ${s.manifestSha256}`,
+  ];
+  for (const a of s.artifacts) lines.push(`  ${a.kind.padEnd(11)} ${a.file.padEnd(22)} ${mb(a.bytes).padStart(10)}  sha256 ${a.sha256.slice(0, 16)}… ok${a.members !== undefined ? `, ${a.members} members checked` : ''}`);
+  lines.push(s.imported ? '  imported: re-signed with the current key; run `llmchat-ops backups verify` next' : '  not imported yet (nothing changed)');
+  return lines.join('\n');
 }
 
 /** Starts a workflow under the environment's data id, explaining the refusal when one is already running. */
@@ -238,6 +251,28 @@ export function buildProgram(): Command {
         }),
       )) as Verification;
       console.log(`backup ${backupId}: ${v.status} (checksums ${v.checksums}${v.archiveList ? `, archive ${v.archiveList}` : ''})`);
+    });
+
+  backups
+    .command('import <backupId>')
+    .description('trust a backup llmchat-ops did not sign: copy its directory into the backups directory, inspect, then re-sign with --confirm')
+    .option('--confirm <sha256>', 'the manifest sha256 printed by the inspection: re-sign exactly that manifest')
+    .option('--json', 'print the result as JSON')
+    .action(async (backupId: string, opts: { confirm?: string; json?: boolean }) => {
+      const config = cfg();
+      const { environment } = parseBackupId(backupId);
+      getEnvironment(config, environment);
+      const input = checkInput('importBackup', importBackupInputSchema, { environment, backupId, requestedBy: operator(), ...(opts.confirm ? { confirm: opts.confirm } : {}) });
+      const s = (await withClient(config, (client) =>
+        client.workflow.execute('importBackup', {
+          taskQueue: config.temporal.taskQueue,
+          workflowId: `importBackup-${backupId}-${randomUUID()}`,
+          args: [input],
+        }),
+      )) as ImportSummary;
+      if (opts.json) return console.log(JSON.stringify(s, null, 2));
+      console.log(formatImport(s));
+      if (!s.imported) console.log(`\nIf this is the backup you expect, import exactly it with:\n  llmchat-ops backups import ${s.backupId} --confirm ${s.manifestSha256}`);
     });
 
   program

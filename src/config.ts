@@ -124,6 +124,24 @@ const backupSchema = z.strictObject({
       keepCount: z.int().min(1).default(30),
     })
     .default({ maxAgeDays: 30, keepCount: 30 }),
+  /**
+   * Environment variable (on the worker) holding the key that signs every manifest (HMAC-SHA256, at least 16
+   * bytes). A backup whose manifest does not verify is never restored. Default LLMCHAT_BACKUP_SIGNING_KEY.
+   */
+  signingKeyEnv: envVarName.default('LLMCHAT_BACKUP_SIGNING_KEY'),
+  /** Variables holding earlier signing keys, accepted for verification only (key rotation). Default none. */
+  previousSigningKeyEnvs: z.array(envVarName).max(10).default([]),
+  /**
+   * The PostgreSQL role the verification restore test runs the dump as: it must own nothing but the scratch
+   * database and hold no power (checked at every run; see src/backup/restore-test-role.ts). The app role must be a
+   * member of it. Default role llmchat_restore_test, password in LLMCHAT_RESTORE_TEST_DB_PASSWORD.
+   */
+  restoreTest: z
+    .strictObject({
+      role: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a plain lowercase PostgreSQL role name'),
+      passwordEnv: envVarName,
+    })
+    .default({ role: 'llmchat_restore_test', passwordEnv: 'LLMCHAT_RESTORE_TEST_DB_PASSWORD' }),
   /** How long a restore over live data waits for approveRestore before it gives up (e.g. "24h", "30m"); read as milliseconds. */
   approvalTimeout: z
     .string()

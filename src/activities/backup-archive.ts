@@ -2,7 +2,6 @@
  * File artifacts: `tar | <compressor>` of the application directory (without excluded names), config or uploads,
  * and their restore — into a new directory under temp/restores, or over the live directory by a rename swap.
  */
-import { createReadStream } from 'node:fs';
 import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { getEnvironment, type OpsConfig } from '../config.js';
@@ -12,7 +11,6 @@ import {
   compressThroughFifo,
   compressionSuffix,
   compressStage,
-  decompressStage,
   exists,
   runPipeline,
   writeArtifact,
@@ -20,7 +18,8 @@ import {
   type Stage,
 } from '../backup/process.js';
 import { guarded, permanent, progress, signal, token } from './activity-support.js';
-import { backupDir, checkArtifact, readManifest, sourceDir, type RestoreResult } from './backup-catalogue.js';
+import { archiveFailure, backupDir, openArtifact, readManifest, requireChecksum, sourceDir, type RestoreResult } from './backup-catalogue.js';
+import { checkTree, extractArchive, listArchive } from '../backup/archive-check.js';
 
 export function createBackupArchiveActivities(cfg: OpsConfig) {
   const settings = cfg.backup;
@@ -45,7 +44,8 @@ export function createBackupArchiveActivities(cfg: OpsConfig) {
         const excluded = kind === 'application' ? settings.exclude : [];
         const tar = (out: string): Stage => ({
           file: 'tar',
-          args: ['--create', `--file=${out}`, '--numeric-owner', ...excluded.map((x) => `--exclude=${x}`), `--directory=${src}`, '.'],
+          // --hard-dereference: hard links are stored as files, because restores accept no hard links at all.
+          args: ['--create', `--file=${out}`, '--numeric-owner', '--hard-dereference', ...excluded.map((x) => `--exclude=${x}`), `--directory=${src}`, '.'],
         });
         const compress = compressStage(c);
         const beat = progress(`tar ${kind}`);
@@ -110,13 +110,29 @@ export function createBackupArchiveActivities(cfg: OpsConfig) {
         }
         if (!live && (await exists(dest))) throw permanent(`${dest} already exists; restore into a new target name`, 'TargetExists');
         if (!(await exists(path.join(staging, markerName)))) {
-          const { artifact, file } = await checkArtifact(e, m, kind);
-          await rm(staging, { recursive: true, force: true });
-          await mkdir(staging, { recursive: true });
-          const unpack = decompressStage(artifact.compression.program);
-          const tar: Stage = { file: 'tar', args: ['--extract', '--file=-', '--no-same-owner', `--directory=${staging}`] };
-          await runPipeline({ stages: unpack ? [unpack, tar] : [tar], source: createReadStream(file), signal: signal() });
-          await writeFileAtomic(path.join(staging, markerName), `${m.id}\n`);
+          const artifact = m.artifacts[kind];
+          if (!artifact) throw permanent(`Backup ${m.id} has no ${kind} artifact (it holds: ${Object.keys(m.artifacts).join(', ') || 'nothing'})`, 'KindNotInBackup');
+          const program = artifact.compression.program;
+          // One open file for the check and the extraction: what was checked is what is extracted.
+          const fh = await openArtifact(e, m, artifact);
+          try {
+            await rm(staging, { recursive: true, force: true });
+            // Every member checked (and the checksum compared) before anything is extracted, even into staging.
+            const beat = progress(`list ${kind}`);
+            const listing = await listArchive(fh, program, { signal: signal(), onBytes: (b) => beat({ bytes: b, of: artifact.bytes }) });
+            requireChecksum(m, artifact, listing);
+            await mkdir(staging, { recursive: true, mode: 0o700 });
+            progress(`extract ${kind}`)({ members: listing.members });
+            await extractArchive(fh, program, staging, signal());
+            // Second line of defence before the tree can become live: what is really on disk, by lstat.
+            await checkTree(staging);
+            await writeFileAtomic(path.join(staging, markerName), `${m.id}\n`);
+          } catch (err) {
+            await rm(staging, { recursive: true, force: true });
+            throw archiveFailure(m, artifact, err);
+          } finally {
+            await fh.close();
+          }
         }
         await mkdir(path.dirname(dest), { recursive: true });
         if ((await exists(dest)) && !(await exists(previous))) await rename(dest, previous);

@@ -37,8 +37,20 @@ const quick = proxyActivities<Activities>({
 
 const long = longDataActivities;
 
+/**
+ * The restore this run is the safety backup of: only a child started by a restore under `<restore id>-safety`.
+ * Taken from the workflow's own parent link (set by Temporal, not by whoever starts the workflow), so a caller of
+ * `backup` cannot mark a backup as protecting a restore.
+ */
+function safetyBackupOf(): string | undefined {
+  const { parent, workflowId } = workflowInfo();
+  return parent && workflowId === `${parent.workflowId}-safety` ? parent.workflowId : undefined;
+}
+
 export async function backup(input: BackupInput): Promise<BackupResult> {
-  const { environment, requestedBy, kinds, reason, verify, safetyFor } = parseInput('backup', backupInputSchema, input);
+  // Strict schema: a caller passing `safetyFor` is refused (unknown key); only the parent link can set it.
+  const { environment, requestedBy, kinds, reason, verify } = parseInput('backup', backupInputSchema, input);
+  const safetyFor = safetyBackupOf();
 
   const { workflowId, runId } = workflowInfo();
   const backupId = makeBackupId(environment, new Date(), uuid4().replace(/-/g, '').slice(0, 6));

@@ -2,3 +2,4 @@
 export { dailyHealthCheck } from './daily-health-check.js';
 export { backup, scheduledBackup, verifyBackup } from './backup.js';
 export { restore, listBackups } from './restore.js';
+export { importBackup } from './import-backup.js';

@@ -78,8 +78,6 @@ export const backupInputSchema = z.strictObject({
     if (value !== 'full' && value !== 'checksums') throw new Error(`Expected \`verify\` to be "full" or "checksums", got ${show(value)}`);
     return value;
   }),
-  /** Set by a restore for its safety backup. */
-  safetyFor: checked((v) => (v === undefined ? undefined : parseReason(v, ''))),
 });
 export interface BackupInput {
   environment: string;
@@ -90,8 +88,6 @@ export interface BackupInput {
   requestedBy?: string;
   /** full (default): checksums, archive listing and a restore test; checksums: only re-read the checksums. */
   verify?: 'full' | 'checksums';
-  /** Set by a restore for its safety backup. */
-  safetyFor?: string;
 }
 
 /** The nightly schedule's input (schedules also say who they are in `requestedBy`). */
@@ -143,6 +139,27 @@ export interface RestoreInput {
   /** A new database name (database) or directory name under the temp dir (files); default: over live data. */
   target?: string;
   requestedBy?: string;
+}
+
+export const importBackupInputSchema = z
+  .strictObject({
+    environment: environmentField,
+    backupId: z.unknown().optional(),
+    requestedBy: requestedByField('unknown'),
+    /** sha256 of manifest.json as shown by a run without it; required to re-sign. */
+    confirm: checked((value) => {
+      if (value === undefined) return undefined;
+      if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) throw new Error(`Expected \`confirm\` to be the manifest's sha256 (64 hex digits) shown by the inspection, got ${show(value)}`);
+      return value;
+    }),
+  })
+  .transform(withBackupId);
+export interface ImportBackupInput {
+  environment: string;
+  backupId: string;
+  requestedBy?: string;
+  /** sha256 of manifest.json as shown by a run without it; required to re-sign. */
+  confirm?: string;
 }
 
 export const listBackupsInputSchema = z.strictObject({ environment: environmentField, requestedBy: requestedByField('unknown') });

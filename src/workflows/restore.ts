@@ -104,7 +104,8 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
         status.state = 'safety-backup';
         const safety = await executeChild(backup, {
           workflowId: `${workflowInfo().workflowId}-safety`,
-          args: [{ environment, kinds: [kind], reason: `safety backup before restoring ${backupId}`, requestedBy, verify: 'checksums', safetyFor: workflowInfo().workflowId }],
+          args: [{ environment, kinds: [kind], reason: `safety backup before restoring ${backupId}`, requestedBy, verify: 'checksums' }],
+          // No safetyFor here: the backup workflow derives it from its parent, so no caller can set it.
         });
         status.safetyBackupId = safety.backupId;
         status.state = 'restoring';

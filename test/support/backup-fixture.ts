@@ -15,6 +15,8 @@ export interface Fixture {
 export async function seedFixture(messages = 5_000): Promise<Fixture> {
   // The worker reads the database password by variable name (passwordEnv), as in production.
   process.env.LLMCHAT_DB_PASSWORD ??= PG.password;
+  // …and the manifest signing key (backup.signingKeyEnv); scripts/env.sh exports the same demo value.
+  process.env.LLMCHAT_BACKUP_SIGNING_KEY ??= 'llmchat-demo-backup-signing-key';
   const root = tempDir('backup');
   const database = await scratchDatabase('llmchat_bk');
   await query(database.name, async (c) => {
