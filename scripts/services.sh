@@ -170,8 +170,9 @@ pg_untraversable() { # print the first directory on the way to $STATE that user 
     as_postgres test -x "$p" || { printf '%s (mode %s, owner %s)' "$p" "$(stat -c %a "$p")" "$(stat -c %U "$p")"; return 0; }
   done
 }
-pg_bootstrap() { # role + databases, idempotent; the password comes from the environment, not argv
+pg_bootstrap() { # roles + databases, idempotent; passwords come from the environment, not argv
   "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PGPORT" -U postgres -d postgres >/dev/null <<'SQL'
+SET client_min_messages TO warning;
 \getenv pw LLMCHAT_DB_PASSWORD
 SELECT format('CREATE ROLE llmchat LOGIN CREATEDB PASSWORD %L', :'pw')
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'llmchat') \gexec
@@ -180,6 +181,17 @@ SELECT format('CREATE DATABASE %I OWNER llmchat', d) FROM unnest(ARRAY['llmchat'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = d) \gexec
 ALTER DATABASE llmchat OWNER TO llmchat;
 ALTER DATABASE llmchat_staging OWNER TO llmchat;
+-- The role backup verification restores untrusted dumps as (config backup.restoreTest): it owns only the scratch
+-- databases the app role creates for it, holds no other power and is a member of nothing; the app role is a
+-- member of it (to create its databases and reset its password and settings before each run). INHERIT: as owner
+-- of a scratch database it must use pg_database_owner's rights there (CREATE in schema public); it is a member
+-- of no role, so it inherits nothing else.
+\getenv rtpw LLMCHAT_RESTORE_TEST_DB_PASSWORD
+SELECT 'CREATE ROLE llmchat_restore_test LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'llmchat_restore_test') \gexec
+ALTER ROLE llmchat_restore_test LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD :'rtpw';
+GRANT llmchat_restore_test TO llmchat;
+-- Only the app role connects to the app's databases (PostgreSQL lets PUBLIC connect to every database by default).
+REVOKE CONNECT, TEMPORARY ON DATABASE llmchat, llmchat_staging FROM PUBLIC;
 SQL
 }
 postgres_up() {

@@ -25,6 +25,7 @@ import {
   type Stage,
 } from '../backup/process.js';
 import { countRows, dropDatabase as dropDatabaseWith, userTables } from '../backup/postgres.js';
+import { createRestoreTestDatabase, resetRestoreTestRole, RestoreTestRoleError } from '../backup/restore-test-role.js';
 import { guarded, permanent, progress, signal, token } from './activity-support.js';
 import { backupDir, checkArtifact, readManifest, saveManifest, type RestoreResult } from './backup-catalogue.js';
 
@@ -247,11 +248,20 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
             if (input.restoreTest && v.archiveList === 'ok') {
               const started = Date.now();
               await dropDatabase(e, scratch); // a leftover of an interrupted attempt
-              await createMarkedDatabase(e, scratch, `llmchat-ops verification of ${m.id}`);
+              // The dump is untrusted SQL: it is restored and counted only as the restricted restore-test role, which
+              // owns just this scratch database (src/backup/restore-test-role.ts); the app role never connects to it.
+              const { role, passwordEnv } = settings.restoreTest;
+              const asRole: EnvironmentConfig = { ...e, database: { ...e.database, user: role, passwordEnv } };
+              await withClient(e, MAINTENANCE_DB, async (c) => {
+                await resetRestoreTestRole(c, role, resolveSecret(passwordEnv) as string, e.database.user).catch((err: unknown) => {
+                  throw err instanceof RestoreTestRoleError ? permanent(err.message, err.name) : err;
+                });
+                await createRestoreTestDatabase(c, scratch, role, `llmchat-ops verification of ${m.id}`);
+              });
               try {
-                await pgRestore(e, settings.jobs, archive, scratch);
-                const mismatches = compareCounts(db.tables ?? {}, await countDatabase(e, scratch, settings.jobs));
-                v.restoreTest = { database: scratch, tables: Object.keys(db.tables ?? {}).length, mismatches, durationMs: Date.now() - started };
+                await pgRestore(asRole, settings.jobs, archive, scratch);
+                const mismatches = compareCounts(db.tables ?? {}, await countDatabase(asRole, scratch, settings.jobs));
+                v.restoreTest = { database: scratch, role, tables: Object.keys(db.tables ?? {}).length, mismatches, durationMs: Date.now() - started };
                 problems.push(...mismatches.map((x) => `restore test: ${x}`));
               } finally {
                 await dropDatabase(e, scratch);
