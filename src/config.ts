@@ -160,6 +160,76 @@ const approvalsSchema = z.strictObject({
 });
 export type ApprovalSettings = z.infer<typeof approvalsSchema>;
 
+const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a plain lowercase PostgreSQL identifier');
+const DAY_LIMIT = 3650;
+/** A retention window in days: > 0 and at most ten years (0 or a typo like 30000 would purge everything or nothing). */
+const days = (dflt: number) => z.number().positive('must be more than 0 days').max(DAY_LIMIT, `must be at most ${DAY_LIMIT} days`).default(dflt);
+const duration = (dflt: string) => z
+  .string()
+  .regex(/^\d+(s|m|h|d)$/, 'must be a duration like 30m, 24h or 2d')
+  .default(dflt)
+  .transform((d) => Number(d.slice(0, -1)) * DURATION_UNIT_MS[d.slice(-1) as keyof typeof DURATION_UNIT_MS]);
+
+const indexSpec = z.strictObject({ name: identifier, table: identifier, columns: z.array(identifier).min(1).max(8) });
+/** The guide's 数据库优化 indexes. */
+const GUIDE_INDEXES = [
+  { name: 'idx_messages_session_created', table: 'messages', columns: ['session_id', 'created_at'] },
+  { name: 'idx_sessions_user_updated', table: 'chat_sessions', columns: ['user_id', 'updated_at'] },
+  { name: 'idx_agents_provider_active', table: 'agents', columns: ['provider', 'is_active'] },
+];
+
+const maintenanceSchema = z.strictObject({
+  /** Sessions whose updated_at is older than this are purged (the guide: 30 days). */
+  sessionIdleDays: days(30),
+  /** Messages older than this whose session no longer exists are purged (the guide: 90 days). */
+  orphanMessageDays: days(90),
+  /** Target duration of one purge transaction; the batch size adapts to it (the issue: ≤ 100 ms). */
+  batchTargetMs: z.int().min(5).max(1000).default(50),
+  /** Rows examined by the first batch (then adapted between 100 and 100 000). */
+  initialBatchRows: z.int().min(100).max(100_000).default(2000),
+  /** Indexes rebuilt with REINDEX INDEX CONCURRENTLY (the guide's two). */
+  reindex: z.array(identifier).default(['idx_messages_created_at', 'idx_sessions_user_id']),
+  /** How long maintenance/optimization waits for a running backup, restore or deploy of the environment before it skips ("2h"). */
+  maxWait: duration('2h'),
+  /** Tables of the optimization's ANALYZE / VACUUM ANALYZE (the guide's three). */
+  optimizeTables: z.array(identifier).default(['messages', 'chat_sessions', 'agents']),
+  /** Indexes the optimization creates concurrently if missing (the guide's three). */
+  optimizeIndexes: z.array(indexSpec).default(GUIDE_INDEXES),
+});
+export type MaintenanceSettings = z.infer<typeof maintenanceSchema>;
+
+const cleanupSchema = z.strictObject({
+  /** `*.log` and `*.log.*` in paths.logs older than this are deleted (the guide: 7 days). */
+  logsDays: days(7),
+  /** Temp files matching `tempPattern` in paths.temp older than this (the guide: 1 day). */
+  tempDays: days(1),
+  /** A glob with only `*` wildcards, matched against file names in paths.temp (the guide: llmchat-*). */
+  tempPattern: z.string().regex(/^[A-Za-z0-9._*-]+$/, 'must be a file-name pattern with * wildcards only').default('llmchat-*'),
+  /** Files in paths.uploads older than this (the guide: 30 days). */
+  uploadsDays: days(30),
+  /** Run `apt-get update && apt-get upgrade -y` (the guide's step 6). Off by default: a dry run only lists upgrades. */
+  osUpgrades: z.boolean().default(false),
+  /** Take the weekly backup (the backup workflow as a child) before retention. */
+  backup: z.boolean().default(true),
+});
+export type CleanupSettings = z.infer<typeof cleanupSchema>;
+
+const reportSchema = z.strictObject({
+  /** The Prometheus that scrapes the app; without it the monthly report fails saying so. */
+  prometheusUrl: httpUrl.optional(),
+  /** Prometheus `job` label of each environment's app (default `llmchat-<environment>`). */
+  jobs: z.record(z.string(), z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'must be a plain job name')).default({}),
+  /** Where reports are written (relative to the config file). */
+  directory: z.string().min(1).default('reports'),
+  /** The guide's thresholds: average latency 500 ms, error rate 1 %, memory 80 %. */
+  thresholds: z
+    .strictObject({ averageLatencyMs: z.number().positive().default(500), errorPercent: percent.default(1), memoryPercent: percent.default(80) })
+    .default({ averageLatencyMs: 500, errorPercent: 1, memoryPercent: 80 }),
+  /** Queries slower than this on average count as slow (pg_stat_statements). */
+  slowQueryMs: z.number().positive().default(100),
+});
+export type ReportSettings = z.infer<typeof reportSchema>;
+
 const scheduleSchema = z.strictObject({
   /** Cron expression in `timezone` (five fields). */
   cron: z.string().regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression'),
@@ -188,6 +258,10 @@ export const configSchema = z
     }),
     backup: backupSchema.default(backupSchema.parse({})),
     approvals: approvalsSchema.default({ allowSelfApproval: false }),
+
+    maintenance: maintenanceSchema.default(maintenanceSchema.parse({})),
+    cleanup: cleanupSchema.default(cleanupSchema.parse({})),
+    report: reportSchema.default(reportSchema.parse({})),
     schedules: z.record(z.string(), scheduleSchema).default({}),
   })
   .superRefine((cfg, ctx) => {
@@ -271,6 +345,7 @@ export function parseConfig(text: string, source: string, baseDir: string): OpsC
     p.disks = p.disks.map((d) => path.resolve(baseDir, d));
     env.compose.file = path.resolve(baseDir, env.compose.file);
   }
+  cfg.report.directory = path.resolve(baseDir, cfg.report.directory);
   return cfg;
 }
 

@@ -3,8 +3,11 @@ import type { OpsConfig } from '../config.js';
 import { createBackupActivities } from './backup.js';
 import { createEnvironmentActivities } from './environment.js';
 import { createHostActivities } from './host.js';
+import { createHostCleanupActivities } from './host-cleanup.js';
 import { createHttpHealthActivities } from './http-health.js';
 import { createNotifyActivities } from './notify.js';
+import { createPostgresMaintenanceActivities } from './postgres-maintenance.js';
+import { createTemporalActivities } from './temporal.js';
 
 export function createActivities(cfg: OpsConfig) {
   return {
@@ -13,6 +16,9 @@ export function createActivities(cfg: OpsConfig) {
     ...createHostActivities(cfg),
     ...createNotifyActivities(cfg),
     ...createBackupActivities(cfg),
+    ...createPostgresMaintenanceActivities(cfg),
+    ...createTemporalActivities(cfg),
+    ...createHostCleanupActivities(cfg),
   };
 }
 

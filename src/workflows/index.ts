@@ -3,3 +3,5 @@ export { dailyHealthCheck } from './daily-health-check.js';
 export { backup, scheduledBackup, verifyBackup } from './backup.js';
 export { restore, listBackups } from './restore.js';
 export { importBackup } from './import-backup.js';
+export { weeklyDatabaseMaintenance } from './weekly-database-maintenance.js';
+export { weeklyCleanup } from './weekly-cleanup.js';

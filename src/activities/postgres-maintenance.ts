@@ -1,0 +1,181 @@
+/**
+ * PostgreSQL activities of the weekly maintenance and the database optimization: ANALYZE, the batched purge,
+ * REINDEX / CREATE INDEX CONCURRENTLY with removal of invalid leftovers, VACUUM ANALYZE, and table reports.
+ * Each activity uses one connection with an error handler (a dropped connection fails the activity, never the
+ * worker), heartbeats while it works and closes the connection when Temporal cancels it.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import pg from 'pg';
+import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
+import { purgeExpired, pruneProgress, type PhaseProgress, type PurgeResult } from '../maintenance/purge.js';
+import { dropInvalidLeftovers, reindexConcurrently, type ReindexOutcome } from '../maintenance/indexes.js';
+import { createIndexes, tableStats, type IndexCreation, type TableStats } from '../maintenance/indexes.js';
+import { asFailure } from './failures.js';
+
+const HEARTBEAT_MS = 1000;
+
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+async function connect(env: EnvironmentConfig): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: env.database.host,
+    port: env.database.port,
+    user: env.database.user,
+    password: resolveSecret(env.database.passwordEnv),
+    database: env.database.name,
+    connectionTimeoutMillis: 10_000,
+    application_name: 'llmchat-ops-maintenance',
+  });
+  // An idle connection that drops emits 'error'; queries in flight reject on their own. Never crash the worker.
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+/**
+ * Runs `fn` on a fresh connection, heartbeating `details()` every second. On cancellation the connection is
+ * closed, which makes the server abort the running statement; the activity then reports the cancellation.
+ */
+async function onConnection<T>(env: EnvironmentConfig, details: () => unknown, fn: (c: pg.Client, signal?: AbortSignal) => Promise<T>): Promise<T> {
+  const ctx = activityContext();
+  const client = await connect(env);
+  const beat = ctx && !ctx.info.isLocal ? setInterval(() => ctx.heartbeat(details()), HEARTBEAT_MS) : undefined;
+  const onCancel = () => void client.end().catch(() => {});
+  ctx?.cancellationSignal.addEventListener('abort', onCancel);
+  try {
+    return await fn(client, ctx?.cancellationSignal);
+  } catch (err) {
+    if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    throw err;
+  } finally {
+    if (beat) clearInterval(beat);
+    ctx?.cancellationSignal.removeEventListener('abort', onCancel);
+    await client.end().catch(() => {});
+  }
+}
+
+function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  return fn().catch((err: unknown) => {
+    throw asFailure(err);
+  });
+}
+
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+
+export interface PurgeInput {
+  environment: string;
+  /** Identifies the run's progress rows: the workflow id and run id. */
+  runKey: string;
+  sessionCutoff: string;
+  messageCutoff: string;
+}
+
+export interface MaintenancePlan {
+  sessionIdleDays: number;
+  orphanMessageDays: number;
+  maxWaitMs: number;
+  reindex: string[];
+}
+
+export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
+  const env = (name: string) => getEnvironment(cfg, name);
+  const m = cfg.maintenance;
+  return {
+    /** The maintenance settings a workflow needs (windows, wait limit); validates the environment name. */
+    async maintenancePlan(environment: string): Promise<MaintenancePlan> {
+      return guarded(async () => {
+        env(environment);
+        return { sessionIdleDays: m.sessionIdleDays, orphanMessageDays: m.orphanMessageDays, maxWaitMs: m.maxWait, reindex: m.reindex };
+      });
+    },
+
+    /** The guide's step 1 (or 3 of the optimization): ANALYZE of the whole database, or of the given tables. */
+    async analyzeDatabase(input: { environment: string; tables?: string[] }): Promise<{ durationMs: number; tables: string[] | 'all' }> {
+      return guarded(() =>
+        onConnection(env(input.environment), () => ({ step: 'analyze' }), async (c) => {
+          const t0 = Date.now();
+          if (!input.tables) await c.query('ANALYZE');
+          else for (const t of input.tables) await c.query(`ANALYZE ${pg.escapeIdentifier(t)}`);
+          return { durationMs: Date.now() - t0, tables: input.tables ?? 'all' };
+        }),
+      );
+    },
+
+    /** Steps 2 and 3 in short, resumable transactions (src/maintenance/purge.ts). */
+    async purgeExpiredRows(input: PurgeInput): Promise<PurgeResult> {
+      return guarded(async () => {
+        if (!ISO.test(input.sessionCutoff) || !ISO.test(input.messageCutoff)) {
+          throw ApplicationFailure.nonRetryable(`Expected cut-offs as ISO 8601 UTC instants, got ${JSON.stringify([input.sessionCutoff, input.messageCutoff])}`, 'BadInput');
+        }
+        if (!/^[\w.:/@-]{1,300}$/.test(input.runKey)) throw ApplicationFailure.nonRetryable(`Bad purge run key ${JSON.stringify(input.runKey)}`, 'BadInput');
+        let latest: PhaseProgress | undefined;
+        return onConnection(env(input.environment), () => ({ step: 'purge', progress: latest }), async (c, signal) => {
+          await pruneProgress(c);
+          return purgeExpired(c, input.runKey, { sessionCutoff: input.sessionCutoff, messageCutoff: input.messageCutoff }, {
+            targetMs: m.batchTargetMs,
+            initialRows: m.initialBatchRows,
+            onBatch: (p) => (latest = p),
+            ...(signal ? { signal } : {}),
+          });
+        });
+      });
+    },
+
+    /** Step 4: drops invalid `_ccnew`/`_ccold` leftovers of the configured indexes, then REINDEX INDEX CONCURRENTLY each. */
+    async reindexIndexes(input: { environment: string }): Promise<ReindexOutcome> {
+      return guarded(() => {
+        let step = 'leftovers';
+        return onConnection(env(input.environment), () => ({ step }), async (c) => {
+          const removedLeftovers = await dropInvalidLeftovers(c, m.reindex);
+          step = 'reindex';
+          const indexes = await reindexConcurrently(c, m.reindex, (name) => (step = `reindex ${name}`));
+          return { removedLeftovers, indexes };
+        });
+      });
+    },
+
+    /** Steps 5 and 6: size, live and dead tuples, index usage of every user table. */
+    async tableReport(input: { environment: string }): Promise<TableStats[]> {
+      return guarded(() => onConnection(env(input.environment), () => ({ step: 'report' }), (c) => tableStats(c)));
+    },
+
+    /** The optimization's step 1: CREATE INDEX CONCURRENTLY IF NOT EXISTS, after dropping an invalid index of the same name. */
+    async createOptimizationIndexes(input: { environment: string }): Promise<IndexCreation[]> {
+      return guarded(() => onConnection(env(input.environment), () => ({ step: 'create indexes' }), (c) => createIndexes(c, m.optimizeIndexes)));
+    },
+
+    /** The optimization's step 5: VACUUM ANALYZE of the configured tables (never VACUUM FULL: that locks the table). */
+    async vacuumAnalyze(input: { environment: string }): Promise<{ tables: string[]; durationMs: number }> {
+      return guarded(() =>
+        onConnection(env(input.environment), () => ({ step: 'vacuum' }), async (c) => {
+          const t0 = Date.now();
+          const present = await existingTables(c, m.optimizeTables);
+          for (const t of present) await c.query(`VACUUM (ANALYZE) ${pg.escapeIdentifier(t)}`);
+          return { tables: present, durationMs: Date.now() - t0 };
+        }),
+      );
+    },
+
+    /** The optimization's ANALYZE of its tables (those that exist). */
+    async optimizationTables(input: { environment: string }): Promise<string[]> {
+      return guarded(() => onConnection(env(input.environment), () => ({}), (c) => existingTables(c, m.optimizeTables)));
+    },
+  };
+}
+
+async function existingTables(c: pg.Client, names: string[]): Promise<string[]> {
+  const { rows } = await c.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY($1)`,
+    [names],
+  );
+  const found = new Set(rows.map((r) => r.name));
+  return names.filter((n) => found.has(n));
+}

@@ -1,0 +1,97 @@
+/**
+ * 应用程序清理 — the guide's weekly-cleanup.sh as a workflow: logs older than 7 days, temp files `llmchat-*`
+ * older than a day, uploads older than 30 days (never following a symlink, never leaving a configured root,
+ * never deleting a file still open for writing); the weekly database backup (the `backup` workflow as a child,
+ * under the environment's data id); backup retention (src/backup/retention.ts); OS package upgrades only when
+ * enabled. A dry run deletes nothing, takes no backup and upgrades nothing: it lists what would go.
+ */
+import { executeChild, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { Activities } from '../activities/index.js';
+import type { OsUpgradeResult } from '../activities/host-cleanup.js';
+import type { RetentionPlan } from '../backup/retention.js';
+import type { CleanupResult } from '../maintenance/cleanup.js';
+import { dataWorkflowId } from '../names.js';
+import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
+import { backup } from './backup.js';
+import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+
+export interface WeeklyCleanupInput {
+  environment: string;
+  /** List what would be deleted; delete nothing, back up nothing, upgrade nothing. Default false. */
+  dryRun?: boolean;
+  requestedBy?: string;
+}
+
+export interface CleanupReport {
+  environment: string;
+  dryRun: boolean;
+  files: CleanupResult[];
+  /** Files deleted (or that would be) and their bytes, over all categories. */
+  totals: { files: number; bytes: number };
+  backup: { status: 'created' | 'skipped' | 'disabled' | 'dry-run'; backupId?: string; detail?: string };
+  retention: RetentionPlan;
+  os: OsUpgradeResult;
+}
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
+});
+
+const files = proxyActivities<Activities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
+});
+
+const os = proxyActivities<Activities>({
+  startToCloseTimeout: '1 hour',
+  retry: { initialInterval: '30 seconds', maximumAttempts: 3 },
+});
+
+export async function weeklyCleanup(input: WeeklyCleanupInput): Promise<CleanupReport> {
+  const args = requireObject(input, 'weeklyCleanup');
+  const environment = requireEnvironmentName(args.environment);
+  const requestedBy = requireRequestedBy(args.requestedBy, 'schedule');
+  const dryRun = args.dryRun ?? false;
+  if (typeof dryRun !== 'boolean') throw badInput(`Expected \`dryRun\` to be true or false, got ${JSON.stringify(dryRun)?.slice(0, 40)}`);
+  upsertSearchAttributes([
+    { key: EnvironmentKey, value: environment },
+    { key: OperationKey, value: 'weeklyCleanup' },
+    { key: RequestedByKey, value: requestedBy },
+  ]);
+  const plan = await quick.cleanupPlan(environment);
+
+  // Steps 1–3. One after another: an unsafe root fails the run before the next category is touched.
+  const results: CleanupResult[] = [];
+  for (const category of ['logs', 'temp', 'uploads'] as const) results.push(await files.cleanupFiles({ environment, category, dryRun }));
+
+  // Step 4: the weekly database backup, as the backup workflow itself (verified like any other backup).
+  let backupOutcome: CleanupReport['backup'];
+  if (dryRun) backupOutcome = { status: 'dry-run' };
+  else if (!plan.backup) backupOutcome = { status: 'disabled', detail: 'cleanup.backup is off' };
+  else {
+    try {
+      const r = await executeChild(backup, {
+        workflowId: dataWorkflowId(environment),
+        args: [{ environment, kinds: ['database'], reason: 'weekly cleanup backup', requestedBy }],
+      });
+      backupOutcome = { status: 'created', backupId: r.backupId };
+      upsertSearchAttributes([{ key: BackupIdKey, value: r.backupId }]);
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      backupOutcome = { status: 'skipped', detail: `a backup or restore of ${environment} is already running (${dataWorkflowId(environment)})` };
+    }
+  }
+
+  // Step 5: retention by the backup module's rules (never the newest verified backup, never foreign dirs).
+  const retention: RetentionPlan = dryRun ? await quick.planBackupRetention({ environment }) : await quick.pruneBackups({ environment, activeIds: [] });
+
+  // Step 6: OS packages.
+  const osResult = await os.osPackageUpgrades({ dryRun });
+
+  const totals = { files: results.reduce((n, r) => n + r.count, 0), bytes: results.reduce((n, r) => n + r.bytes, 0) };
+  upsertSearchAttributes([{ key: OutcomeKey, value: dryRun ? 'dry-run' : 'success' }]);
+  return { environment, dryRun, files: results, totals, backup: backupOutcome, retention, os: osResult };
+}
