@@ -2,7 +2,7 @@
  * The guide's `find <dir> -name <pattern> -mtime +N -delete`, made safe. The walk never follows a symlink (links
  * are reported and left alone, whatever they point to), never leaves its root (each file's directory is checked
  * again, by realpath, right before the unlink), refuses roots that are system directories or that hold the app,
- * its config or its backups, and skips every file some process has open for writing (the app's current log).
+ * its config or its backups (those directories are skipped when they lie below a root), and skips every file some process has open for writing (the app's current log).
  */
 import { lstat, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -72,8 +72,8 @@ export async function checkRoot(root: string, protectedDirs: readonly string[]):
   if (SYSTEM_DIRS.includes(real)) throw new UnsafeRootError(`Refusing to clean ${root}: it is the system directory ${real}`);
   for (const p of protectedDirs) {
     const rp = await realpath(p).catch(() => path.resolve(p));
-    if (rp === real || rp.startsWith(real + path.sep)) {
-      throw new UnsafeRootError(`Refusing to clean ${root}: it contains ${p}, which cleanup must never touch`);
+    if (rp === real || real.startsWith(rp + path.sep)) {
+      throw new UnsafeRootError(`Refusing to clean ${root}: it is (inside) ${p}, which cleanup must never touch`);
     }
   }
   return real;
@@ -117,6 +117,7 @@ export async function cleanTree(rule: CleanupRule, protectedDirs: readonly strin
   const open = opts.openForWriting ?? (await filesOpenForWriting());
   const result: CleanupResult = { category: rule.category, root: rule.root, dryRun: opts.dryRun, files: [], count: 0, bytes: 0, skipped: [] };
   const cutoff = now - rule.maxAgeDays * DAY_MS;
+  const excluded = new Set(await Promise.all(protectedDirs.map((p) => realpath(p).catch(() => path.resolve(p)))));
   let examined = 0;
 
   const walk = async (rel: string): Promise<void> => {
@@ -139,7 +140,8 @@ export async function cleanTree(rule: CleanupRule, protectedDirs: readonly strin
         continue;
       }
       if (st.isDirectory()) {
-        await walk(relPath);
+        if (excluded.has(full)) result.skipped.push({ path: relPath, why: 'protected directory (app, config or backups): not entered' });
+        else await walk(relPath);
         continue;
       }
       if (!st.isFile() || !rule.matches(entry.name) || st.mtimeMs >= cutoff) continue;
