@@ -14,7 +14,8 @@ import type { CleanupResult } from '../maintenance/cleanup.js';
 import { dataWorkflowId } from '../names.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
 import { backup } from './backup.js';
-import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+import { parseInput } from './inputs.js';
+import { weeklyCleanupInputSchema } from './maintenance-inputs.js';
 
 export interface WeeklyCleanupInput {
   environment: string;
@@ -51,11 +52,7 @@ const os = proxyActivities<Activities>({
 });
 
 export async function weeklyCleanup(input: WeeklyCleanupInput): Promise<CleanupReport> {
-  const args = requireObject(input, 'weeklyCleanup');
-  const environment = requireEnvironmentName(args.environment);
-  const requestedBy = requireRequestedBy(args.requestedBy, 'schedule');
-  const dryRun = args.dryRun ?? false;
-  if (typeof dryRun !== 'boolean') throw badInput(`Expected \`dryRun\` to be true or false, got ${JSON.stringify(dryRun)?.slice(0, 40)}`);
+  const { environment, requestedBy, dryRun } = parseInput('weeklyCleanup', weeklyCleanupInputSchema, input);
   upsertSearchAttributes([
     { key: EnvironmentKey, value: environment },
     { key: OperationKey, value: 'weeklyCleanup' },

@@ -11,7 +11,8 @@ import type { PurgeResult } from '../maintenance/purge.js';
 import type { ReindexOutcome, TableStats } from '../maintenance/indexes.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
 import { waitForExclusiveWindow, type ExclusionOutcome } from './exclusion.js';
-import { requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+import { parseInput } from './inputs.js';
+import { weeklyDatabaseMaintenanceInputSchema } from './maintenance-inputs.js';
 
 export interface WeeklyDatabaseMaintenanceInput {
   environment: string;
@@ -49,9 +50,7 @@ const long = proxyActivities<Activities>({
 });
 
 export async function weeklyDatabaseMaintenance(input: WeeklyDatabaseMaintenanceInput): Promise<MaintenanceReport> {
-  const args = requireObject(input, 'weeklyDatabaseMaintenance');
-  const environment = requireEnvironmentName(args.environment);
-  const requestedBy = requireRequestedBy(args.requestedBy, 'schedule');
+  const { environment, requestedBy } = parseInput('weeklyDatabaseMaintenance', weeklyDatabaseMaintenanceInputSchema, input);
   upsertSearchAttributes([
     { key: EnvironmentKey, value: environment },
     { key: OperationKey, value: 'weeklyDatabaseMaintenance' },
