@@ -122,7 +122,11 @@ describe('backups are trusted only if llmchat-ops wrote them; archives cannot es
     assert.equal(m.status, 'complete');
     assert.equal(m.verification?.status, 'verified', 'the verification result was written and re-signed');
     // The file archives were listed member by member during verification.
-    assert.ok((m.verification?.problems ?? []).length === 0);
+    assert.deepEqual(m.verification?.problems, []);
+    for (const kind of ['application', 'config', 'uploads'] as const) {
+      assert.equal(m.verification?.fileArchives?.[kind]?.status, 'ok', kind);
+      assert.ok((m.verification?.fileArchives?.[kind]?.members ?? 0) >= 2, `${kind}: members counted`);
+    }
   });
 
   it('refuses a manifest changed after signing, in verify and restore; the catalogue marks it and still lists the others', async () => {
@@ -192,6 +196,16 @@ describe('backups are trusted only if llmchat-ops wrote them; archives cannot es
     const f2 = await failureOf(run('restore', { environment: 'production', backupId: artifactLink, kind: 'uploads', target: `t-${seq}`, requestedBy: 'test' }));
     assert.equal(f2.type, 'ArtifactInvalid');
     assert.match(f2.message, /symlink/);
+  });
+
+  it('retention leaves untrusted backups alone: a forged "verified" manifest neither counts nor gets deleted', async () => {
+    const forged = await plant((m) => void (m.verification = { status: 'verified', at: new Date().toISOString(), checksums: 'ok', problems: [] }), false);
+    const r = await createActivities(cfg).pruneBackups({ environment: 'production' });
+    const ignored = r.ignored?.find((i) => i.name === forged);
+    assert.match(ignored?.why ?? '', /not signed.*untrusted; left alone/);
+    assert.ok(!r.keep.some((k) => k.id === forged) && !r.remove.some((k) => k.id === forged));
+    assert.ok(r.keep.some((k) => k.id === baseline.backupId));
+    assert.equal(existsSync(path.join(backups(), forged)), true);
   });
 
   it('`safetyFor` cannot be set by a caller of the backup workflow', async () => {
@@ -275,6 +289,7 @@ describe('backups are trusted only if llmchat-ops wrote them; archives cannot es
       const v = await failureOf(run('verifyBackup', { environment: 'production', backupId: id, restoreTest: false }));
       assert.equal(v.type, 'VerificationFailed');
       assert.match(v.message, /uploads\.tar\.zst cannot be restored safely: archive member .*(character device|FIFO|setuid)/);
+      assert.deepEqual((await readJson(id)).verification?.fileArchives?.uploads, { members: 0, status: 'refused' }, 'recorded in the manifest');
     });
   });
 

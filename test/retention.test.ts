@@ -101,6 +101,21 @@ describe('backup retention', () => {
     assert.deepEqual(onDisk(dir), sorted(young, verified));
   });
 
+  it('with `distrust`, a forged newer "verified" manifest is ignored, so the real newest verified backup stays protected', async () => {
+    const dir = tempDir('retention-distrust');
+    const young = writeBackup(dir, { daysOld: 1 });
+    const forged = writeBackup(dir, { daysOld: 35, verification: 'verified', over: { requestedBy: 'forger' } });
+    const real = writeBackup(dir, { daysOld: 60, verification: 'verified' });
+    const distrust = (m: unknown) => ((m as BackupManifest).requestedBy === 'forger' ? 'signature does not match' : undefined);
+    const naive = await applyRetention(dir, 'production', { maxAgeDays: 30, keepCount: 1 }, { now: NOW, dryRun: true });
+    assert.deepEqual(ids(naive.remove), [real], 'without distrust the forged manifest would get the real one deleted');
+    const r = await applyRetention(dir, 'production', { maxAgeDays: 30, keepCount: 1 }, { now: NOW, distrust });
+    assert.deepEqual(ids(r.keep), sorted(young, real));
+    assert.deepEqual(r.remove, []);
+    assert.deepEqual(r.ignored, [{ name: forged, why: 'signature does not match' }]);
+    assert.deepEqual(onDisk(dir), sorted(young, forged, real));
+  });
+
   it('protects only the newest verified backup, not every verified one', () => {
     const [young, v40, v60] = candidates({ daysOld: 1 }, { daysOld: 40, verification: 'verified' }, { daysOld: 60, verification: 'verified' }) as [RetentionCandidate, RetentionCandidate, RetentionCandidate];
     const plan = planRetention([v60, young, v40], NOW, { maxAgeDays: 30, keepCount: 1 });

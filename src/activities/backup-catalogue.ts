@@ -14,6 +14,7 @@ import { parseBackupId, parseKind, parseTarget, type BackupKind, type FileKind }
 import {
   catalogueEntry,
   ManifestInvalidError,
+  manifestSchema,
   parseManifest,
   untrustedEntry,
   MANIFEST_FILE,
@@ -24,7 +25,7 @@ import {
   type CatalogueEntry,
 } from '../backup/manifest.js';
 import { exists, writeFileAtomic } from '../backup/process.js';
-import { applyRetention, type RetentionPlan } from '../backup/retention.js';
+import { applyRetention, type RetentionResult } from '../backup/retention.js';
 import { guarded, permanent, progress, signal } from './activity-support.js';
 
 export function backupDir(env: EnvironmentConfig, id: string): string {
@@ -396,10 +397,22 @@ export function createBackupCatalogueActivities(cfg: OpsConfig) {
     },
 
     /** Retention by age and count; never the newest verified backup, never anything we did not create. */
-    async pruneBackups(input: { environment: string; activeIds?: string[] }): Promise<RetentionPlan> {
+    async pruneBackups(input: { environment: string; activeIds?: string[] }): Promise<RetentionResult> {
       return guarded(async () => {
         const e = env(input.environment);
-        return applyRetention(e.paths.backups, input.environment, settings.retention, { activeIds: new Set(input.activeIds ?? []) });
+        const keys = keysFor(e);
+        // Only manifests that parse and verify take part in retention; the others are left alone and reported.
+        const distrust = (raw: unknown): string | undefined => {
+          const parsed = manifestSchema.safeParse(raw);
+          if (!parsed.success) return `${MANIFEST_FILE} is not a valid llmchat-ops manifest (untrusted; left alone)`;
+          try {
+            verifyManifest(parsed.data, keys, MANIFEST_FILE);
+            return undefined;
+          } catch (err) {
+            return `${(err as Error).message} (untrusted; left alone)`;
+          }
+        };
+        return applyRetention(e.paths.backups, input.environment, settings.retention, { activeIds: new Set(input.activeIds ?? []), distrust });
       });
     },
 

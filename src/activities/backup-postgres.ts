@@ -231,8 +231,17 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
           db && dbFile && (await exists(dbFile)) ? unpackToTemp(e, dbFile, db, `${m.id}.verify.dump`).then((f) => ({ ok: true as const, f }), (err: Error) => ({ ok: false as const, err })) : undefined,
         ]);
         for (const r of sums) if (r.status === 'rejected') problems.push((r.reason as Error).message);
+        // File archives were listed member by member by checkArtifact (src/backup/tar-members.ts): record the result.
+        const fileArchives: NonNullable<Verification['fileArchives']> = {};
+        m.kinds.forEach((kind, i) => {
+          const r = sums[i]!;
+          if (kind === 'database') return;
+          if (r.status === 'fulfilled') fileArchives[kind] = { members: r.value.members ?? 0, status: 'ok' };
+          else if ((r.reason as { type?: string }).type === 'UnsafeArchive' || (r.reason as { type?: string }).type === 'CorruptArchive') fileArchives[kind] = { members: 0, status: 'refused' };
+        });
+        // 'mismatch' also when an archive was refused for a member: its listing stopped there, so its checksum was not proven.
         const checksums: Verification['checksums'] = problems.length === 0 ? 'ok' : 'mismatch';
-        const v: Verification = { status: 'verified', at: '', checksums, problems };
+        const v: Verification = { status: 'verified', at: '', checksums, ...(Object.keys(fileArchives).length ? { fileArchives } : {}), problems };
         if (unpacked && !unpacked.ok) problems.push(`cannot decompress ${db?.file}: ${unpacked.err.message}`);
         const archive = unpacked?.ok ? unpacked.f : undefined;
         try {

@@ -56,6 +56,12 @@ export interface ApplyRetentionOptions {
   activeIds?: ReadonlySet<string>;
   /** Plan and report only; delete nothing. */
   dryRun?: boolean;
+  /**
+   * Why a manifest cannot be trusted (bad signature…), or undefined when it can. An untrusted backup is ignored:
+   * never deleted, and never counted — so a forged "verified" manifest cannot take the place of the newest
+   * verified backup and get the real one deleted.
+   */
+  distrust?: (manifest: unknown) => string | undefined;
 }
 
 function checkPolicy(policy: RetentionPolicy): void {
@@ -142,7 +148,7 @@ async function readOurManifest(backupDir: string, name: string, environment: str
  * one of this environment's backup ids and holding our manifest for that id count; everything else is
  * reported in `ignored`, so a stray file or someone's directory next to the backups can never be deleted.
  */
-export async function scanBackups(dir: string, environment: string): Promise<BackupScan> {
+export async function scanBackups(dir: string, environment: string, distrust?: (manifest: unknown) => string | undefined): Promise<BackupScan> {
   const scan: BackupScan = { candidates: [], ignored: [] };
   let names: string[];
   try {
@@ -172,8 +178,9 @@ export async function scanBackups(dir: string, environment: string): Promise<Bac
       continue;
     }
     const found = await readOurManifest(path.join(dir, name), name, environment);
-    if ('why' in found) ignore(found.why);
-    else scan.candidates.push({ id: name, manifest: found.manifest });
+    const why = 'why' in found ? found.why : distrust?.(found.manifest);
+    if (why !== undefined) ignore(why);
+    else if ('manifest' in found) scan.candidates.push({ id: name, manifest: found.manifest });
   }
   return scan;
 }
@@ -185,7 +192,7 @@ export async function scanBackups(dir: string, environment: string): Promise<Bac
  */
 export async function applyRetention(dir: string, environment: string, policy: RetentionPolicy, opts: ApplyRetentionOptions = {}): Promise<RetentionResult> {
   checkPolicy(policy);
-  const { candidates, ignored } = await scanBackups(dir, environment);
+  const { candidates, ignored } = await scanBackups(dir, environment, opts.distrust);
   const plan = planRetention(candidates, opts.now ?? new Date(), policy, opts.activeIds);
   if (opts.dryRun) return { ...plan, ignored };
   const removed: RetentionDecision[] = [];
