@@ -13,6 +13,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import type { BackupManifest } from '../src/backup/manifest.js';
+import { signingKeys, signManifest } from '../src/backup/signature.js';
 import type { OpsConfig } from '../src/config.js';
 import { dataWorkflowId } from '../src/names.js';
 import { createWorker } from '../src/worker.js';
@@ -295,7 +296,8 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
     const old = 'production-20200101T020000Z-0a0b0c';
     const oldManifest: BackupManifest = { ...(await manifestOf(first.backupId)), id: old, startedAt: '2020-01-01T02:00:00.000Z', workflowId: 'old', runId: 'old' };
     await mkdir(path.join(backups(), old), { recursive: true });
-    await writeFile(path.join(backups(), old, 'manifest.json'), JSON.stringify(oldManifest));
+    // Ours means signed with the worker's key (retention leaves unsigned manifests alone).
+    await writeFile(path.join(backups(), old, 'manifest.json'), JSON.stringify(signManifest(oldManifest, signingKeys(cfg.backup))));
     await mkdir(path.join(backups(), 'production-20200101T020000Z-ffffff'), { recursive: true }); // no manifest: not ours
     await writeFile(path.join(backups(), 'README.txt'), 'hands off\n');
 
