@@ -101,6 +101,12 @@ const notificationsSchema = z.strictObject({
 
 const DURATION_UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
+/** A duration like "500ms", "30s" or "5m", read as milliseconds. */
+const workerDuration = z
+  .string()
+  .regex(/^\d+(ms|s|m)$/, 'must be a duration like 500ms, 30s or 5m')
+  .transform((d) => (d.endsWith('ms') ? Number(d.slice(0, -2)) : Number(d.slice(0, -1)) * DURATION_UNIT_MS[d.slice(-1) as 's' | 'm']));
+
 const backupSchema = z.strictObject({
   /** Compressor for every artifact: zstd (multi-threaded; the default), gzip, or none. */
   compression: z
@@ -248,8 +254,21 @@ export const configSchema = z
       })
       .default({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'llmchat-ops' }),
     worker: z
-      .strictObject({ metricsPort: port.default(9464), logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO') })
-      .default({ metricsPort: 9464, logLevel: 'INFO' }),
+      .strictObject({
+        metricsPort: port.default(9464),
+        logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+        /**
+         * On SIGINT/SIGTERM the worker stops taking new tasks and lets running activities finish for this long
+         * (e.g. "30s", "5m"); what still runs after it is cancelled (and retried by Temporal elsewhere). Default 30s.
+         */
+        shutdownGraceTime: workerDuration.default(30_000),
+        /**
+         * Longest gap between two heartbeats the worker sends to the server. Cancellation reaches an activity in
+         * the answer to a heartbeat, so this bounds how long a cancelled backup or restore keeps running. Default 1s.
+         */
+        heartbeatThrottle: workerDuration.default(1000),
+      })
+      .default({ metricsPort: 9464, logLevel: 'INFO', shutdownGraceTime: 30_000, heartbeatThrottle: 1000 }),
     /** IANA timezone every schedule's calendar is read in. */
     timezone: z.string().min(1).default('UTC'),
     environments: z.record(z.string().regex(ENVIRONMENT_NAME, 'environment names are lowercase letters, digits and -'), environmentSchema),

@@ -55,6 +55,12 @@ export async function createWorker(
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
     activities: createActivities(cfg),
+    // Running activities finish on SIGTERM (up to the grace time) instead of being cancelled at once.
+    shutdownGraceTime: cfg.worker.shutdownGraceTime,
+    // Heartbeats reach the server at most this far apart (the SDK's default is 80% of the heartbeat timeout, 12 s
+    // for our data activities), so a cancellation reaches a running pg_dump or pg_restore within about a second.
+    maxHeartbeatThrottleInterval: cfg.worker.heartbeatThrottle,
+    defaultHeartbeatThrottleInterval: cfg.worker.heartbeatThrottle,
     ...overrides,
     workflowBundle,
   });

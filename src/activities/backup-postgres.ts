@@ -26,7 +26,8 @@ import {
 } from '../backup/process.js';
 import { countRows, dropDatabase as dropDatabaseWith, userTables } from '../backup/postgres.js';
 import { createRestoreTestDatabase, resetRestoreTestRole, RestoreTestRoleError } from '../backup/restore-test-role.js';
-import { guarded, permanent, progress, signal, token } from './activity-support.js';
+import { guarded, permanent, progress, runningAs, runToken, signal, token } from './activity-support.js';
+import { connectPg, MAINTENANCE_DB, withPg } from '../postgres/connect.js';
 import { backupDir, checkArtifact, readManifest, saveManifest, type RestoreResult } from './backup-catalogue.js';
 
 /** Connection settings for libpq programs; the password travels only in the child's environment. */
@@ -41,28 +42,9 @@ function pgEnv(env: EnvironmentConfig): Record<string, string> {
   };
 }
 
-async function connect(env: EnvironmentConfig, database: string): Promise<pg.Client> {
-  const client = new pg.Client({
-    host: env.database.host,
-    port: env.database.port,
-    user: env.database.user,
-    password: resolveSecret(env.database.passwordEnv),
-    database,
-    connectionTimeoutMillis: 10_000,
-    application_name: 'llmchat-ops',
-  });
-  await client.connect();
-  return client;
-}
-
-async function withClient<T>(env: EnvironmentConfig, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect(env, database);
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
+const connect = (env: EnvironmentConfig, database: string) => connectPg(env, database, { applicationName: `llmchat-ops ${runningAs()}` });
+const withClient = <T>(env: EnvironmentConfig, database: string, fn: (c: pg.Client) => Promise<T>) =>
+  withPg(env, database, fn, { applicationName: `llmchat-ops ${runningAs()}` });
 
 const ident = (name: string) => pg.escapeIdentifier(name);
 function compareCounts(expected: Record<string, number>, actual: Record<string, number>): string[] {
@@ -102,7 +84,6 @@ async function pgRestore(env: EnvironmentConfig, jobs: number, archive: string, 
   });
 }
 
-const MAINTENANCE_DB = 'postgres';
 
 async function databaseExists(env: EnvironmentConfig, name: string): Promise<{ exists: boolean; comment: string | null }> {
   return withClient(env, MAINTENANCE_DB, async (c) => {
@@ -133,6 +114,70 @@ async function countDatabase(env: EnvironmentConfig, name: string, jobs: number)
     return await countRows(clients, tables, (done) => beat({ tables: done, of: tables.length }));
   } finally {
     await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  }
+}
+
+/**
+ * Puts the restored `staging` database under the live name. New sessions are kept out of the live database first
+ * (committed on its own, so it takes effect) and our role's sessions on it — the app's — are ended; then both
+ * renames and the reopening run in ONE transaction: a dropped connection, a terminated session or a refused rename
+ * rolls all of it back, so the live name always holds a complete database — the old one or the restored one.
+ * On failure the old database is reopened on a fresh connection and the error says exactly which name holds what.
+ */
+async function swapIn(
+  env: EnvironmentConfig,
+  n: { liveName: string; staging: string; previous: string; liveExists: boolean; restoredMarker: string },
+): Promise<void> {
+  const { liveName, staging, previous } = n;
+  let closed = false;
+  try {
+    await withClient(env, MAINTENANCE_DB, async (c) => {
+      if (n.liveExists) {
+        await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS false`);
+        closed = true;
+        await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()`, [liveName]);
+      }
+      await c.query('BEGIN');
+      try {
+        if (n.liveExists) await c.query(`ALTER DATABASE ${ident(liveName)} RENAME TO ${ident(previous)}`);
+        await c.query(`ALTER DATABASE ${ident(staging)} RENAME TO ${ident(liveName)}`);
+        await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS true`);
+        signal()?.throwIfAborted(); // cancelled, or the data lock was lost: do not commit
+        await c.query('COMMIT');
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    });
+  } catch (err) {
+    // Whatever failed (possibly the connection itself, possibly during COMMIT), look at the server afresh.
+    let state: string;
+    try {
+      state = await withClient(env, MAINTENANCE_DB, async (c) => {
+        const { rows } = await c.query<{ datname: string; comment: string | null; datallowconn: boolean }>(
+          `SELECT datname, shobj_description(oid, 'pg_database') AS comment, datallowconn FROM pg_database WHERE datname = ANY($1)`,
+          [[liveName, staging, previous]],
+        );
+        const db = (name: string) => rows.find((r) => r.datname === name);
+        const live = db(liveName);
+        if (live?.comment === n.restoredMarker) return 'swapped';
+        if (live && closed) await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS true`);
+        const others = await c.query<{ pid: number; usename: string; application_name: string }>(
+          `SELECT pid, usename, application_name FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+          [liveName],
+        );
+        const who = others.rows.map((r) => `${r.usename} ${r.application_name} (pid ${r.pid})`).join(', ');
+        return (
+          `${live ? `the previous data is still live in ${liveName} (reopened)` : `no database is named ${liveName}`}` +
+          `${db(staging) ? `; the restored data waits in ${staging}` : ''}${db(previous) ? `; ${previous} holds the data moved aside` : ''}` +
+          `${who ? `; still connected to ${liveName}: ${who}` : ''}`
+        );
+      });
+    } catch (inspect) {
+      state = `the state could not be read (${(inspect as Error).message}): ${liveName} holds the previous data${closed ? ' and may refuse connections until the restore is retried' : ''}, the restored data is in ${staging}`;
+    }
+    if (state === 'swapped') return; // the COMMIT went through before the connection failed
+    throw new Error(`cannot swap in the restored database: ${(err as Error).message}; ${state}`, { cause: err });
   }
 }
 
@@ -225,10 +270,12 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
         const problems: string[] = [];
         const db = m.artifacts.database;
         const dbFile = db ? path.join(backupDir(e, m.id), db.file) : undefined;
+        // Unique per run (stable across its retries): two verifications of one backup at once never share a name.
+        const run = runToken();
         // Checksums are re-read while the database archive is decompressed (both read the same file, from cache).
         const [sums, unpacked] = await Promise.all([
           Promise.allSettled(m.kinds.map((kind) => checkArtifact(e, m, kind))),
-          db && dbFile && (await exists(dbFile)) ? unpackToTemp(e, dbFile, db, `${m.id}.verify.dump`).then((f) => ({ ok: true as const, f }), (err: Error) => ({ ok: false as const, err })) : undefined,
+          db && dbFile && (await exists(dbFile)) ? unpackToTemp(e, dbFile, db, `${m.id}.verify-${run}.dump`).then((f) => ({ ok: true as const, f }), (err: Error) => ({ ok: false as const, err })) : undefined,
         ]);
         for (const r of sums) if (r.status === 'rejected') problems.push((r.reason as Error).message);
         // File archives were listed member by member by checkArtifact (src/backup/tar-members.ts): record the result.
@@ -246,9 +293,9 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
         const archive = unpacked?.ok ? unpacked.f : undefined;
         try {
           if (db && archive && checksums === 'ok') {
-            const scratch = `ops_verify_${token(m.id)}`;
+            const scratch = `ops_verify_${token(m.id)}_${run}`;
             try {
-              await runPipeline({ stages: [{ file: 'pg_restore', args: ['--list', archive], env: pgEnv(e) }] }); // listing discarded
+              await runPipeline({ stages: [{ file: 'pg_restore', args: ['--list', archive], env: pgEnv(e) }], signal: signal() }); // listing discarded
               v.archiveList = 'ok';
             } catch (err) {
               v.archiveList = 'failed';
@@ -338,6 +385,17 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
           mismatches,
         });
 
+        /** Drops `name` if it carries this run's marker (never anyone else's database); says so if it cannot. */
+        const removeOurs = async (name: string, err: unknown): Promise<never> => {
+          try {
+            const found = await databaseExists(e, name);
+            if (found.exists && found.comment?.startsWith(marker)) await dropDatabase(e, name);
+          } catch (cleanup) {
+            if (err instanceof Error) err.message += ` (the half-restored database ${name} could not be removed: ${(cleanup as Error).message})`;
+          }
+          throw err;
+        };
+
         if (!live) {
           const name = target as string;
           const found = await databaseExists(e, name);
@@ -346,45 +404,33 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
             throw permanent(`Database ${name} already exists; restore into a new name (it is never overwritten)`, 'TargetExists');
           }
           if (found.exists) await dropDatabase(e, name); // our own half-restored attempt
-          const mismatches = await restoreInto(name);
-          if (mismatches.length) throw permanent(`Restored ${name} but row counts differ from the backup: ${mismatches.join('; ')}`, 'RestoreMismatch');
+          // A failed restore leaves no half-built target behind (a retry starts afresh anyway).
+          const mismatches = await restoreInto(name).catch((err: unknown) => removeOurs(name, err));
+          if (mismatches.length) await removeOurs(name, permanent(`Restore of ${m.id} into ${name} produced different row counts (${name} removed): ${mismatches.join('; ')}`, 'RestoreMismatch'));
           return result(name, mismatches);
         }
 
         const liveName = e.database.name;
         const staging = `${liveName.slice(0, 40)}_restore_${t}`;
         const previous = `${liveName.slice(0, 40)}_pre_${t}`;
-        const [liveDb, stagingDb, previousDb] = await Promise.all([databaseExists(e, liveName), databaseExists(e, staging), databaseExists(e, previous)]);
+        const [liveDb, stagingDb] = await Promise.all([databaseExists(e, liveName), databaseExists(e, staging)]);
         const swapped = liveDb.exists && liveDb.comment === `${marker} restored` && !stagingDb.exists;
         if (!swapped) {
           if (!(stagingDb.exists && stagingDb.comment === `${marker} restored`)) {
             if (stagingDb.exists) await dropDatabase(e, staging);
-            const mismatches = await restoreInto(staging);
+            const mismatches = await restoreInto(staging).catch((err: unknown) => removeOurs(staging, err));
             if (mismatches.length) {
-              await dropDatabase(e, staging);
-              throw permanent(`Restore of ${m.id} produced different row counts; live database left untouched: ${mismatches.join('; ')}`, 'RestoreMismatch');
+              await removeOurs(staging, permanent(`Restore of ${m.id} produced different row counts; live database left untouched: ${mismatches.join('; ')}`, 'RestoreMismatch'));
             }
           }
-          await withClient(e, MAINTENANCE_DB, async (c) => {
-            if (liveDb.exists && !previousDb.exists) {
-              // Keep new sessions out, end ours (the app's), then move the live database aside. Sessions of other
-              // roles make the rename fail: the live database is then reopened and the step fails with their pids.
-              await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS false`);
-              try {
-                await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()`, [liveName]);
-                await c.query(`ALTER DATABASE ${ident(liveName)} RENAME TO ${ident(previous)}`);
-              } catch (err) {
-                await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS true`);
-                const others = await c.query<{ pid: number; usename: string }>(`SELECT pid, usename FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [liveName]);
-                const who = others.rows.map((r) => `${r.usename} (pid ${r.pid})`).join(', ');
-                throw new Error(`cannot swap in the restored database: ${(err as Error).message}${who ? `; still connected: ${who}` : ''}`);
-              }
-            }
-            await c.query(`ALTER DATABASE ${ident(staging)} RENAME TO ${ident(liveName)}`);
-            await c.query(`ALTER DATABASE ${ident(liveName)} WITH ALLOW_CONNECTIONS true`);
-          });
+          await swapIn(e, { liveName, staging, previous, liveExists: liveDb.exists, restoredMarker: `${marker} restored` });
         }
-        await dropDatabase(e, previous);
+        try {
+          await dropDatabase(e, previous);
+        } catch (err) {
+          // The swap is done; only the clean-up of the old data failed. A retry finishes it; say where it is.
+          throw new Error(`restored ${m.id} into ${liveName}; the previous data is still in database ${previous} and could not be dropped yet: ${(err as Error).message}`);
+        }
         return result(liveName, []);
       });
     },

@@ -1,16 +1,23 @@
 /**
- * Maps the project's permanent errors (bad input, unknown names, missing secrets) to non-retryable
- * ApplicationFailures, so Temporal stops retrying and the message reaches the operator unchanged.
+ * Maps the project's permanent errors (bad input, unknown names, missing secrets…) to non-retryable
+ * ApplicationFailures, so Temporal stops retrying and the message reaches the operator unchanged. Which errors are
+ * permanent is decided by name, by the one list in src/errors.ts.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { ConfigError, MissingSecretError, UnknownEnvironmentError } from '../config.js';
+import { PERMANENT_ERROR_TYPES } from '../errors.js';
 
-const PERMANENT = [UnknownEnvironmentError, MissingSecretError, ConfigError] as const;
-
-export function asFailure(err: unknown): unknown {
-  for (const kind of PERMANENT) {
-    if (err instanceof kind) return ApplicationFailure.nonRetryable(err.message, err.name);
+/**
+ * `err` as a non-retryable failure when its name is in `permanent` (default: the project's permanent types);
+ * anything else unchanged (retryable).
+ */
+export function asFailure(err: unknown, permanent: readonly string[] = PERMANENT_ERROR_TYPES): unknown {
+  if (err instanceof ApplicationFailure) {
+    if (!err.nonRetryable && err.type && permanent.includes(err.type)) {
+      return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true, details: err.details as unknown[] | undefined, cause: err.cause });
+    }
+    return err;
   }
+  if (err instanceof Error && permanent.includes(err.name)) return ApplicationFailure.nonRetryable(err.message, err.name);
   return err;
 }
 

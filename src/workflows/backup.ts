@@ -23,7 +23,7 @@ import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, 
 import { backupInputSchema, parseInput, scheduledBackupInputSchema, verifyBackupInputSchema, type BackupInput, type VerifyBackupInput } from './inputs.js';
 
 export type { BackupInput } from './inputs.js';
-import { longDataActivities } from './data-activities.js';
+import { longDataActivities, quickDataRetry } from './data-activities.js';
 
 export interface BackupResult {
   backupId: string;
@@ -32,7 +32,7 @@ export interface BackupResult {
 
 const quick = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
+  retry: quickDataRetry,
 });
 
 const long = longDataActivities;

@@ -25,7 +25,7 @@ import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey }
 import { decisionDefinitions, installApprovalGate, type ApprovalStatus } from './approval.js';
 import { backup } from './backup.js';
 import { listBackupsInputSchema, parseInput, restoreInputSchema, type RestoreInput } from './inputs.js';
-import { longDataActivities } from './data-activities.js';
+import { longDataActivities, quickDataRetry } from './data-activities.js';
 
 export type { RestoreInput } from './inputs.js';
 
@@ -52,7 +52,7 @@ export interface RestoreOutcome extends RestoreResult {
 const quick = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
+  retry: quickDataRetry,
 });
 
 const long = longDataActivities;
