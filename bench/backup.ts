@@ -78,6 +78,9 @@ async function main(): Promise<void> {
   const started = performance.now();
   // The activities read the database password by variable name (passwordEnv), as in production.
   process.env.LLMCHAT_DB_PASSWORD ??= PG.password;
+  // The worker's other secrets, by the names the config gives them (demo values as in scripts/env.sh).
+  process.env.LLMCHAT_BACKUP_SIGNING_KEY ??= 'llmchat-demo-backup-signing-key';
+  process.env.LLMCHAT_RESTORE_TEST_DB_PASSWORD ??= 'llmchat-restore-test-demo';
 
   const seed = await ensureLargeDatabase((l) => console.log(l));
   const root = tempDir('bench-backup');
