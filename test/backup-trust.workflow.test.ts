@@ -22,7 +22,8 @@ import type { OpsConfig } from '../src/config.js';
 import { createWorker } from '../src/worker.js';
 import type { BackupResult } from '../src/workflows/backup.js';
 import { seedFixture, treeDigest, type Fixture } from './support/backup-fixture.js';
-import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+import { startDevServer, testConfig, testConfigYaml, workflowBundle } from './support/temporal.js';
+import { ROOT } from './support/services.js';
 import { craftTar, type CraftedEntry } from './support/tar-craft.js';
 
 describe('backups are trusted only if llmchat-ops wrote them; archives cannot escape or arm their target', { timeout: 600_000 }, () => {
@@ -345,6 +346,29 @@ describe('backups are trusted only if llmchat-ops wrote them; archives cannot es
     const entry = (await run<CatalogueEntry[]>('listBackups', { environment: 'production' })).find((e) => e.id === id);
     assert.equal(entry?.status, 'complete');
     assert.equal(entry?.verification, 'unverified');
+
+    // The same through the CLI, as an operator does it: list (marked), inspect, confirm.
+    const cliId = await plant(undefined, false);
+    const configFile = path.join(fx.root, 'ops.config.yaml');
+    await writeFile(configFile, testConfigYaml({ address: env.address, taskQueue, environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } } }));
+    const cli = (...args: string[]) => execa('node', ['bin/llmchat-ops.js', '--config', configFile, ...args], { cwd: ROOT, reject: false, env: { LLMCHAT_OPS_OPERATOR: 'erin' } });
+    const listed = await cli('backups', 'list', '--env', 'production');
+    assert.equal(listed.exitCode, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(`^${cliId}\\s+UNTRUSTED\\s+.*not signed`, 'm'));
+    assert.match(listed.stdout, new RegExp(`^${baseline.backupId}\\s+complete`, 'm'));
+    const inspected = await cli('backups', 'import', cliId);
+    assert.equal(inspected.exitCode, 0, inspected.stderr);
+    assert.match(inspected.stdout, /trust: .*not signed/);
+    assert.match(inspected.stdout, /uploads +uploads\.tar\.zst .* ok, \d+ members checked/);
+    const confirmLine = /llmchat-ops backups import (\S+) --confirm ([0-9a-f]{64})/.exec(inspected.stdout);
+    assert.ok(confirmLine, inspected.stdout);
+    const imported = await cli('backups', 'import', cliId, '--confirm', confirmLine[2]!);
+    assert.equal(imported.exitCode, 0, imported.stderr);
+    assert.match(imported.stdout, /imported: re-signed with the current key/);
+    assert.equal((await readJson(cliId)).imported?.by, 'erin');
+    const badConfirm = await cli('backups', 'import', cliId, '--confirm', 'abc');
+    assert.equal(badConfirm.exitCode, 1);
+    assert.match(badConfirm.stderr, /confirm/);
 
     const crafted = await plantArchive([{ name: './', type: '5' }, { name: './dev-null', type: '3' }]);
     const unsafe = await failureOf(run('importBackup', { environment: 'production', backupId: crafted, requestedBy: 'carol' }));
