@@ -22,6 +22,7 @@ import { connectClient, workflowIds } from './client.js';
 import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules } from './schedules.js';
 import type { HealthReport } from './workflows/daily-health-check.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from './search-attributes.js';
+import { addMaintenanceCommands } from './cli-maintenance.js';
 
 const ICON = { healthy: 'ok  ', warning: 'WARN', unhealthy: 'FAIL' } as const;
 
@@ -336,6 +337,8 @@ export function buildProgram(): Command {
         });
       });
   }
+
+  addMaintenanceCommands(program, { cfg, operator, withClient });
 
   const schedules = program.command('schedules').description('Temporal Schedules that replace the guide\'s cron jobs');
   schedules

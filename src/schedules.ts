@@ -37,9 +37,37 @@ export const SCHEDULE_REGISTRY: Record<string, ScheduleDefinition> = {
     catchupWindow: '6 hours',
     replaces: '备份策略 scripts/backup.sh (with retention)',
   },
+  // The weekly and monthly runs: a run still going when the next one is due is never doubled (SKIP). A missed
+  // night's maintenance may start up to 6 h late (still the quiet hours); a cleanup up to 12 h; a monthly report
+  // up to 3 days (a late report is still the report). Beside a backup/restore/deploy of the same environment the
+  // maintenance and optimization wait (maintenance.maxWait), then skip.
+  weeklyDatabaseMaintenance: {
+    workflowType: 'weeklyDatabaseMaintenance',
+    overlap: ScheduleOverlapPolicy.SKIP,
+    catchupWindow: '6 hours',
+    replaces: '数据库维护 scripts/weekly-maintenance.sql',
+  },
+  weeklyCleanup: {
+    workflowType: 'weeklyCleanup',
+    overlap: ScheduleOverlapPolicy.SKIP,
+    catchupWindow: '12 hours',
+    replaces: '应用程序清理 scripts/weekly-cleanup.sh',
+  },
+  databaseOptimization: {
+    workflowType: 'databaseOptimization',
+    overlap: ScheduleOverlapPolicy.SKIP,
+    catchupWindow: '6 hours',
+    replaces: '数据库优化 scripts/database-optimization.sql',
+  },
+  monthlyPerformanceReport: {
+    workflowType: 'monthlyPerformanceReport',
+    overlap: ScheduleOverlapPolicy.SKIP,
+    catchupWindow: '3 days',
+    replaces: '性能分析 scripts/performance-analysis.js',
+  },
 };
 
-export type ApplyOutcome = 'created' | 'updated' | 'unchanged' | 'failed';
+export type ApplyOutcome = 'created' | 'updated' | 'unchanged' | 'removed' | 'failed';
 export interface ApplyResult {
   scheduleId: string;
   outcome: ApplyOutcome;
@@ -109,6 +137,35 @@ export async function applySchedules(client: Client, cfg: OpsConfig): Promise<Ap
       } catch (err) {
         results.push({ scheduleId: want.id, outcome: 'failed', detail: (err as Error).message });
       }
+    }
+  }
+  results.push(...(await removeStaleSchedules(client, cfg)));
+  return results;
+}
+
+/**
+ * Deletes the schedules that llmchat-ops created earlier (their action's memo says so, on this config's task
+ * queue) but that the config no longer lists. Schedules anyone else created are left alone.
+ */
+async function removeStaleSchedules(client: Client, cfg: OpsConfig): Promise<ApplyResult[]> {
+  const wanted = new Set(Object.entries(cfg.schedules).flatMap(([name, s]) => s.environments.map((env) => scheduleId(name, env))));
+  const results: ApplyResult[] = [];
+  let ids: string[];
+  try {
+    ids = [];
+    for await (const s of client.schedule.list()) if (!wanted.has(s.scheduleId)) ids.push(s.scheduleId);
+  } catch (err) {
+    return [{ scheduleId: '(list)', outcome: 'failed', detail: `cannot list schedules to remove stale ones: ${(err as Error).message}` }];
+  }
+  for (const id of ids.sort()) {
+    try {
+      const d = await client.schedule.getHandle(id).describe();
+      if (d.action.type !== 'startWorkflow' || d.action.memo?.managedBy !== 'llmchat-ops' || d.action.taskQueue !== cfg.temporal.taskQueue) continue;
+      await client.schedule.getHandle(id).delete();
+      results.push({ scheduleId: id, outcome: 'removed', detail: `created by llmchat-ops (${d.action.workflowType}) and no longer in the config` });
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) continue;
+      results.push({ scheduleId: id, outcome: 'failed', detail: (err as Error).message });
     }
   }
   return results;

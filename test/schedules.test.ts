@@ -113,7 +113,7 @@ describe('schedules apply (real dev server, real temporal CLI)', () => {
     await writeFile(bad, testConfigYaml({ ...opts, schedules: { ...opts.schedules, weeklyNonsense: { cron: '0 3 * * 0', environments: ['production'] } } }));
     const failed = await execa('node', ['bin/llmchat-ops.js', '--config', bad, 'schedules', 'apply'], { cwd: ROOT, reject: false });
     assert.equal(failed.exitCode, 1);
-    assert.match(failed.stdout, /^failed +weeklyNonsense-production +unknown schedule "weeklyNonsense"; known: dailyHealthCheck, nightlyBackup$/m);
+    assert.match(failed.stdout, /^failed +weeklyNonsense-production +unknown schedule "weeklyNonsense"; known: dailyHealthCheck, nightlyBackup\b.*$/m);
     assert.match(failed.stdout, /^unchanged +dailyHealthCheck-production/m, 'the good schedule is still applied');
 
     const list = await execa('node', ['bin/llmchat-ops.js', '--config', good, 'schedules', 'list'], { cwd: ROOT, reject: false });

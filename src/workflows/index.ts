@@ -5,3 +5,4 @@ export { restore, listBackups } from './restore.js';
 export { importBackup } from './import-backup.js';
 export { weeklyDatabaseMaintenance } from './weekly-database-maintenance.js';
 export { weeklyCleanup } from './weekly-cleanup.js';
+export { databaseOptimization } from './database-optimization.js';

@@ -1,0 +1,80 @@
+/**
+ * 数据库优化 — the guide's database-optimization.sql as a workflow: measure; CREATE INDEX CONCURRENTLY IF NOT
+ * EXISTS for the guide's indexes (an invalid index of the same name, left by an interrupted earlier run, is
+ * dropped and built again — IF NOT EXISTS alone would keep it forever); ANALYZE; VACUUM ANALYZE (never FULL);
+ * measure again. The result is a before/after report of dead tuples, sizes and index usage. Like the weekly
+ * maintenance it waits for, or skips beside, a backup, restore or deploy of the environment.
+ */
+import { ActivityCancellationType, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { IndexCreation, TableStats } from '../maintenance/indexes.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
+import { waitForExclusiveWindow, type ExclusionOutcome } from './exclusion.js';
+import { parseInput } from './inputs.js';
+import { databaseOptimizationInputSchema } from './maintenance-inputs.js';
+
+export interface DatabaseOptimizationInput {
+  environment: string;
+  requestedBy?: string;
+}
+
+export interface TableChange {
+  table: string;
+  deadTuplesBefore: number;
+  deadTuplesAfter: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+export interface OptimizationReport {
+  environment: string;
+  outcome: 'success' | 'skipped';
+  exclusion: ExclusionOutcome;
+  indexes?: IndexCreation[];
+  analyzed?: string[];
+  vacuumed?: string[];
+  before?: TableStats[];
+  after?: TableStats[];
+  changes?: TableChange[];
+}
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
+});
+
+const long = proxyActivities<Activities>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '10 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
+});
+
+export async function databaseOptimization(input: DatabaseOptimizationInput): Promise<OptimizationReport> {
+  const { environment, requestedBy } = parseInput('databaseOptimization', databaseOptimizationInputSchema, input);
+  upsertSearchAttributes([
+    { key: EnvironmentKey, value: environment },
+    { key: OperationKey, value: 'databaseOptimization' },
+    { key: RequestedByKey, value: requestedBy },
+  ]);
+  const plan = await quick.maintenancePlan(environment);
+  const exclusion = await waitForExclusiveWindow(environment, plan.maxWaitMs);
+  if (exclusion.decision === 'skipped') {
+    upsertSearchAttributes([{ key: OutcomeKey, value: 'skipped' }]);
+    return { environment, outcome: 'skipped', exclusion };
+  }
+
+  const before = await long.tableReport({ environment });
+  const indexes = await long.createOptimizationIndexes({ environment });
+  const tables = await quick.optimizationTables({ environment });
+  const analyzed = await long.analyzeDatabase({ environment, tables });
+  const vacuumed = await long.vacuumAnalyze({ environment });
+  const after = await long.tableReport({ environment });
+
+  const changes = before.map((b) => {
+    const a = after.find((x) => x.table === b.table);
+    return { table: b.table, deadTuplesBefore: b.deadTuples, deadTuplesAfter: a?.deadTuples ?? 0, bytesBefore: b.totalBytes, bytesAfter: a?.totalBytes ?? 0 };
+  });
+  upsertSearchAttributes([{ key: OutcomeKey, value: 'success' }]);
+  return { environment, outcome: 'success', exclusion, indexes, analyzed: analyzed.tables === 'all' ? tables : analyzed.tables, vacuumed: vacuumed.tables, before, after, changes };
+}
