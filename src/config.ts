@@ -34,6 +34,59 @@ const thresholdsSchema = z.strictObject({
   httpTimeoutMs: z.int().min(100).max(60_000).default(5_000),
 });
 
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like 500ms, 30s, 5m, 1h or 2d')
+  .transform((d) => {
+    const unit = d.endsWith('ms') ? 'ms' : d.slice(-1);
+    const n = Number(d.slice(0, d.length - unit.length));
+    return unit === 'ms' ? n : n * DURATION_UNIT_MS[unit as keyof typeof DURATION_UNIT_MS];
+  });
+
+/** The fault detector's thresholds (the guide's fault-detection service: 5 %, 2 s, 90 %, 85 %). */
+const faultThresholdsSchema = z.strictObject({
+  /** 5xx share of the requests in the window since the previous run, in percent (the guide: 5). */
+  errorRatePercent: percent.default(5),
+  /** Mean response time over the window, and the /health probe's own time, in ms (the guide: 2000). */
+  responseTimeMs: z.int().min(1).default(2000),
+  /** Host memory in use (the guide: 90 %). */
+  memoryPercent: percent.default(90),
+  /** Fullest watched filesystem (the guide: 85 %). */
+  diskPercent: percent.default(85),
+  /** Fewer requests than this in a window say nothing about an error rate. */
+  minRequests: z.int().min(1).default(10),
+  /** New ERROR lines in one log file since the previous run (the guide's log monitor: 10). */
+  logErrorLines: z.int().min(0).default(10),
+  /** A watched log not written for longer than this is stale (the guide: 1 h). */
+  logStaleMinutes: z.number().positive().default(60),
+});
+
+const faultDetectionSchema = z.strictObject({
+  thresholds: faultThresholdsSchema.default(faultThresholdsSchema.parse({})),
+  /**
+   * Log files watched incrementally, relative to `paths.logs` or absolute (the guide: app.log, error.log and
+   * nginx's access.log). Default: just `paths.appLog`.
+   */
+  logFiles: z.array(z.string().min(1)).default([]),
+  /** Lines that count as errors contain this text (the guide: `grep ERROR`). */
+  errorPattern: z.string().min(1).max(200).default('ERROR'),
+  recovery: z
+    .strictObject({
+      /** Restart the app / flush caches by itself; false = detect and page only. */
+      enabled: z.boolean().default(true),
+      /** At most `restarts` restarts of the service within `per`; then a human gets the fault. Default 3 per 1h. */
+      restarts: z.int().min(0).default(3),
+      per: duration.prefault('1h'),
+      /** How long a restarted service may take to answer /health again. Default 90s. */
+      healthyTimeout: duration.prefault('90s'),
+      /** Redis keys flushed when responses are slow (SCAN MATCH + UNLINK; never FLUSHALL). */
+      cacheKeyPatterns: z.array(z.string().min(1).max(200).refine((p) => p !== '*', 'must not match every key: name a prefix like llmchat:cache:*')).default(['llmchat:cache:*']),
+    })
+    .default({ enabled: true, restarts: 3, per: 3_600_000, healthyTimeout: 90_000, cacheKeyPatterns: ['llmchat:cache:*'] }),
+});
+export type FaultDetectionSettings = z.infer<typeof faultDetectionSchema>;
+export type FaultThresholds = z.infer<typeof faultThresholdsSchema>;
+
 const environmentSchema = z.strictObject({
   /** Base URL of the LLMChat backend (the guide: http://localhost:3001). */
   url: httpUrl,
@@ -66,12 +119,15 @@ const environmentSchema = z.strictObject({
     app: z.string().min(1),
     /** Filesystems whose usage the checks measure, besides the ones holding the paths above. */
     disks: z.array(z.string().min(1)).default(['/']),
+    /** Where the worker keeps the fault detector's state (log offsets, last metrics, recovery ledger). Default: `<temp>/ops-state`. */
+    state: z.string().min(1).optional(),
   }),
   commands: z
     .strictObject({ test: argv, build: argv, migrateUp: argv, migrateDown: argv })
     .partial()
     .default({}),
   thresholds: thresholdsSchema.default(thresholdsSchema.parse({})),
+  faultDetection: faultDetectionSchema.default(faultDetectionSchema.parse({})),
 });
 
 const severity = z.enum(['critical', 'warning', 'info']);
@@ -80,7 +136,14 @@ export type Severity = z.infer<typeof severity>;
 export type Channel = z.infer<typeof channel>;
 
 const notificationsSchema = z.strictObject({
-  webhook: z.strictObject({ url: httpUrl, tokenEnv: envVarName.optional() }).optional(),
+  webhook: z
+    .strictObject({
+      url: httpUrl,
+      tokenEnv: envVarName.optional(),
+      /** HMAC-SHA256 key for the `x-llmchat-signature` header over `<timestamp>.<body>` (see README). */
+      signingSecretEnv: envVarName.optional(),
+    })
+    .optional(),
   slack: z.strictObject({ webhookUrlEnv: envVarName }).optional(),
   email: z
     .strictObject({
@@ -244,6 +307,23 @@ const scheduleSchema = z.strictObject({
   paused: z.boolean().default(false),
 });
 
+/** The alert lifecycle: one page per fault key, escalation, resolved notice. */
+const alertsSchema = z.strictObject({
+  /** An alert not acknowledged and not resolved after this long is escalated (to critical routes). Default 30m. */
+  escalateAfter: duration.prefault('30m'),
+  /** A fault that clears within this time after it opened never pages (0 = page at once). Default 0s. */
+  grace: duration.prefault('0s'),
+});
+
+/** The HTTP endpoint in the worker that Alertmanager's webhook receiver posts to. */
+const alertmanagerReceiverSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  host: z.string().min(1).default('127.0.0.1'),
+  port: port.default(9465),
+  /** If set, requests must carry `Authorization: Bearer <value of this variable>`. */
+  tokenEnv: envVarName.optional(),
+});
+
 export const configSchema = z
   .strictObject({
     temporal: z
@@ -282,6 +362,8 @@ export const configSchema = z
     cleanup: cleanupSchema.default(cleanupSchema.parse({})),
     report: reportSchema.default(reportSchema.parse({})),
     schedules: z.record(z.string(), scheduleSchema).default({}),
+    alerts: alertsSchema.default(alertsSchema.parse({})),
+    alertmanagerReceiver: alertmanagerReceiverSchema.default(alertmanagerReceiverSchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     if (Object.keys(cfg.environments).length === 0) {
@@ -362,6 +444,7 @@ export function parseConfig(text: string, source: string, baseDir: string): OpsC
     const p = env.paths;
     for (const key of ['logs', 'uploads', 'config', 'backups', 'temp', 'app'] as const) p[key] = path.resolve(baseDir, p[key]);
     p.disks = p.disks.map((d) => path.resolve(baseDir, d));
+    p.state = p.state ? path.resolve(baseDir, p.state) : path.join(p.temp, 'ops-state');
     env.compose.file = path.resolve(baseDir, env.compose.file);
   }
   cfg.report.directory = path.resolve(baseDir, cfg.report.directory);
@@ -392,6 +475,11 @@ export class UnknownEnvironmentError extends Error {
   ) {
     super(`Unknown environment ${JSON.stringify(environment)}; known environments: ${known.join(', ')}`);
   }
+}
+
+/** The directory of the fault detector's state files for an environment (`paths.state`, default `<temp>/ops-state`). */
+export function stateDirOf(env: EnvironmentConfig): string {
+  return env.paths.state ?? path.join(env.paths.temp, 'ops-state');
 }
 
 export function getEnvironment(cfg: OpsConfig, name: string): EnvironmentConfig {

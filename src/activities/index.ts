@@ -8,6 +8,11 @@ import { createHttpHealthActivities } from './http-health.js';
 import { createNotifyActivities } from './notify.js';
 import { createPostgresMaintenanceActivities } from './postgres-maintenance.js';
 import { createTemporalActivities } from './temporal.js';
+import { createAlertActivities } from './alerts.js';
+import { createAppMetricsActivities } from './app-metrics.js';
+import { createContainerActivities } from './containers.js';
+import { createLogMonitorActivities } from './log-monitor.js';
+import { createRedisCacheActivities } from './redis-cache.js';
 
 export function createActivities(cfg: OpsConfig) {
   return {
@@ -19,6 +24,11 @@ export function createActivities(cfg: OpsConfig) {
     ...createPostgresMaintenanceActivities(cfg),
     ...createTemporalActivities(cfg),
     ...createHostCleanupActivities(cfg),
+    ...createAlertActivities(cfg),
+    ...createAppMetricsActivities(cfg),
+    ...createContainerActivities(cfg),
+    ...createLogMonitorActivities(cfg),
+    ...createRedisCacheActivities(cfg),
   };
 }
 

@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import nodemailer from 'nodemailer';
 import { resolveSecret, type Channel, type OpsConfig } from '../config.js';
 import type { Alert } from '../health.js';
+import { signWebhookBody } from '../webhook-signature.js';
 import { permanentOnKnownErrors } from './failures.js';
 
 export interface DeliveryInput {
@@ -24,11 +25,12 @@ export interface DeliveryResult {
 const HTTP_TIMEOUT_MS = 10_000;
 
 /** POSTs JSON; 4xx other than 408/429 is permanent (the receiver rejects this payload), the rest is retried. */
-async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<number> {
+async function postJson(url: string, body: unknown, headers: Record<string, string> = {}, sign?: (payload: string) => Record<string, string>): Promise<number> {
+  const payload = JSON.stringify(body);
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...headers, ...(sign ? sign(payload) : {}) },
+    body: payload,
     signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
   });
   await res.arrayBuffer();
@@ -56,10 +58,12 @@ export function createNotifyActivities(cfg: OpsConfig) {
             const hook = notifications.webhook;
             if (!hook) return { channel, delivered: false, detail: 'webhook channel not configured' };
             const token = resolveSecret(hook.tokenEnv);
+            const signingSecret = resolveSecret(hook.signingSecretEnv);
             const status = await postJson(
               hook.url,
               { id: alertId, source: 'llmchat-ops', ...alert },
               { 'idempotency-key': alertId, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+              signingSecret ? (payload) => signWebhookBody(signingSecret, payload) : undefined,
             );
             return { channel, delivered: true, detail: `HTTP ${status}` };
           }

@@ -6,3 +6,5 @@ export { importBackup } from './import-backup.js';
 export { weeklyDatabaseMaintenance } from './weekly-database-maintenance.js';
 export { weeklyCleanup } from './weekly-cleanup.js';
 export { databaseOptimization } from './database-optimization.js';
+export { faultDetection } from './fault-detection.js';
+export { alertLifecycle } from './alert-lifecycle.js';

@@ -104,6 +104,8 @@ export interface Received {
   path: string;
   headers: http.IncomingHttpHeaders;
   body: Record<string, unknown>;
+  /** The exact bytes received (for signature checks). */
+  raw: string;
 }
 
 /** A real HTTP receiver for webhook and Slack alerts; `status` decides what it answers. */
@@ -113,7 +115,7 @@ export async function alertReceiver(status = 200): Promise<{ url: string; receiv
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
-      received.push({ path: req.url ?? '', headers: req.headers, body: JSON.parse(body || '{}') });
+      received.push({ path: req.url ?? '', headers: req.headers, body: JSON.parse(body || '{}'), raw: body });
       res.writeHead(status).end();
     });
   });

@@ -1,0 +1,129 @@
+/**
+ * The alert lifecycle's side of Temporal itself: fault reports reach the one alert workflow of their fault key by
+ * signal-with-start, cleared checks signal it if it exists, and recoveries look for a deploy, rollback or restore
+ * of the same environment before they act (they stand back while one runs).
+ */
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { getEnvironment, type FaultThresholds, type OpsConfig } from '../config.js';
+import { alertWorkflowId } from '../fault/faults.js';
+import { dataWorkflowId, releaseWorkflowId } from '../names.js';
+import { EnvironmentKey, OperationKey } from '../search-attributes.js';
+import {
+  alertLifecycle,
+  CHECK_NAME,
+  faultClearedSignal,
+  faultReportedSignal,
+  recoveryRecordedSignal,
+  type FaultReport,
+  type RecoveryRecord,
+} from '../workflows/alert-lifecycle.js';
+import { createEnvironmentActivities, type EnvironmentSummary } from './environment.js';
+import { permanentOnKnownErrors } from './failures.js';
+
+export interface AlertPolicy {
+  environment: EnvironmentSummary;
+  escalateAfterMs: number;
+  graceMs: number;
+}
+
+/** What the fault-detection workflow needs to know: names, thresholds and switches — no URLs or secrets. */
+export interface FaultPolicy extends AlertPolicy {
+  thresholds: FaultThresholds;
+  recoveryEnabled: boolean;
+}
+
+function requireCheck(check: unknown): string {
+  if (typeof check !== 'string' || !CHECK_NAME.test(check)) throw ApplicationFailure.nonRetryable(`Expected a check name, got ${JSON.stringify(check)?.slice(0, 80)}`, 'BadInput');
+  return check;
+}
+
+export function createAlertActivities(cfg: OpsConfig) {
+  const { describeEnvironment } = createEnvironmentActivities(cfg);
+  /** One short-lived connection per call: activities run rarely, and nothing is left open when a test or the worker ends. */
+  async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+    const connection = await Connection.connect({ address: cfg.temporal.address, connectTimeout: '5 seconds' });
+    try {
+      return await fn(new Client({ connection, namespace: cfg.temporal.namespace }));
+    } finally {
+      await connection.close();
+    }
+  }
+
+  return {
+    async describeAlertPolicy(environment: string): Promise<AlertPolicy> {
+      return { environment: await describeEnvironment(environment), escalateAfterMs: cfg.alerts.escalateAfter, graceMs: cfg.alerts.grace };
+    },
+
+    async describeFaultPolicy(environment: string): Promise<FaultPolicy> {
+      const summary = await describeEnvironment(environment);
+      const fd = getEnvironment(cfg, environment).faultDetection;
+      return { environment: summary, escalateAfterMs: cfg.alerts.escalateAfter, graceMs: cfg.alerts.grace, thresholds: fd.thresholds, recoveryEnabled: fd.recovery.enabled };
+    },
+
+    /** Signal-with-start: the fault key's alert workflow is created by its first report and fed by the rest. */
+    async reportFaults(input: { environment: string; reports: { check: string; report: FaultReport }[] }): Promise<string[]> {
+      await permanentOnKnownErrors(() => getEnvironment(cfg, input.environment));
+      return withClient(async (client) => {
+        const ids: string[] = [];
+        for (const { check, report } of input.reports) {
+          const workflowId = alertWorkflowId(input.environment, requireCheck(check));
+          await client.workflow.signalWithStart(alertLifecycle, {
+            taskQueue: cfg.temporal.taskQueue,
+            workflowId,
+            args: [{ environment: input.environment, check }],
+            signal: faultReportedSignal,
+            signalArgs: [report],
+            typedSearchAttributes: [
+              { key: EnvironmentKey, value: input.environment },
+              { key: OperationKey, value: 'alert' },
+            ],
+          });
+          ids.push(workflowId);
+        }
+        return ids;
+      });
+    },
+
+    /** Tells the open alerts of these checks (if any) that the check passed; returns the alerts that were open. */
+    async clearFaults(input: { environment: string; checks: string[]; detectedBy: string }): Promise<string[]> {
+      await permanentOnKnownErrors(() => getEnvironment(cfg, input.environment));
+      return withClient(async (client) => {
+        const cleared: string[] = [];
+        for (const check of input.checks) {
+          const id = alertWorkflowId(input.environment, requireCheck(check));
+          try {
+            await client.workflow.getHandle(id).signal(faultClearedSignal, { detectedBy: input.detectedBy });
+            cleared.push(id);
+          } catch (err) {
+            if (!(err instanceof WorkflowNotFoundError)) throw err; // no open alert for this check: nothing to clear
+          }
+        }
+        return cleared;
+      });
+    },
+
+    async recordRecovery(input: { environment: string; check: string; record: RecoveryRecord }): Promise<void> {
+      await withClient((client) => client.workflow.getHandle(alertWorkflowId(input.environment, requireCheck(input.check))).signal(recoveryRecordedSignal, input.record));
+    },
+
+    /**
+     * A deploy/rollback (`llmchat-release-<env>`) or backup/restore (`llmchat-data-<env>`) of this environment that
+     * is running now, if any: recovery must not fight it.
+     */
+    async runningOperation(input: { environment: string }): Promise<string | undefined> {
+      await permanentOnKnownErrors(() => getEnvironment(cfg, input.environment));
+      return withClient(async (client) => {
+        for (const id of [releaseWorkflowId(input.environment), dataWorkflowId(input.environment)]) {
+          try {
+            const d = await client.workflow.getHandle(id).describe();
+            if (d.status.name === 'RUNNING') return `${id} (${d.type})`;
+          } catch (err) {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+          }
+        }
+        return undefined;
+      });
+    },
+  };
+}

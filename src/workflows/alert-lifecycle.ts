@@ -1,0 +1,278 @@
+/**
+ * 告警 — one durable alert per fault key (environment + check), started by signal-with-start from each fault
+ * report: it pages once, routed by severity; escalates to the critical routes after `alerts.escalateAfter` unless
+ * acknowledged; records every report and recovery; and sends a "resolved" notice when the check passes again.
+ * A fault that keeps failing every 5 minutes feeds this one workflow instead of paging again.
+ */
+import {
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  log,
+  metricMeter,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  allHandlersFinished,
+} from '@temporalio/workflow';
+import type { Severity } from '../config.js';
+import type { Activities } from '../activities/index.js';
+import type { Alert } from '../health.js';
+import { EnvironmentKey, OperationKey, OutcomeKey } from '../search-attributes.js';
+import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+import { notifyAlerts } from './notify-alerts.js';
+
+export interface FaultReport {
+  severity: Severity;
+  title: string;
+  message: string;
+  value?: number;
+  threshold?: number;
+  /** The detection run that saw it. */
+  detectedBy: string;
+  /** A human must take over (e.g. the recovery budget is used up): pages at once, even after an acknowledgement. */
+  handover?: boolean;
+}
+export interface FaultCleared {
+  detectedBy: string;
+  message?: string;
+}
+export interface RecoveryRecord {
+  action: 'restart' | 'flush-cache' | 'stand-back' | 'none';
+  reason: string;
+  outcome: string;
+  detail: string;
+}
+export interface Acknowledgement {
+  by: string;
+  comment?: string;
+}
+
+export type AlertStatus = 'firing' | 'acknowledged' | 'resolved';
+export interface AlertEvent {
+  at: string;
+  event: 'opened' | 'reported' | 'paged' | 'escalated' | 'acknowledged' | 'recovery' | 'cleared' | 'resolved' | 'rejected-signal' | 'handover';
+  detail: string;
+}
+export interface AlertState {
+  alertId: string;
+  environment: string;
+  check: string;
+  severity: Severity;
+  title: string;
+  message: string;
+  status: AlertStatus;
+  openedAt: string;
+  lastSeenAt: string;
+  reports: number;
+  paged: boolean;
+  escalated: boolean;
+  acknowledged?: { by: string; comment?: string; at: string };
+  resolvedAt?: string;
+  /** Most recent events (bounded). */
+  history: AlertEvent[];
+}
+
+export interface AlertLifecycleInput {
+  environment: string;
+  check: string;
+  /** Carried over by continue-as-new. */
+  carried?: AlertState;
+}
+
+export const faultReportedSignal = defineSignal<[FaultReport]>('faultReported');
+export const faultClearedSignal = defineSignal<[FaultCleared]>('faultCleared');
+export const recoveryRecordedSignal = defineSignal<[RecoveryRecord]>('recoveryRecorded');
+export const acknowledgeAlertSignal = defineSignal<[Acknowledgement]>('acknowledgeAlert');
+export const alertStateQuery = defineQuery<AlertState>('alertState');
+
+export const CHECK_NAME = /^[a-z0-9][a-z0-9-]{0,79}$/;
+const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical'];
+const MAX_HISTORY = 200;
+
+const quick = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 10 },
+});
+
+
+const text = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, max) : '');
+
+/** Signals cross a trust boundary (anyone can send one with the temporal CLI): parse, never trust. */
+function parseReport(v: unknown): FaultReport | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  if (!SEVERITIES.includes(r.severity as Severity) || typeof r.title !== 'string' || typeof r.message !== 'string') return undefined;
+  return {
+    severity: r.severity as Severity,
+    title: text(r.title, 200),
+    message: text(r.message, 2000),
+    ...(typeof r.value === 'number' && Number.isFinite(r.value) ? { value: r.value } : {}),
+    ...(typeof r.threshold === 'number' && Number.isFinite(r.threshold) ? { threshold: r.threshold } : {}),
+    detectedBy: text(r.detectedBy, 300) || 'unknown',
+    ...(r.handover === true ? { handover: true } : {}),
+  };
+}
+
+export async function alertLifecycle(input: AlertLifecycleInput): Promise<AlertState> {
+  const args = requireObject(input, 'alertLifecycle');
+  const environment = requireEnvironmentName(args.environment);
+  if (typeof args.check !== 'string' || !CHECK_NAME.test(args.check)) {
+    throw badInput(`Expected \`check\` to be a check name (lowercase letters, digits, -), got ${JSON.stringify(args.check)?.slice(0, 80)}`);
+  }
+  const check = args.check;
+  const { workflowId } = workflowInfo();
+  // Created here, not at module level: this module is also imported outside workflows (for its signal definitions).
+  const alertEvents = metricMeter.createCounter('llmchat_ops_alerts', 'alerts', 'alert lifecycle events by event and severity');
+  const deliveryCounter = metricMeter.createCounter('llmchat_ops_alert_deliveries', 'deliveries', 'alert deliveries by channel and outcome');
+  const nowIso = () => new Date().toISOString();
+  const state: AlertState = (args.carried as AlertState | undefined) ?? {
+    alertId: workflowId,
+    environment,
+    check,
+    severity: 'warning',
+    title: check,
+    message: '',
+    status: 'firing',
+    openedAt: nowIso(),
+    lastSeenAt: nowIso(),
+    reports: 0,
+    paged: false,
+    escalated: false,
+    history: [],
+  };
+  let cleared = false;
+  let raised = false; // severity went up (or a hand-over) since the last page
+  const record = (event: AlertEvent['event'], detail: string) => {
+    state.history.push({ at: nowIso(), event, detail: detail.slice(0, 1000) });
+    if (state.history.length > MAX_HISTORY) state.history.splice(0, state.history.length - MAX_HISTORY);
+  };
+
+  setHandler(faultReportedSignal, (raw) => {
+    const r = parseReport(raw);
+    if (!r) return record('rejected-signal', `malformed faultReported: ${JSON.stringify(raw)?.slice(0, 200)}`);
+    if (state.reports === 0) record('opened', r.message);
+    else record(r.handover ? 'handover' : 'reported', r.message);
+    const higher = SEVERITIES.indexOf(r.severity) > SEVERITIES.indexOf(state.severity);
+    if (state.reports > 0 && (higher || r.handover)) raised = true;
+    if (state.reports === 0 || higher) state.severity = r.severity;
+    state.reports++;
+    state.title = r.title;
+    state.message = r.message;
+    state.lastSeenAt = nowIso();
+    if (state.status === 'resolved') {
+      state.status = 'firing';
+      delete state.resolvedAt;
+    }
+    cleared = false;
+  });
+  setHandler(faultClearedSignal, (raw) => {
+    if (state.reports === 0) return;
+    record('cleared', text((raw as FaultCleared | undefined)?.message, 500) || `check passed (${text((raw as FaultCleared | undefined)?.detectedBy, 200)})`);
+    cleared = true;
+  });
+  setHandler(recoveryRecordedSignal, (raw) => {
+    const r = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    record('recovery', `${text(r.action, 20)} (${text(r.reason, 200)}): ${text(r.outcome, 40)} — ${text(r.detail, 600)}`);
+  });
+  setHandler(acknowledgeAlertSignal, (raw) => {
+    let by: string;
+    try {
+      by = requireRequestedBy(requireObject(raw, 'acknowledgeAlert').by, '');
+    } catch (err) {
+      return record('rejected-signal', `acknowledgeAlert refused: ${(err as Error).message}`);
+    }
+    if (!by) return record('rejected-signal', 'acknowledgeAlert refused: `by` is required');
+    if (state.acknowledged) return record('rejected-signal', `already acknowledged by ${state.acknowledged.by}; ${by} ignored`);
+    const comment = text((raw as Acknowledgement).comment, 500);
+    state.acknowledged = { by, ...(comment ? { comment } : {}), at: nowIso() };
+    if (state.status === 'firing') state.status = 'acknowledged';
+    record('acknowledged', `${by}${comment ? `: ${comment}` : ''}`);
+    alertEvents.add(1, { event: 'acknowledged', severity: state.severity });
+  });
+  setHandler(alertStateQuery, () => state);
+
+  upsertSearchAttributes([
+    { key: EnvironmentKey, value: environment },
+    { key: OperationKey, value: 'alert' },
+  ]);
+  const setOutcome = () => upsertSearchAttributes([{ key: OutcomeKey, value: state.status === 'firing' && state.escalated ? 'escalated' : state.status }]);
+
+  const policy = await quick.describeAlertPolicy(environment);
+  const env = policy.environment;
+  await condition(() => state.reports > 0 || cleared);
+  if (!args.carried) alertEvents.add(1, { event: 'opened', severity: state.severity });
+
+  let pageNo = 0;
+  const page = async (kind: 'open' | 'escalated' | 'resolved', severity: Severity) => {
+    const prefix = kind === 'open' ? '' : kind === 'escalated' ? 'ESCALATED: ' : 'RESOLVED: ';
+    const alert: Alert = {
+      severity,
+      type: check,
+      title: `${prefix}${state.title}`,
+      message: kind === 'resolved' ? `${state.message} — resolved after ${state.reports} report(s)` : state.message,
+      environment,
+    };
+    const deliveries = await notifyAlerts(`${workflowId}/${workflowInfo().runId}/${kind}-${++pageNo}`, env, [alert]);
+    for (const d of deliveries) deliveryCounter.add(1, { channel: d.channel, outcome: d.delivered ? 'delivered' : 'failed' });
+    const summary = deliveries.map((d) => `${d.channel}:${d.delivered ? 'sent' : d.detail}`).join(', ') || 'no channel routed';
+    record(kind === 'escalated' ? 'escalated' : kind === 'resolved' ? 'resolved' : 'paged', `[${severity}] ${summary}`);
+  };
+
+  for (;;) {
+    if (!cleared && !state.paged) {
+      if (policy.graceMs > 0) await condition(() => cleared, policy.graceMs);
+      if (!cleared) {
+        await page('open', state.severity);
+        state.paged = true;
+        raised = false;
+      } else {
+        record('resolved', `cleared within the ${policy.graceMs / 1000} s grace period: not paged`);
+      }
+      setOutcome();
+    }
+    if (!cleared) {
+      const openedMs = Date.parse(state.openedAt);
+      const escalationDue = !state.escalated && !state.acknowledged ? Math.max(1, openedMs + policy.escalateAfterMs - Date.now()) : undefined;
+      const woke = await condition(() => cleared || raised || (escalationDue !== undefined && state.acknowledged !== undefined) || workflowInfo().continueAsNewSuggested, escalationDue ?? 7 * 86_400_000);
+      if (raised && !cleared && (!state.acknowledged || state.severity === 'critical')) {
+        raised = false;
+        state.escalated = true;
+        await page('escalated', 'critical');
+        alertEvents.add(1, { event: 'escalated', severity: state.severity });
+      } else if (!woke && escalationDue !== undefined && !cleared && !state.acknowledged) {
+        state.escalated = true;
+        state.severity = 'critical';
+        await page('escalated', 'critical');
+        alertEvents.add(1, { event: 'escalated', severity: 'critical' });
+      }
+      raised = false;
+      setOutcome();
+      if (!cleared && workflowInfo().continueAsNewSuggested) {
+        await condition(allHandlersFinished);
+        log.info('alert continues as new', { alertId: workflowId, reports: state.reports });
+        return continueAsNew<typeof alertLifecycle>({ environment, check, carried: state });
+      }
+      continue;
+    }
+    // Cleared: tell whoever was paged, then end — unless the fault came back meanwhile.
+    if (state.paged) await page('resolved', state.severity);
+    if (!cleared) {
+      state.paged = false;
+      continue;
+    }
+    state.status = 'resolved';
+    state.resolvedAt = nowIso();
+    alertEvents.add(1, { event: 'resolved', severity: state.severity });
+    setOutcome();
+    await condition(allHandlersFinished);
+    if (!cleared) {
+      // A report arrived while the handlers drained: the same fault is back.
+      state.paged = false;
+      continue;
+    }
+    return state;
+  }
+}

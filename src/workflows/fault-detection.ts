@@ -1,0 +1,158 @@
+/**
+ * 故障检测 — the guide's fault-detection service, every 5 minutes per environment (and at once when Alertmanager
+ * calls): measure (/health, error rate and latency over the window since the previous run, memory, disk, the
+ * container, new log lines), judge against the thresholds, feed each fault to its one alert, try auto-recovery
+ * within the service's budget — standing back while a deploy, rollback or restore of the environment runs —
+ * and tell alerts whose check passes again that they are resolved.
+ */
+import { metricMeter, proxyActivities, proxyLocalActivities, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { RestartResult } from '../activities/containers.js';
+import type { FlushResult } from '../activities/redis-cache.js';
+import { evaluateFaults, type ContainerState, type FaultCheck, type MetricsReading } from '../fault/faults.js';
+import type { LogWindowScan } from '../fault/log-cursor.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
+import type { FaultReport } from './alert-lifecycle.js';
+import { requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+
+export interface FaultDetectionInput {
+  environment: string;
+  /** Who asked: `schedule:…`, `alertmanager:<alertname>`, or an operator. */
+  requestedBy?: string;
+}
+
+export interface RecoveryOutcome {
+  action: 'restart' | 'flush-cache' | 'stand-back';
+  outcome: string;
+  detail: string;
+  checks: string[];
+}
+
+export type FaultOutcome = 'healthy' | 'faults' | 'recovered' | 'stood-back' | 'handed-over';
+
+export interface FaultDetectionReport {
+  environment: string;
+  outcome: FaultOutcome;
+  checkedAt: string;
+  checks: FaultCheck[];
+  /** Checks that failed (after the confirmation re-probe). */
+  faults: string[];
+  recoveries: RecoveryOutcome[];
+  /** Alert workflows fed by this run. */
+  alerts: string[];
+  /** Open alerts told that their check passed. */
+  cleared: string[];
+  metrics: MetricsReading;
+  container: ContainerState;
+  logs: LogWindowScan[];
+}
+
+// Measurements are short reads: local activities, recorded in the history without a task-queue round trip.
+const measure = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+// The log scan reads only new bytes but may meet a burst of them: a regular activity that heartbeats.
+const logs = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
+});
+const temporalOps = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 10 },
+});
+// A restart waits for /health; the heartbeat notices a dead worker within 10 s and the retry resumes the wait
+// (the recovery ledger makes sure the container is restarted once).
+const recovery = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
+});
+
+/** A failed probe is re-checked once after this pause: a blip that a retry fixes does not page. */
+const CONFIRM_AFTER = '3 seconds';
+
+export async function faultDetection(input: FaultDetectionInput): Promise<FaultDetectionReport> {
+  const args = requireObject(input, 'faultDetection');
+  const environment = requireEnvironmentName(args.environment);
+  const requestedBy = requireRequestedBy(args.requestedBy, 'schedule');
+  upsertSearchAttributes([
+    { key: EnvironmentKey, value: environment },
+    { key: OperationKey, value: 'faultDetection' },
+    { key: RequestedByKey, value: requestedBy },
+  ]);
+  const { workflowId, runId } = workflowInfo();
+  const runKey = `${workflowId}/${runId}`;
+  const policy = await measure.describeFaultPolicy(environment);
+  const checkedAt = new Date().toISOString();
+
+  const [probe, metrics, memory, disks, container, logScans] = await Promise.all([
+    measure.probeEndpoint({ environment, endpoint: 'service' }),
+    measure.measureMetricsWindow({ environment }),
+    measure.checkMemoryUsage(),
+    measure.checkDiskUsage({ environment }),
+    measure.inspectAppContainer({ environment }),
+    logs.scanWatchedLogs({ environment }),
+  ]);
+  let checks = evaluateFaults(environment, { probe, metrics, memory, disks, container, logs: logScans }, policy.thresholds);
+
+  const appDown = checks.find((c) => c.check === 'app-down');
+  if (appDown && !appDown.ok && container.state === 'running') {
+    await sleep(CONFIRM_AFTER);
+    const again = await measure.probeEndpoint({ environment, endpoint: 'service' });
+    if (again.ok) checks = evaluateFaults(environment, { probe: again, metrics, memory, disks, container, logs: logScans }, policy.thresholds);
+  }
+
+  const failing = checks.filter((c) => !c.ok);
+  const report = (c: FaultCheck, extra: Partial<FaultReport> = {}): { check: string; report: FaultReport } => ({
+    check: c.check,
+    report: { severity: c.severity, title: c.title, message: c.message, ...(c.value !== undefined ? { value: c.value } : {}), ...(c.threshold !== undefined ? { threshold: c.threshold } : {}), detectedBy: runKey, ...extra },
+  });
+  const alerts = failing.length ? await temporalOps.reportFaults({ environment, reports: failing.map((c) => report(c)) }) : [];
+
+  const recoveries: RecoveryOutcome[] = [];
+  const recovered = new Set<string>();
+  let handedOver = false;
+  const restartFor = failing.filter((c) => c.recovery === 'restart');
+  const flushFor = failing.filter((c) => c.recovery === 'flush-cache');
+  const wanted = restartFor.length ? restartFor : flushFor;
+  if (policy.recoveryEnabled && wanted.length) {
+    const record = async (r: RecoveryOutcome) => {
+      recoveries.push(r);
+      metricMeter.createCounter('llmchat_ops_recoveries', 'recoveries', 'auto-recovery actions by action and outcome').add(1, { action: r.action, outcome: r.outcome, environment });
+      for (const check of r.checks) {
+        await temporalOps.recordRecovery({ environment, check, record: { action: r.action, reason: wanted.map((c) => c.message).join('; ').slice(0, 300), outcome: r.outcome, detail: r.detail } });
+      }
+    };
+    const busy = await temporalOps.runningOperation({ environment });
+    if (busy) {
+      await record({ action: 'stand-back', outcome: 'stood-back', detail: `${busy} is running on ${environment}: no auto-recovery while it runs`, checks: wanted.map((c) => c.check) });
+    } else if (restartFor.length) {
+      const r: RestartResult = await recovery.restartAppService({ environment, key: runKey, reason: restartFor.map((c) => c.check).join(', ') });
+      await record({ action: 'restart', outcome: r.outcome, detail: r.detail, checks: restartFor.map((c) => c.check) });
+      if (r.outcome === 'recovered') {
+        const after = await measure.probeEndpoint({ environment, endpoint: 'service' });
+        if (after.ok) for (const c of restartFor) recovered.add(c.check);
+      } else {
+        handedOver = true;
+        const tried = r.recent.length ? ` Restarts in the budget window: ${r.recent.map((e) => `${e.at} (${e.reason})`).join('; ')}.` : '';
+        await temporalOps.reportFaults({
+          environment,
+          reports: restartFor.map((c) => report(c, { severity: 'critical', handover: true, message: `${c.message} — auto-recovery gave up, a human must take over: ${r.detail}.${tried}` })),
+        });
+      }
+    } else {
+      const r: FlushResult = await recovery.flushCacheKeys({ environment });
+      await record({ action: 'flush-cache', outcome: r.outcome, detail: r.detail, checks: flushFor.map((c) => c.check) });
+    }
+  }
+
+  const passing = checks.filter((c) => c.ok || recovered.has(c.check)).map((c) => c.check);
+  const cleared = await temporalOps.clearFaults({ environment, checks: passing, detectedBy: runKey });
+
+  const outcome: FaultOutcome = failing.length === 0 ? 'healthy' : handedOver ? 'handed-over' : recoveries.some((r) => r.action === 'stand-back') ? 'stood-back' : failing.every((c) => recovered.has(c.check)) ? 'recovered' : 'faults';
+  upsertSearchAttributes([{ key: OutcomeKey, value: outcome }]);
+  metricMeter.createCounter('llmchat_ops_runs', 'runs', 'runbook runs by workflow and outcome').add(1, { workflow: 'faultDetection', outcome, environment });
+  return { environment, outcome, checkedAt, checks, faults: failing.map((c) => c.check), recoveries, alerts, cleared, metrics, container, logs: logScans };
+}
