@@ -23,6 +23,7 @@ import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules
 import type { HealthReport } from './workflows/daily-health-check.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from './search-attributes.js';
 import { addMaintenanceCommands } from './cli-maintenance.js';
+import { addAlertCommands } from './cli-alerts.js';
 
 const ICON = { healthy: 'ok  ', warning: 'WARN', unhealthy: 'FAIL' } as const;
 
@@ -339,6 +340,7 @@ export function buildProgram(): Command {
   }
 
   addMaintenanceCommands(program, { cfg, operator, withClient });
+  addAlertCommands(program, { cfg, operator, withClient });
 
   const schedules = program.command('schedules').description('Temporal Schedules that replace the guide\'s cron jobs');
   schedules

@@ -34,7 +34,7 @@ const thresholdsSchema = z.strictObject({
   httpTimeoutMs: z.int().min(100).max(60_000).default(5_000),
 });
 
-const duration = z
+const durationMs = z
   .string()
   .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like 500ms, 30s, 5m, 1h or 2d')
   .transform((d) => {
@@ -76,9 +76,9 @@ const faultDetectionSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** At most `restarts` restarts of the service within `per`; then a human gets the fault. Default 3 per 1h. */
       restarts: z.int().min(0).default(3),
-      per: duration.prefault('1h'),
+      per: durationMs.prefault('1h'),
       /** How long a restarted service may take to answer /health again. Default 90s. */
-      healthyTimeout: duration.prefault('90s'),
+      healthyTimeout: durationMs.prefault('90s'),
       /** Redis keys flushed when responses are slow (SCAN MATCH + UNLINK; never FLUSHALL). */
       cacheKeyPatterns: z.array(z.string().min(1).max(200).refine((p) => p !== '*', 'must not match every key: name a prefix like llmchat:cache:*')).default(['llmchat:cache:*']),
     })
@@ -310,9 +310,9 @@ const scheduleSchema = z.strictObject({
 /** The alert lifecycle: one page per fault key, escalation, resolved notice. */
 const alertsSchema = z.strictObject({
   /** An alert not acknowledged and not resolved after this long is escalated (to critical routes). Default 30m. */
-  escalateAfter: duration.prefault('30m'),
+  escalateAfter: durationMs.prefault('30m'),
   /** A fault that clears within this time after it opened never pages (0 = page at once). Default 0s. */
-  grace: duration.prefault('0s'),
+  grace: durationMs.prefault('0s'),
 });
 
 /** The HTTP endpoint in the worker that Alertmanager's webhook receiver posts to. */

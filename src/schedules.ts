@@ -65,6 +65,14 @@ export const SCHEDULE_REGISTRY: Record<string, ScheduleDefinition> = {
     catchupWindow: '3 days',
     replaces: '性能分析 scripts/performance-analysis.js',
   },
+  faultDetection: {
+    // Every 5 minutes: a run still going (a restart waiting for health) makes the next one skip; a missed run is
+    // not worth catching up beyond one interval, the next one measures the whole window anyway.
+    workflowType: 'faultDetection',
+    overlap: ScheduleOverlapPolicy.SKIP,
+    catchupWindow: '5 minutes',
+    replaces: '故障检测 FaultDetectionService (every 5 minutes)',
+  },
 };
 
 export type ApplyOutcome = 'created' | 'updated' | 'unchanged' | 'removed' | 'failed';

@@ -16,6 +16,7 @@ import { OutcomeKey } from '../src/search-attributes.js';
 import { verifyWebhookSignature } from '../src/webhook-signature.js';
 import { acknowledgeAlertSignal, alertStateQuery, type AlertState } from '../src/workflows/alert-lifecycle.js';
 import { faultDetection, type FaultDetectionReport } from '../src/workflows/fault-detection.js';
+import { main } from '../src/cli.js';
 import { faultFixture, type FaultFixture } from './support/fault-fixture.js';
 import { httpOk, waitFor } from './support/services.js';
 import type { Received } from './support/temporal.js';
@@ -31,6 +32,7 @@ describe('faultDetection and the alert lifecycle (real dev server, container, Re
         prod: { faultDetection: { recovery: { restarts: 2, per: '1h', healthyTimeout: '60s' } } },
         mem: { faultDetection: { thresholds: { memoryPercent: 0.5 }, recovery: { enabled: false } } },
         disk: { faultDetection: { thresholds: { diskPercent: 0.5 }, recovery: { enabled: false } } },
+        cli: { faultDetection: { thresholds: { memoryPercent: 0.5 }, recovery: { enabled: false } } },
       },
       alerts: { escalateAfter: '10s', grace: '0s' },
     });
@@ -150,6 +152,44 @@ describe('faultDetection and the alert lifecycle (real dev server, container, Re
     const state = await handle.query(alertStateQuery);
     assert.equal(state.escalated, true);
     assert.equal((await handle.describe()).typedSearchAttributes.get(OutcomeKey), 'escalated');
+  });
+
+  it('CLI: `alerts` lists open alerts, `ack` acknowledges once and refuses bad ids', async () => {
+    await detect('cli');
+    const cli = async (...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const [log, error] = [console.log, console.error];
+      console.log = (...a: unknown[]) => void out.push(a.join(' '));
+      console.error = (...a: unknown[]) => void err.push(a.join(' '));
+      try {
+        const code = await main(['node', 'llmchat-ops', '--config', f.configFile, ...args]);
+        return { code, out: out.join('\n'), err: err.join('\n') };
+      } finally {
+        [console.log, console.error] = [log, error];
+      }
+    };
+    await waitFor('cli alert paged', async () => (await f.env.client.workflow.getHandle(alertWorkflowId('cli', 'memory')).query(alertStateQuery)).paged);
+    // visibility is eventually consistent: wait until the list shows the alert
+    let listed = await cli('alerts', '--env', 'cli');
+    await waitFor('alert listed', async () => (listed = await cli('alerts', '--env', 'cli')).out.includes('llmchat-alert-cli-memory'));
+    assert.equal(listed.code, 0);
+    assert.match(listed.out, /llmchat-alert-cli-memory +critical +firing/);
+    assert.doesNotMatch(listed.out, /llmchat-alert-prod-/, '--env filters');
+    const ack = await cli('ack', 'cli/memory', '--comment', 'on it');
+    assert.equal(ack.code, 0, ack.err);
+    assert.match(ack.out, /^acknowledged llmchat-alert-cli-memory as .+: on it$/);
+    const again = await cli('ack', 'llmchat-alert-cli-memory');
+    assert.equal(again.code, 1);
+    assert.match(again.err, /already acknowledged/);
+    const bad = await cli('ack', 'cli/memory; rm -rf /');
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /Expected an alert id/);
+    const none = await cli('ack', 'cli/disk');
+    assert.equal(none.code, 1);
+    assert.match(none.err, /no open alert llmchat-alert-cli-disk/);
+    const json = JSON.parse((await cli('alerts', '--env', 'cli', '--json')).out) as AlertState[];
+    assert.equal(json[0]?.status, 'acknowledged');
   });
 
   it('a paused (hung) container is unpaused and restarted, then healthy', async () => {

@@ -3,6 +3,7 @@
  * webhook + Slack receivers and a real SMTP server, and a worker whose config has the fault detector's settings.
  */
 import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
@@ -62,6 +63,8 @@ export interface FaultFixture {
   env: TestWorkflowEnvironment;
   app: AppContainer;
   cfg: OpsConfig;
+  /** The same config as a file, for the CLI. */
+  configFile: string;
   taskQueue: string;
   webhook: Awaited<ReturnType<typeof alertReceiver>>;
   slack: Awaited<ReturnType<typeof alertReceiver>>;
@@ -106,7 +109,9 @@ export async function faultFixture(opts: {
   doc.notifications.webhook.signingSecretEnv = secretEnv;
   doc.alerts = opts.alerts ?? {};
   doc.alertmanagerReceiver = opts.alertmanagerReceiver ?? { enabled: false };
-  const cfg = parseConfig(stringify(doc), 'fault test config', ROOT);
+  const configFile = path.join(stateRoot, 'config.yaml');
+  await writeFile(configFile, stringify(doc));
+  const cfg = parseConfig(stringify(doc), configFile, ROOT);
 
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
@@ -114,6 +119,7 @@ export async function faultFixture(opts: {
     env,
     app,
     cfg,
+    configFile,
     taskQueue,
     webhook,
     slack,
