@@ -13,8 +13,3 @@ export const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 export function dataWorkflowId(environment: string): string {
   return `llmchat-data-${environment}`;
 }
-
-/** Deploys and rollbacks of one environment share this workflow id (fault recovery stands back while one runs). */
-export function releaseWorkflowId(environment: string): string {
-  return `llmchat-release-${environment}`;
-}

@@ -1,13 +1,13 @@
 /**
  * The alert lifecycle's side of Temporal itself: fault reports reach the one alert workflow of their fault key by
- * signal-with-start, cleared checks signal it if it exists, and recoveries look for a deploy, rollback or restore
- * of the same environment before they act (they stand back while one runs).
+ * signal-with-start, and cleared checks signal it if it exists. (Recoveries look for a running deploy, rollback
+ * or restore with `runningConflicts` from ./temporal.ts.)
  */
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { getEnvironment, type FaultThresholds, type OpsConfig } from '../config.js';
 import { alertWorkflowId } from '../fault/faults.js';
-import { dataWorkflowId, releaseWorkflowId } from '../names.js';
 import { EnvironmentKey, OperationKey } from '../search-attributes.js';
 import {
   alertLifecycle,
@@ -40,15 +40,8 @@ function requireCheck(check: unknown): string {
 
 export function createAlertActivities(cfg: OpsConfig) {
   const { describeEnvironment } = createEnvironmentActivities(cfg);
-  /** One short-lived connection per call: activities run rarely, and nothing is left open when a test or the worker ends. */
-  async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-    const connection = await Connection.connect({ address: cfg.temporal.address, connectTimeout: '5 seconds' });
-    try {
-      return await fn(new Client({ connection, namespace: cfg.temporal.namespace }));
-    } finally {
-      await connection.close();
-    }
-  }
+  /** The worker's own client (the activity context's): no extra connection per call. */
+  const withClient = <T>(fn: (client: Client) => Promise<T>): Promise<T> => fn(Context.current().client);
 
   return {
     async describeAlertPolicy(environment: string): Promise<AlertPolicy> {
@@ -107,23 +100,5 @@ export function createAlertActivities(cfg: OpsConfig) {
       await withClient((client) => client.workflow.getHandle(alertWorkflowId(input.environment, requireCheck(input.check))).signal(recoveryRecordedSignal, input.record));
     },
 
-    /**
-     * A deploy/rollback (`llmchat-release-<env>`) or backup/restore (`llmchat-data-<env>`) of this environment that
-     * is running now, if any: recovery must not fight it.
-     */
-    async runningOperation(input: { environment: string }): Promise<string | undefined> {
-      await permanentOnKnownErrors(() => getEnvironment(cfg, input.environment));
-      return withClient(async (client) => {
-        for (const id of [releaseWorkflowId(input.environment), dataWorkflowId(input.environment)]) {
-          try {
-            const d = await client.workflow.getHandle(id).describe();
-            if (d.status.name === 'RUNNING') return `${id} (${d.type})`;
-          } catch (err) {
-            if (!(err instanceof WorkflowNotFoundError)) throw err;
-          }
-        }
-        return undefined;
-      });
-    },
   };
 }

@@ -125,9 +125,11 @@ export async function faultDetection(input: FaultDetectionInput): Promise<FaultD
         await temporalOps.recordRecovery({ environment, check, record: { action: r.action, reason: wanted.map((c) => c.message).join('; ').slice(0, 300), outcome: r.outcome, detail: r.detail } });
       }
     };
-    const busy = await temporalOps.runningOperation({ environment });
-    if (busy) {
-      await record({ action: 'stand-back', outcome: 'stood-back', detail: `${busy} is running on ${environment}: no auto-recovery while it runs`, checks: wanted.map((c) => c.check) });
+    // Never fight a deploy, rollback or restore of the same environment: they run under business-key ids.
+    const busy = await temporalOps.runningConflicts({ environment });
+    if (busy.length) {
+      const what = busy.map((b) => `${b.workflowId} (${b.workflowType}, since ${b.startTime})`).join(', ');
+      await record({ action: 'stand-back', outcome: 'stood-back', detail: `${what} is running on ${environment}: no auto-recovery while it runs`, checks: wanted.map((c) => c.check) });
     } else if (restartFor.length) {
       const r: RestartResult = await recovery.restartAppService({ environment, key: runKey, reason: restartFor.map((c) => c.check).join(', ') });
       await record({ action: 'restart', outcome: r.outcome, detail: r.detail, checks: restartFor.map((c) => c.check) });
