@@ -14,7 +14,7 @@ import { backupInputSchema, checkInput, dailyHealthCheckInputSchema, importBacku
 import type { CatalogueEntry, Verification } from './backup/manifest.js';
 import { dataWorkflowId } from './names.js';
 import type { BackupResult } from './workflows/backup.js';
-import type { ImportSummary } from './activities/backup-catalogue.js';
+import type { ImportSummary } from './activities/backup-import.js';
 import type { RestoreOutcome, RestoreStatus } from './workflows/restore.js';
 import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from './workflows/approval.js';
 import { configPath, loadConfig, getEnvironment, type OpsConfig } from './config.js';

@@ -14,7 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { createActivities } from '../src/activities/index.js';
-import type { ImportSummary } from '../src/activities/backup-catalogue.js';
+import type { ImportSummary } from '../src/activities/backup-import.js';
 import { makeBackupId } from '../src/backup/ids.js';
 import type { BackupManifest, CatalogueEntry } from '../src/backup/manifest.js';
 import { keyId, signingKeys, signManifest } from '../src/backup/signature.js';

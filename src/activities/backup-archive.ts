@@ -18,12 +18,14 @@ import {
   type Stage,
 } from '../backup/process.js';
 import { guarded, permanent, progress, signal, token } from './activity-support.js';
-import { archiveFailure, backupDir, openArtifact, readManifest, requireChecksum, sourceDir, type RestoreResult } from './backup-catalogue.js';
+import type { RestoreResult } from './backup-catalogue.js';
+import { archiveFailure, backupDir, openArtifact, readManifest, registerSigning, requireChecksum, sourceDir } from './backup-store.js';
 import { checkTree, extractArchive, listArchive } from '../backup/archive-check.js';
 
 export function createBackupArchiveActivities(cfg: OpsConfig) {
   const settings = cfg.backup;
   const env = (name: string) => getEnvironment(cfg, name);
+  registerSigning(cfg);
 
   return {
     /** `tar | <compressor>` of the application dir (without excluded names), config or uploads. */

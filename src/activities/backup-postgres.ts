@@ -28,7 +28,8 @@ import { countRows, dropDatabase as dropDatabaseWith, userTables } from '../back
 import { createRestoreTestDatabase, resetRestoreTestRole, RestoreTestRoleError } from '../backup/restore-test-role.js';
 import { guarded, permanent, progress, runningAs, runToken, signal, token } from './activity-support.js';
 import { connectPg, MAINTENANCE_DB, withPg } from '../postgres/connect.js';
-import { backupDir, checkArtifact, readManifest, saveManifest, type RestoreResult } from './backup-catalogue.js';
+import type { RestoreResult } from './backup-catalogue.js';
+import { backupDir, checkArtifact, readManifest, saveManifest } from './backup-store.js';
 
 /** Connection settings for libpq programs; the password travels only in the child's environment. */
 function pgEnv(env: EnvironmentConfig): Record<string, string> {

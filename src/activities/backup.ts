@@ -15,6 +15,7 @@ import { withDataLock, type DataLockMode } from '../postgres/data-lock.js';
 import { abortingOn, guarded, runningAs } from './activity-support.js';
 import { createBackupArchiveActivities } from './backup-archive.js';
 import { createBackupCatalogueActivities } from './backup-catalogue.js';
+import { createBackupImportActivities } from './backup-import.js';
 import { createBackupPostgresActivities } from './backup-postgres.js';
 
 export type { BeginBackupInput, RestorePlan, RestoreResult } from './backup-catalogue.js';
@@ -39,6 +40,7 @@ export function createBackupActivities(cfg: OpsConfig) {
 
   return {
     ...createBackupCatalogueActivities(cfg),
+    ...createBackupImportActivities(cfg),
     ...postgres,
     ...archive,
     dumpDatabase: locked(() => 'shared', postgres.dumpDatabase),

@@ -14,7 +14,8 @@ import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CompressionProgram } from './manifest.js';
 import { decompressStage, runPipeline, type Stage } from './process.js';
-import { CorruptArchiveError, MemberPolicy, TarParser, UnsafeArchiveError, type MemberType } from './tar-members.js';
+import { MemberPolicy } from './member-policy.js';
+import { CorruptArchiveError, TarParser, UnsafeArchiveError, type MemberType } from './tar-members.js';
 
 /** Opens a file inside `dir` by plain name, refusing symlinks (O_NOFOLLOW) and anything but a regular file. */
 export async function openPlainFile(dir: string, name: string): Promise<FileHandle> {

@@ -5,7 +5,7 @@
  */
 import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { ImportSummary } from '../activities/backup-catalogue.js';
+import type { ImportSummary } from '../activities/backup-import.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
 import { importBackupInputSchema, parseInput, type ImportBackupInput } from './inputs.js';
 
