@@ -4,12 +4,16 @@
 #   scripts/demo.sh up|down|status [production|staging]        (default: production)
 #
 # up:     services (PostgreSQL, Redis, dockerd) up, image llmchat-app:$LLMCHAT_VERSION (default v1)
-#         built, migrations applied with that image, compose project llmchat-<env> up, then waits
-#         up to 30 s for GET /health = 200 and prints the URL. Idempotent.
-# down:   compose down (containers only; data, logs and uploads stay).
+#         built, migrations applied with that image, then `llmchat-ops up --env <env>`: the release the
+#         release records name as current (a deploy made since is kept), else $LLMCHAT_VERSION — for
+#         production in a blue/green slot (:3101/:3102) behind the nginx front on :3001, for staging in
+#         place on :3002 (ops.config.yaml decides); then waits up to 30 s for GET /health = 200 and prints
+#         the URL. Idempotent.
+# down:   `llmchat-ops down --env <env>`: app slots and front stop (data, logs, uploads, records stay).
 # status: containers, /health and /version.
 # Data dirs: ${LLMCHAT_OPS_STATE:-<repo>/.state}/demo/<env>/{logs,uploads,config,app}
-# Optional env: LLMCHAT_VERSION, LLMCHAT_APP_PORT, LLMCHAT_DATABASE_URL, LLMCHAT_REDIS_URL.
+# Optional env: LLMCHAT_VERSION, LLMCHAT_OPS_CONFIG (default ops.config.yaml), LLMCHAT_DATABASE_URL,
+# LLMCHAT_REDIS_URL. The app's URL and ports come from the config.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -44,6 +48,11 @@ export LLMCHAT_REDIS_URL="${LLMCHAT_REDIS_URL:-redis://127.0.0.1:6379/$def_redis
 now_ms() { date +%s%3N; }
 say() { printf '[demo %s] %s\n' "$env" "$*"; }
 compose() { "$ROOT/scripts/compose.sh" -p "$PROJECT" -f "$COMPOSE_FILE" "$@"; }
+CONFIG="${LLMCHAT_OPS_CONFIG:-$ROOT/ops.config.yaml}"
+ops() { # the llmchat-ops CLI (built on first use)
+  [[ -f "$ROOT/dist/src/cli.js" ]] || (cd "$ROOT" && npx tsc -p tsconfig.json)
+  node "$ROOT/bin/llmchat-ops.js" --config "$CONFIG" "$@"
+}
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$URL$1" 2>/dev/null || true; }
 
 # app/ of the demo dir mirrors the deployed application files (like /opt/llmchat in the guide),
@@ -92,9 +101,10 @@ do_up() {
     "llmchat-app:$version" node migrate.js up 2> >(grep -v "^WARNING: IPv4 forwarding is disabled" >&2)
   copy_app_files
   write_config
-  say "compose up (project $PROJECT)"
+  say "app up (llmchat-ops up: release records, compose, front)"
   t1=$(now_ms)
-  compose up -d --remove-orphans
+  URL="$(ops up --env "$env" --initial "$version" | sed -n 's/.* serving on \(http[^ ]*\) .*/\1/p')"
+  [[ -n "$URL" ]] || { say "ERROR: llmchat-ops up did not report the URL" >&2; exit 1; }
   deadline=$(($(date +%s) + 30))
   while :; do
     code="$(http_code /health)"
@@ -107,13 +117,13 @@ do_up() {
     fi
     sleep 0.2
   done
-  say "healthy $(($(now_ms) - t1)) ms after compose up (total $(($(now_ms) - t0)) ms)"
+  say "healthy $(($(now_ms) - t1)) ms after app up (total $(($(now_ms) - t0)) ms)"
   say "LLMChat $version ($env) is up: $URL  (health: $URL/health, metrics: $URL/metrics, log: $DEMO/logs/app.log)"
 }
 
 do_down() {
   if ! docker info >/dev/null 2>&1; then say "docker is not running: nothing to stop"; return 0; fi
-  compose down --timeout 10 --remove-orphans
+  ops down --env "$env"
   say "stopped (data in $DEMO kept)"
 }
 

@@ -286,6 +286,9 @@ docker_up() {
   t0="$(now_ms)"
   command -v dockerd >/dev/null && command -v docker >/dev/null || pkgs+=(docker.io)
   command -v docker-compose >/dev/null || [[ "$LLMCHAT_COMPOSE" == "docker compose" ]] || pkgs+=(docker-compose)
+  # nginx: the front proxy of blue/green deploys (llmchat-ops runs its own instance per environment on
+  # loopback; the package's own service is never started: policy-rc.d in apt_install).
+  command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || pkgs+=(nginx)
   if ((${#pkgs[@]})); then
     apt_install "${pkgs[@]}" || { fail docker "apt-get install ${pkgs[*]} failed" "$LOGS/apt.log"; return 1; }
   fi

@@ -19,6 +19,7 @@ import type { RestoreOutcome, RestoreStatus } from './workflows/restore.js';
 import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from './workflows/approval.js';
 import { configPath, loadConfig, getEnvironment, type OpsConfig } from './config.js';
 import { connectClient, workflowIds } from './client.js';
+import { addReleaseCommands } from './cli-release.js';
 import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules } from './schedules.js';
 import type { HealthReport } from './workflows/daily-health-check.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from './search-attributes.js';
@@ -360,6 +361,7 @@ export function buildProgram(): Command {
       const found = await withClient(config, (client) => listSchedules(client, config));
       for (const s of found) console.log(formatScheduleSummary(s));
     });
+  addReleaseCommands(program, cfg, operator, withClient);
   return program;
 }
 

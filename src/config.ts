@@ -86,6 +86,85 @@ const faultDetectionSchema = z.strictObject({
 });
 export type FaultDetectionSettings = z.infer<typeof faultDetectionSchema>;
 export type FaultThresholds = z.infer<typeof faultThresholdsSchema>;
+const DURATION_UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** A duration like "30s", "10m", "24h" or "2d", read once as milliseconds (deploy settings, maintenance windows). */
+const duration = (fallback: string) =>
+  z
+    .string()
+    .regex(/^\d+(s|m|h|d)$/, 'must be a duration like 30m, 24h or 2d')
+    .default(fallback)
+    .transform((d) => Number(d.slice(0, -1)) * DURATION_UNIT_MS[d.slice(-1) as keyof typeof DURATION_UNIT_MS]);
+
+const smokeCheckSchema = z.strictObject({
+  /** Path on the environment's URL, e.g. /health/db. */
+  path: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/, 'must be a URL path starting with /'),
+  method: z.enum(['GET', 'HEAD']).default('GET'),
+  /** The HTTP status the check expects (default 200). */
+  status: z.int().min(100).max(599).default(200),
+});
+
+/**
+ * How `deploy` and `rollback` run this environment (issue 8). Defaults follow the guide: `compose up -d` in place
+ * (`recreate`) unless a front proxy is configured for blue/green.
+ */
+const deploySchema = z.strictObject({
+  /** blue-green: new version beside the old one behind the nginx front, then switch; recreate: the guide's `compose up -d`. Default recreate. */
+  strategy: z.enum(['blue-green', 'recreate']).default('recreate'),
+  /** Image reference of a version; `{version}` is replaced by the validated version. Default llmchat-app:{version}. */
+  image: z.string().regex(/^[a-z0-9][a-z0-9._/:-]*\{version\}[a-z0-9._-]*$/, 'must be an image reference containing {version}, e.g. llmchat-app:{version}').default('llmchat-app:{version}'),
+  /** Where the release records and the front's files live (survives worker and server restarts). Default: <dir of paths.backups>/releases-<environment>. */
+  stateDir: z.string().min(1).optional(),
+  /** The front proxy (blue/green): nginx on the environment URL's port, the app on one of two slot ports. */
+  front: z
+    .strictObject({
+      slots: z.strictObject({ blue: port, green: port }),
+      /** The nginx binary. Default nginx. */
+      nginx: z.string().min(1).default('nginx'),
+      /** How long the old slot keeps running after a successful switch before it is stopped (in-flight requests finish). Default 2s. */
+      drain: duration('2s'),
+    })
+    .optional(),
+  /** Compose variables the compose file reads: the version, the published port, the slot name. */
+  variables: z
+    .strictObject({
+      version: envVarName.default('LLMCHAT_VERSION'),
+      port: envVarName.default('LLMCHAT_APP_PORT'),
+      slot: envVarName.default('LLMCHAT_SLOT'),
+    })
+    .default({ version: 'LLMCHAT_VERSION', port: 'LLMCHAT_APP_PORT', slot: 'LLMCHAT_SLOT' }),
+  /** Further (non-secret) variables for the compose file; values starting with ./ or ../ are paths relative to the config file. The worker's own environment is passed through too (secrets such as the database password come from there). */
+  composeEnv: z.record(z.string().regex(ENV_VAR_NAME, 'must be an environment variable name'), z.string()).default({}),
+  /** The migration runner inside the image; `up`, `down --to N` or `status --json` is appended. Default node migrate.js. */
+  migrate: argv.default(['node', 'migrate.js']),
+  /** Take a verified database backup before anything changes. Default true. */
+  backupBeforeDeploy: z.boolean().default(true),
+  /** Health gate: every health endpoint and the container must be healthy this many times in a row… (default 3) */
+  healthySuccesses: z.int().min(1).max(100).default(3),
+  /** …within this time (default 2m). */
+  healthTimeout: duration('2m'),
+  /** Smoke checks after the switch, besides the version check. */
+  smoke: z.array(smokeCheckSchema).default([]),
+  /** Path answering {"version": "..."} (default /version). */
+  versionPath: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/, 'must be a URL path').default('/version'),
+  /** After verify, the app's /metrics are watched this long on a durable timer (default 1m; 0s skips). */
+  bake: z
+    .strictObject({
+      duration: duration('1m'),
+      interval: duration('10s'),
+      /** 5xx share above which the bake fails (the guide's fault detection: 5 %). */
+      errorRatePercent: percent.default(5),
+      /** Mean response time above which the bake fails (the guide's fault detection: 2 s). */
+      avgLatencyMs: z.number().positive().default(2000),
+      /** Fewer requests than this in the whole bake judge nothing (no regression can be seen). */
+      minRequests: z.int().min(0).default(20),
+    })
+    .default({ duration: 60_000, interval: 10_000, errorRatePercent: 5, avgLatencyMs: 2000, minRequests: 20 }),
+  /** A database rollback after a failed deploy waits for approveDatabaseRollback this long (default 24h)… */
+  approvalTimeout: duration('24h'),
+  /** …and alerts (critical) when nobody answered after this long (default 30m). */
+  escalateAfter: duration('30m'),
+});
+export type DeploySettings = z.infer<typeof deploySchema>;
 
 const environmentSchema = z.strictObject({
   /** Base URL of the LLMChat backend (the guide: http://localhost:3001). */
@@ -128,6 +207,7 @@ const environmentSchema = z.strictObject({
     .default({}),
   thresholds: thresholdsSchema.default(thresholdsSchema.parse({})),
   faultDetection: faultDetectionSchema.default(faultDetectionSchema.parse({})),
+  deploy: deploySchema.default(() => deploySchema.parse({})),
 });
 
 const severity = z.enum(['critical', 'warning', 'info']);
@@ -161,8 +241,6 @@ const notificationsSchema = z.strictObject({
     .strictObject({ critical: z.array(channel), warning: z.array(channel), info: z.array(channel) })
     .default({ critical: ['email', 'slack', 'webhook'], warning: ['slack', 'webhook'], info: ['webhook'] }),
 });
-
-const DURATION_UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /** A duration like "500ms", "30s" or "5m", read as milliseconds. */
 const workerDuration = z
@@ -233,11 +311,6 @@ const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a plain 
 const DAY_LIMIT = 3650;
 /** A retention window in days: > 0 and at most ten years (0 or a typo like 30000 would purge everything or nothing). */
 const days = (dflt: number) => z.number().positive('must be more than 0 days').max(DAY_LIMIT, `must be at most ${DAY_LIMIT} days`).default(dflt);
-const duration = (dflt: string) => z
-  .string()
-  .regex(/^\d+(s|m|h|d)$/, 'must be a duration like 30m, 24h or 2d')
-  .default(dflt)
-  .transform((d) => Number(d.slice(0, -1)) * DURATION_UNIT_MS[d.slice(-1) as keyof typeof DURATION_UNIT_MS]);
 
 const indexSpec = z.strictObject({ name: identifier, table: identifier, columns: z.array(identifier).min(1).max(8) });
 /** The guide's 数据库优化 indexes. */
@@ -369,6 +442,15 @@ export const configSchema = z
     if (Object.keys(cfg.environments).length === 0) {
       ctx.addIssue({ code: 'custom', path: ['environments'], message: 'at least one environment is required' });
     }
+    for (const [name, env] of Object.entries(cfg.environments)) {
+      if (env.deploy.strategy === 'blue-green' && !env.deploy.front) {
+        ctx.addIssue({ code: 'custom', path: ['environments', name, 'deploy', 'front'], message: 'strategy blue-green needs a front (nginx) with two slot ports' });
+      }
+      const slots = env.deploy.front?.slots;
+      if (slots && (slots.blue === slots.green || [slots.blue, slots.green].includes(Number(new URL(env.url).port || 80)))) {
+        ctx.addIssue({ code: 'custom', path: ['environments', name, 'deploy', 'front', 'slots'], message: 'the two slot ports must differ from each other and from the port of the environment URL' });
+      }
+    }
     for (const [name, schedule] of Object.entries(cfg.schedules)) {
       schedule.environments.forEach((env, i) => {
         if (!(env in cfg.environments)) {
@@ -448,6 +530,10 @@ export function parseConfig(text: string, source: string, baseDir: string): OpsC
     env.compose.file = path.resolve(baseDir, env.compose.file);
   }
   cfg.report.directory = path.resolve(baseDir, cfg.report.directory);
+  for (const [name, env] of Object.entries(cfg.environments)) {
+    env.deploy.stateDir = path.resolve(baseDir, env.deploy.stateDir ?? path.join(path.dirname(env.paths.backups), `releases-${name}`));
+    for (const [k, v] of Object.entries(env.deploy.composeEnv)) if (v.startsWith('./') || v.startsWith('../')) env.deploy.composeEnv[k] = path.resolve(baseDir, v);
+  }
   return cfg;
 }
 

@@ -32,6 +32,16 @@ export const PERMANENT_ERROR_TYPES = [
   'VerificationFailed',
   'ApprovalTimeout',
   'RestoreRejected',
+  // deploy and rollback (src/activities/docker.ts, release.ts, release-checks.ts, commands.ts)
+  'TestsFailed',
+  'BuildFailed',
+  'ImageUnavailable',
+  'MigrationFailed',
+  'DataOperationRunning',
+  'ReleaseRunning',
+  'NotAdopted',
+  'NothingToRollBackTo',
+  'MetricsMissing',
 ] as const;
 
 /**

@@ -13,3 +13,12 @@ export const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 export function dataWorkflowId(environment: string): string {
   return `llmchat-data-${environment}`;
 }
+
+/**
+ * Deploys and rollbacks of one environment share this workflow id: one release at a time per environment.
+ * The release store's lease (src/deploy/release-store.ts) enforces the same where the data is, for runs started
+ * under any other id.
+ */
+export function releaseWorkflowId(environment: string): string {
+  return `llmchat-release-${environment}`;
+}

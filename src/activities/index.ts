@@ -1,7 +1,12 @@
 /** All activities, built from one validated config; the worker registers the result of {@link createActivities}. */
 import type { OpsConfig } from '../config.js';
 import { createBackupActivities } from './backup.js';
+import { createCommandActivities } from './commands.js';
+import { createDockerActivities } from './docker.js';
 import { createEnvironmentActivities } from './environment.js';
+import { createFrontActivities } from './front.js';
+import { createReleaseActivities } from './release.js';
+import { createReleaseCheckActivities } from './release-checks.js';
 import { createHostActivities } from './host.js';
 import { createHostCleanupActivities } from './host-cleanup.js';
 import { createHttpHealthActivities } from './http-health.js';
@@ -17,6 +22,11 @@ import { createRedisCacheActivities } from './redis-cache.js';
 export function createActivities(cfg: OpsConfig) {
   return {
     ...createEnvironmentActivities(cfg),
+    ...createDockerActivities(cfg),
+    ...createFrontActivities(cfg),
+    ...createReleaseActivities(cfg),
+    ...createReleaseCheckActivities(cfg),
+    ...createCommandActivities(cfg),
     ...createHttpHealthActivities(cfg),
     ...createHostActivities(cfg),
     ...createNotifyActivities(cfg),

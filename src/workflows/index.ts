@@ -8,3 +8,5 @@ export { weeklyCleanup } from './weekly-cleanup.js';
 export { databaseOptimization } from './database-optimization.js';
 export { faultDetection } from './fault-detection.js';
 export { alertLifecycle } from './alert-lifecycle.js';
+export { deploy } from './deploy.js';
+export { rollback, listReleases } from './rollback.js';

@@ -8,6 +8,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
 import { parseBackupId, parseKind, parseKinds, parseReason, parseTarget, type BackupKind } from '../backup/ids.js';
+import { parseVersion } from '../deploy/version.js';
 import { ENVIRONMENT_NAME } from '../names.js';
 
 export function badInput(message: string): ApplicationFailure {
@@ -161,6 +162,62 @@ export interface ImportBackupInput {
   /** sha256 of manifest.json as shown by a run without it; required to re-sign. */
   confirm?: string;
 }
+
+
+/** A whole number of seconds in [0, max], or absent. */
+const secondsField = (name: string, max: number) =>
+  checked((value) => {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+      throw new Error(`Expected \`${name}\` to be a whole number of seconds from 0 to ${max}, got ${show(value)}`);
+    }
+    return value;
+  });
+const optionalBooleanField = (name: string) =>
+  checked((value) => {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'boolean') throw new Error(`Expected \`${name}\` to be true or false, got ${show(value)}`);
+    return value;
+  });
+
+export const deployInputSchema = z.strictObject({
+  environment: environmentField,
+  /** The release to deploy: an image tag, git tag or commit id (src/deploy/version.ts). */
+  version: checked((v) => parseVersion(v)),
+  requestedBy: requestedByField('unknown'),
+  /** Skip the configured test command (default false). */
+  skipTests: optionalBooleanField('skipTests'),
+  /** Skip the pre-deploy database backup (default: the environment's deploy.backupBeforeDeploy). */
+  skipBackup: optionalBooleanField('skipBackup'),
+  /** Bake period in seconds, overriding deploy.bake.duration (0 skips the bake). */
+  bakeSeconds: secondsField('bakeSeconds', 86_400),
+});
+export interface DeployInput {
+  environment: string;
+  version: string;
+  requestedBy?: string;
+  skipTests?: boolean;
+  skipBackup?: boolean;
+  bakeSeconds?: number;
+}
+
+export const rollbackInputSchema = z.strictObject({
+  environment: environmentField,
+  /** The version to go back to; default: the previous successful release. */
+  version: checked((v) => (v === undefined ? undefined : parseVersion(v))),
+  requestedBy: requestedByField('unknown'),
+  /** Also migrate the database down to the target's recorded level, after approval (default false). */
+  database: optionalBooleanField('database'),
+});
+export interface RollbackInput {
+  environment: string;
+  version?: string;
+  requestedBy?: string;
+  database?: boolean;
+}
+
+/** `listReleases`: the release records of one environment. */
+export const listReleasesInputSchema = z.strictObject({ environment: environmentField });
 
 export const listBackupsInputSchema = z.strictObject({ environment: environmentField, requestedBy: requestedByField('unknown') });
 

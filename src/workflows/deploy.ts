@@ -1,0 +1,242 @@
+/**
+ * 部署流程 — the guide's deploy.sh as a workflow: pre-deploy backup → tests → image → migrate up → switch →
+ * health gate → verify → bake. Unlike the script it never stops half-way: any failure after the app switched puts
+ * the previous version back by itself; a database that was migrated is rolled back only when a person approves
+ * (approveDatabaseRollback / rejectDatabaseRollback, four eyes), with an alert when nobody answers.
+ */
+import { ApplicationFailure, CancellationScope, executeChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { ReleasePlan } from '../activities/release.js';
+import { judgeBake, type AppMetricsSample } from '../deploy/metrics.js';
+import type { ReleaseOutcome } from '../deploy/release-store.js';
+import { dataWorkflowId } from '../names.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../search-attributes.js';
+import { installApprovalGate } from './approval.js';
+import { backup } from './backup.js';
+import { parseInput, deployInputSchema } from './inputs.js';
+import {
+  bringUp,
+  databaseRollback,
+  DB_ROLLBACK_GATE,
+  DOCKER,
+  durableSleep,
+  message,
+  notify,
+  QUICK,
+  releaseOf,
+  restorePrevious,
+  run,
+  stopSlot,
+  Tracker,
+  WAITS,
+  type ReleaseProgress,
+} from './release-steps.js';
+
+import type { DeployInput } from './inputs.js';
+export type { DeployInput };
+
+export interface DeployResult {
+  environment: string;
+  version: string;
+  fromVersion: string | null;
+  outcome: ReleaseOutcome;
+  backupId?: string;
+  migration?: { before: number; after: number };
+  progress: ReleaseProgress;
+}
+
+const STEPS = ['plan', 'backup', 'tests', 'image', 'migrate', 'switch', 'health-gate', 'verify', 'bake', 'drain'];
+
+export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
+  const input = parseInput('deploy', deployInputSchema, rawInput);
+  const { environment, version, requestedBy } = input;
+  // Decision handlers first, so no early approveDatabaseRollback finds no handler.
+  const gate = installApprovalGate(DB_ROLLBACK_GATE, requestedBy);
+  const startedAt = new Date().toISOString();
+  const { workflowId, runId } = workflowInfo();
+  const t = new Tracker({ operation: 'deploy', environment, version, fromVersion: null, requestedBy, startedAt }, STEPS);
+  upsertSearchAttributes([
+    { key: EnvironmentKey, value: environment },
+    { key: OperationKey, value: 'deploy' },
+    { key: VersionKey, value: version },
+    { key: RequestedByKey, value: requestedBy },
+    { key: OutcomeKey, value: 'running' },
+  ]);
+
+  let plan: ReleasePlan;
+  try {
+    plan = await t.step('plan', () => run(QUICK, 'beginRelease', `plan deploy of ${version}`, { environment, operation: 'deploy', version, requestedBy, workflowId, runId, startedAt }),
+      (p) => `${p.strategy}: ${p.current?.version ?? '(nothing)'} in ${p.current?.slot ?? '-'} → ${version} in ${p.target.slot} (:${p.target.port})`);
+  } catch (err) {
+    gate.close('the deploy was refused before it began');
+    t.finish('failed-before-change', message(err));
+    throw ApplicationFailure.nonRetryable(`deploy of ${version} to ${environment} refused, nothing was changed: ${message(err)}`, 'DeployRefused');
+  }
+  t.progress.fromVersion = plan.current?.version ?? null;
+
+  let backupId: string | undefined;
+  let migration: { before: number; after: number } | undefined;
+  let started = false;
+  let switched = false;
+  let failedStep = '';
+  const finishedEntry = (outcome: ReleaseOutcome, detail: string) => ({
+    runId,
+    workflowId,
+    operation: 'deploy' as const,
+    version,
+    fromVersion: plan.current?.version ?? null,
+    requestedBy,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    durationMs: Date.now() - Date.parse(startedAt),
+    outcome,
+    migrationBefore: migration?.before ?? null,
+    migrationAfter: migration?.after ?? null,
+    backupId: backupId ?? null,
+    detail,
+  });
+
+  try {
+    // 1. pre-deploy backup: the existing backup workflow, under the data id (so never during a restore)
+    failedStep = 'backup';
+    if (plan.backupBeforeDeploy && !input.skipBackup) {
+      const b = await t.step('backup', async () => {
+        try {
+          return await executeChild(backup, {
+            workflowId: dataWorkflowId(environment),
+            args: [{ environment, kinds: ['database'], reason: `before deploying ${version}`, requestedBy }],
+          });
+        } catch (err) {
+          if (err instanceof WorkflowExecutionAlreadyStartedError) {
+            throw ApplicationFailure.nonRetryable(`a backup or restore of ${environment} is running (${dataWorkflowId(environment)}); nothing was changed`, 'DataOperationRunning');
+          }
+          throw err;
+        }
+      }, (r) => `${r.backupId} (${r.manifest.verification?.status ?? 'unverified'})`);
+      backupId = b.backupId;
+      t.progress.backupId = backupId;
+    } else t.skip('backup', input.skipBackup ? 'skipped on request' : 'deploy.backupBeforeDeploy is off');
+
+    // 2. tests
+    failedStep = 'tests';
+    if (plan.testsConfigured && !input.skipTests) {
+      await t.step('tests', () => run(DOCKER, 'runTests', `tests of ${version}`, { environment, version }), (r) => `passed in ${Math.round(r.durationMs / 100) / 10} s`);
+    } else t.skip('tests', input.skipTests ? 'skipped on request' : 'no test command configured');
+
+    // 3. build or pull
+    failedStep = 'image';
+    await t.step('image', () => run(DOCKER, 'prepareImage', `image ${plan.target.image}`, { environment, version }), (r) => `${r.image} ${r.source} (${r.imageId.slice(7, 19)})`);
+
+    // 4. migrate up, level before and after recorded
+    failedStep = 'migrate';
+    const before = await run(DOCKER, 'migrationLevel', 'migration level before', { environment, version });
+    migration = { before, after: before };
+    t.progress.migration = migration;
+    try {
+      const m = await t.step('migrate', () => run(DOCKER, 'migrateUp', `migrate up with ${version}`, { environment, version }), (r) => `level ${before} → ${r.after}${r.applied.length ? ` (${r.applied.join(', ')})` : ''}`);
+      migration.after = m.after;
+    } catch (err) {
+      migration.after = await run(DOCKER, 'migrationLevel', 'migration level after the failure', { environment, version });
+      throw err;
+    }
+
+    // 5. switch without dropping requests
+    failedStep = 'switch';
+    started = true;
+    await t.step('switch', () => bringUp(plan, plan.target, () => (switched = true)), (d) => d);
+
+    // 6. health gate through the front, container health included
+    failedStep = 'health-gate';
+    await t.step('health-gate', async () => {
+      const g = await run(WAITS, 'healthGate', `health gate of ${version}`, { environment, slot: plan.target.slot, timeoutMs: plan.healthTimeoutMs, successes: plan.healthySuccesses });
+      if (!g.healthy) throw ApplicationFailure.nonRetryable(`not healthy within ${plan.healthTimeoutMs / 1000} s: ${g.lastProblem}`, 'HealthGateFailed');
+      return g;
+    }, (g) => `healthy ${plan.healthySuccesses}× in a row after ${g.elapsedMs} ms`);
+
+    // 7. verify: the version it reports, smoke checks
+    failedStep = 'verify';
+    await t.step('verify', async () => {
+      const v = await run(QUICK, 'verifyRelease', `verify ${version}`, { environment, version });
+      if (!v.ok) throw ApplicationFailure.nonRetryable(`verify failed: ${v.problems.join('; ')}`, 'VerifyFailed');
+      return v;
+    }, (v) => v.checks.map((c) => `${c.what} ok`).join(', '));
+
+    // 8. bake on a durable timer: error rate and latency of the new version's own requests
+    failedStep = 'bake';
+    const bakeMs = input.bakeSeconds !== undefined ? input.bakeSeconds * 1000 : plan.bake.durationMs;
+    if (bakeMs > 0) {
+      await t.step('bake', async () => {
+        const first: AppMetricsSample = await run(QUICK, 'sampleAppMetrics', 'bake: first sample', { environment, port: plan.target.port });
+        let verdict = judgeBake(first, first, plan.bake);
+        for (let waited = 0; waited < bakeMs; ) {
+          const step = Math.min(plan.bake.intervalMs, bakeMs - waited);
+          await durableSleep(step);
+          waited += step;
+          const now = await run(QUICK, 'sampleAppMetrics', `bake: sample after ${Math.round(waited / 1000)} s`, { environment, port: plan.target.port });
+          verdict = judgeBake(first, now, plan.bake);
+          if (!verdict.ok) throw ApplicationFailure.nonRetryable(`bake failed after ${Math.round(waited / 1000)} s: ${verdict.reason}`, 'BakeFailed');
+        }
+        return verdict;
+      }, (v) => v.reason);
+    } else t.skip('bake', 'bake period 0');
+
+    // The old slot drains (nginx already sends it nothing new), then stops; it stayed warm until now so that a
+    // failure above could switch back to it at once.
+    failedStep = 'drain';
+    const old = plan.current;
+    if (plan.strategy === 'blue-green' && old && old.slot !== plan.target.slot) {
+      await t.step('drain', async () => {
+        await durableSleep(plan.drainMs);
+        await stopSlot(plan, old.slot, old.version, old.port);
+      }, () => `slot ${old.slot} (${old.version}) stopped after ${plan.drainMs} ms`);
+    } else t.skip('drain', 'no old slot to stop');
+
+    const msg = `${version} serves ${environment}${plan.current ? ` (was ${plan.current.version})` : ''}`;
+    await run(QUICK, 'finishRelease', 'record the release', { environment, entry: finishedEntry('success', msg), serving: releaseOf(plan, plan.target, migration.after, requestedBy) });
+    gate.close('the deploy succeeded; no database rollback is needed');
+    t.finish('success', msg);
+    await notify(plan, 'info', 'deploy_succeeded', `Deploy of ${version} to ${environment} succeeded`, msg, 'outcome');
+    return { environment, version, fromVersion: plan.current?.version ?? null, outcome: 'success', ...(backupId ? { backupId } : {}), migration, progress: t.progress };
+  } catch (err) {
+    const cause = `${failedStep} failed: ${message(err)}`;
+    // Compensation runs to the end even if the deploy is being cancelled.
+    return CancellationScope.nonCancellable(async () => {
+      const done: string[] = [];
+      let outcome: ReleaseOutcome = 'failed-before-change';
+      if (switched && plan.current) {
+        try {
+          await t.step('app-rollback', () => restorePrevious(plan), (d) => d);
+          done.push(`app back on ${plan.current.version}`);
+          outcome = 'app-rolled-back';
+        } catch (rbErr) {
+          done.push(`putting ${plan.current.version} back FAILED: ${message(rbErr)}`);
+          outcome = 'failed';
+        }
+      } else if (switched) {
+        done.push('no previous release to go back to');
+        outcome = 'failed';
+      } else if (started && plan.strategy === 'blue-green' && plan.target.slot !== plan.current?.slot) {
+        await t.step('stop-new-slot', () => stopSlot(plan, plan.target.slot, version, plan.target.port), () => `slot ${plan.target.slot} stopped`);
+        done.push(`the front was never switched: ${plan.current?.version ?? 'nothing'} kept serving`);
+      }
+      if (migration && migration.after > migration.before) {
+        const db = await databaseRollback({ plan, gate, tracker: t, version, fromLevel: migration.after, toLevel: migration.before, requestedBy, why: `deploy of ${version} failed: ${cause}` });
+        if (db.decision === 'approved') {
+          outcome = 'database-rolled-back';
+          done.push(`database migrated down to level ${db.level} (approved by ${db.by})`);
+        } else {
+          outcome = 'database-left';
+          done.push(`database left at level ${migration.after}: rollback ${db.decision}${db.by ? ` by ${db.by}` : ''}${db.comment ? ` (${db.comment})` : ''}`);
+        }
+      } else {
+        gate.close('no migration ran, so there is no database rollback');
+        if (outcome === 'failed-before-change') done.push('nothing was changed');
+      }
+      const msg = `deploy of ${version} to ${environment} failed at ${cause}; ${done.join('; ')}`;
+      await run(QUICK, 'finishRelease', 'record the failed release', { environment, entry: finishedEntry(outcome, msg) });
+      t.finish(outcome, msg);
+      await notify(plan, 'critical', 'deploy_failed', `Deploy of ${version} to ${environment}: ${outcome}`, msg, 'outcome');
+      throw ApplicationFailure.nonRetryable(msg, 'DeployFailed', { outcome, progress: t.progress });
+    });
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * Steps shared by `deploy` and `rollback`: progress (query + the Web UI's current details), the switch of the app
+ * to a version (blue/green behind the front, or the guide's recreate in place), putting the previous version
+ * back, the approval-gated database rollback with its escalation alert, and notifications of the outcome.
+ */
+import {
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { ReleasePlan } from '../activities/release.js';
+import type { Release, ReleaseOutcome, SlotName } from '../deploy/release-store.js';
+import type { Severity } from '../config.js';
+import type { Alert } from '../health.js';
+import { OutcomeKey } from '../search-attributes.js';
+import type { ApprovalGate, GateNames } from './approval.js';
+import { notifyAlerts } from './notify-alerts.js';
+
+/** Timeout profiles. quick: bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */
+export const QUICK: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
+};
+export const DOCKER: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+};
+export const WAITS: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
+};
+
+export const quick = proxyActivities<Activities>(QUICK);
+export const docker = proxyActivities<Activities>(DOCKER);
+export const waits = proxyActivities<Activities>(WAITS);
+
+/** approveDatabaseRollback / rejectDatabaseRollback carry {by, comment}; databaseRollbackStatus shows the gate. */
+export const DB_ROLLBACK_GATE: GateNames = { approve: 'approveDatabaseRollback', reject: 'rejectDatabaseRollback', query: 'databaseRollbackStatus' };
+
+export type StepState = 'pending' | 'running' | 'done' | 'skipped' | 'failed';
+export interface StepProgress {
+  name: string;
+  state: StepState;
+  startedAt?: string;
+  finishedAt?: string;
+  detail?: string;
+}
+
+export interface ReleaseProgress {
+  operation: 'deploy' | 'rollback';
+  environment: string;
+  version: string;
+  fromVersion: string | null;
+  requestedBy: string;
+  startedAt: string;
+  /** The step running now ('done' at the end). */
+  step: string;
+  steps: StepProgress[];
+  outcome?: ReleaseOutcome;
+  /** What the run waits for, in words (an approval). */
+  waitingFor?: string;
+  backupId?: string;
+  migration?: { before: number; after: number };
+  finishedAt?: string;
+  message?: string;
+}
+export const progressQuery = defineQuery<ReleaseProgress>('progress');
+
+/** Progress of a release: the `progress` query, the Web UI's current details, one line per step. */
+export class Tracker {
+  readonly progress: ReleaseProgress;
+  constructor(init: Omit<ReleaseProgress, 'step' | 'steps'>, steps: string[]) {
+    this.progress = { ...init, step: steps[0] ?? 'plan', steps: steps.map((name) => ({ name, state: 'pending' })) };
+    setHandler(progressQuery, () => this.progress);
+    this.details();
+  }
+
+  private details(): void {
+    const p = this.progress;
+    const lines = p.steps.map((s) => `${s.state === 'done' ? '✔' : s.state === 'running' ? '▶' : s.state === 'failed' ? '✘' : s.state === 'skipped' ? '–' : '·'} ${s.name}${s.detail ? ` — ${s.detail}` : ''}`);
+    setCurrentDetails(`**${p.operation} ${p.environment}: ${p.fromVersion ?? '(none)'} → ${p.version}** (by ${p.requestedBy})\n\n${p.waitingFor ? `waiting for: ${p.waitingFor}\n\n` : ''}${lines.join('\n')}${p.outcome ? `\n\noutcome: **${p.outcome}**` : ''}`);
+  }
+
+  private entry(name: string): StepProgress {
+    let s = this.progress.steps.find((x) => x.name === name);
+    if (!s) {
+      s = { name, state: 'pending' };
+      this.progress.steps.push(s);
+    }
+    return s;
+  }
+
+  async step<T>(name: string, fn: () => Promise<T>, detail?: (r: T) => string): Promise<T> {
+    const s = this.entry(name);
+    s.state = 'running';
+    s.startedAt = new Date().toISOString();
+    this.progress.step = name;
+    this.details();
+    try {
+      const r = await fn();
+      s.state = 'done';
+      if (detail) s.detail = detail(r);
+      return r;
+    } catch (err) {
+      s.state = 'failed';
+      s.detail = message(err);
+      throw err;
+    } finally {
+      s.finishedAt = new Date().toISOString();
+      this.details();
+    }
+  }
+
+  skip(name: string, why: string): void {
+    const s = this.entry(name);
+    s.state = 'skipped';
+    s.detail = why;
+    this.details();
+  }
+
+  waiting(what: string | undefined): void {
+    if (what) this.progress.waitingFor = what;
+    else delete this.progress.waitingFor;
+    this.details();
+  }
+
+  finish(outcome: ReleaseOutcome, msg: string): void {
+    this.progress.outcome = outcome;
+    this.progress.step = 'done';
+    this.progress.finishedAt = new Date().toISOString();
+    this.progress.message = msg;
+    upsertSearchAttributes([{ key: OutcomeKey, value: outcome }]);
+    this.details();
+  }
+}
+
+/** The innermost message of a failure (activity → application failure → cause). */
+export function message(err: unknown): string {
+  let e = err as (Error & { cause?: unknown }) | undefined;
+  while (e?.cause instanceof Error) e = e.cause as Error & { cause?: unknown };
+  return e instanceof Error ? e.message : String(err);
+}
+
+/** Runs an activity with a one-line summary that the Web UI shows for it. */
+export function run<K extends keyof Activities>(
+  profile: ActivityOptions,
+  name: K,
+  summary: string,
+  ...args: Parameters<Activities[K]>
+): Promise<Awaited<ReturnType<Activities[K]>>> {
+  const proxy = profile === DOCKER ? docker : profile === WAITS ? waits : quick;
+  const fn = proxy[name] as unknown as { executeWithOptions(o: ActivityOptions, a: unknown[]): Promise<Awaited<ReturnType<Activities[K]>>> };
+  return fn.executeWithOptions({ ...profile, summary }, args);
+}
+
+export function releaseOf(plan: ReleasePlan, target: ReleasePlan['target'], migrationLevel: number | null, requestedBy: string): Release {
+  const { workflowId, runId } = workflowInfo();
+  return { version: target.version, image: target.image, slot: target.slot, port: target.port, migrationLevel, deployedAt: new Date().toISOString(), requestedBy, workflowId, runId };
+}
+
+/**
+ * Brings `target` up and makes it serve. blue-green: the slot is started beside the serving one, must be healthy
+ * on its own port, then the front is switched to it (nginx reload: nothing refused). recreate: the guide's
+ * `compose up -d` replaces the container in place. Returns whether the front (or the container) was switched.
+ */
+export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], markSwitched: () => void): Promise<string> {
+  const env = plan.environment;
+  await run(DOCKER, 'startSlot', `compose up ${target.version} in slot ${target.slot} (:${target.port})`, { environment: env, version: target.version, slot: target.slot, port: target.port });
+  if (plan.strategy === 'recreate') {
+    markSwitched();
+    return `recreated in place with ${target.version}`;
+  }
+  const ready = await run(WAITS, 'waitSlotReady', `wait for ${target.version} healthy on :${target.port}`, {
+    environment: env,
+    slot: target.slot,
+    port: target.port,
+    timeoutMs: plan.healthTimeoutMs,
+    successes: plan.healthySuccesses,
+  });
+  if (!ready.healthy) {
+    throw ApplicationFailure.nonRetryable(`${target.version} did not become healthy in slot ${target.slot} within ${plan.healthTimeoutMs / 1000} s (${ready.lastProblem ?? 'no answer'}); the front was not switched`, 'NotReady');
+  }
+  const sw = await run(QUICK, 'switchFront', `front → ${target.slot} (${target.version})`, { environment: env, slot: target.slot, port: target.port, version: target.version });
+  markSwitched();
+  return `${target.version} healthy in ${Math.round(ready.elapsedMs)} ms on slot ${target.slot}; front ${sw.action}, serving it after ${sw.servedAfterMs} ms`;
+}
+
+/** Stops a slot that does not serve (the failed new one, or the drained old one). Never the recreate slot. */
+export async function stopSlot(plan: ReleasePlan, slot: SlotName, version: string, port: number): Promise<void> {
+  if (slot === 'main') return;
+  await run(DOCKER, 'stopSlot', `compose down slot ${slot} (${version})`, { environment: plan.environment, slot, version, port });
+}
+
+/**
+ * Puts the release that served before back: blue/green switches the front back to the old slot (still running),
+ * restarting it first if it is gone; recreate re-creates the container with the old version. Health-gated.
+ */
+export async function restorePrevious(plan: ReleasePlan): Promise<string> {
+  const prev = plan.current;
+  if (!prev) throw ApplicationFailure.nonRetryable('there is no previous release to go back to', 'NoPreviousRelease');
+  const env = plan.environment;
+  if (plan.strategy === 'blue-green') {
+    await run(DOCKER, 'startSlot', `ensure ${prev.version} runs in slot ${prev.slot}`, { environment: env, version: prev.version, slot: prev.slot, port: prev.port });
+    await run(QUICK, 'switchFront', `front → ${prev.slot} (${prev.version}) again`, { environment: env, slot: prev.slot, port: prev.port, version: prev.version });
+  } else {
+    await run(DOCKER, 'startSlot', `compose up ${prev.version} again`, { environment: env, version: prev.version, slot: 'main', port: prev.port });
+  }
+  const gate = await run(WAITS, 'healthGate', `health gate of ${prev.version}`, { environment: env, slot: prev.slot, timeoutMs: plan.healthTimeoutMs, successes: plan.healthySuccesses });
+  if (!gate.healthy) throw ApplicationFailure.nonRetryable(`${prev.version} is serving again but not healthy: ${gate.lastProblem}`, 'PreviousUnhealthy');
+  if (plan.strategy === 'blue-green' && plan.target.slot !== prev.slot) await stopSlot(plan, plan.target.slot, plan.target.version, plan.target.port);
+  return `${prev.version} serves again (slot ${prev.slot}), healthy`;
+}
+
+export interface DatabaseRollbackResult {
+  decision: 'approved' | 'rejected' | 'timed-out';
+  by?: string;
+  comment?: string;
+  level?: number;
+}
+
+/**
+ * Waits for a person to approve migrating the database down to `toLevel` (four eyes unless configured otherwise),
+ * alerting once when nobody answered after `escalateAfterMs`; on approval runs the migration down with `image`'s
+ * runner.
+ */
+export async function databaseRollback(opts: {
+  plan: ReleasePlan;
+  gate: ApprovalGate;
+  tracker: Tracker;
+  version: string;
+  fromLevel: number;
+  toLevel: number;
+  requestedBy: string;
+  why: string;
+}): Promise<DatabaseRollbackResult> {
+  const { plan, gate, tracker } = opts;
+  const subject = `migrate ${plan.environment}'s database down from level ${opts.fromLevel} to ${opts.toLevel} (${opts.why})`;
+  tracker.waiting(`approveDatabaseRollback or rejectDatabaseRollback {"by","comment"} — ${subject}${plan.allowSelfApproval ? '' : `; not from ${opts.requestedBy} (four eyes)`}`);
+  upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
+  const decided = gate.decide({ subject, allowSelfApproval: plan.allowSelfApproval, timeoutMs: plan.approvalTimeoutMs });
+  const escalation = (async () => {
+    if (await condition(() => gate.status.state !== 'open' && gate.status.state !== 'not-open', plan.escalateAfterMs)) return;
+    await notify(plan, 'critical', 'db_rollback_waiting', `Database rollback of ${plan.environment} waits for approval`, `${subject}: nobody answered for ${Math.round(plan.escalateAfterMs / 60_000)} min. Approve: llmchat-ops approve-db-rollback --env ${plan.environment}`, 'escalation');
+  })();
+  const verdict = await decided;
+  await escalation;
+  tracker.waiting(undefined);
+  if (verdict !== 'approved') {
+    gate.close(`the database rollback was ${verdict}`);
+    return { decision: verdict, ...(gate.status.rejectedBy ? { by: gate.status.rejectedBy } : {}), ...(gate.status.rejectionComment ? { comment: gate.status.rejectionComment } : {}) };
+  }
+  gate.commit();
+  const down = await tracker.step('database-rollback', () =>
+    run(DOCKER, 'migrateDown', `migrate down to ${opts.toLevel}`, { environment: plan.environment, version: opts.version, to: opts.toLevel }),
+  (r) => `level ${r.before} → ${r.after}${r.reverted.length ? ` (reverted ${r.reverted.join(', ')})` : ''}, approved by ${gate.status.approvedBy}`);
+  gate.close('the database rollback ran');
+  return { decision: 'approved', ...(gate.status.approvedBy ? { by: gate.status.approvedBy } : {}), level: down.after };
+}
+
+/** Delivers one alert on the channels its severity is routed to; a failed channel never fails the release. */
+export async function notify(plan: Pick<ReleasePlan, 'environment'>, severity: Severity, type: string, title: string, text: string, key: string): Promise<void> {
+  const env = await quick.describeEnvironment(plan.environment);
+  const alert: Alert = { severity, type, title, message: text, environment: plan.environment };
+  await notifyAlerts(`${workflowInfo().workflowId}/${workflowInfo().runId}/${key}`, env, [alert]);
+}
+
+/** Sleeps on a durable timer (a worker restart does not shorten or restart it). */
+export const durableSleep = sleep;

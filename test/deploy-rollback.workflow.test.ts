@@ -1,0 +1,174 @@
+/**
+ * When a deploy fails after it migrated and switched, and the rollback workflow: on the real dev server, Docker,
+ * nginx front and PostgreSQL. A smoke check that v2 fails makes its deploy fail verify after migration 002 ran:
+ * the app goes back to v1 by itself; the database waits for approveDatabaseRollback — self-approval refused,
+ * escalation alert when nobody answers, approved once (schema back at 1, other data intact), rejected once
+ * (schema left). Then `rollback` to v1 with and without the database part.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import pg from 'pg';
+import { getEnvironment } from '../src/config.js';
+import { readReleases } from '../src/deploy/release-store.js';
+import { createWorker } from '../src/worker.js';
+import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
+import type { DeployResult } from '../src/workflows/deploy.js';
+import type { ReleaseProgress } from '../src/workflows/release-steps.js';
+import type { RollbackResult } from '../src/workflows/rollback.js';
+import { migrateTo, requestLoop, servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
+import { PG, waitFor } from './support/services.js';
+import { alertReceiver, startDevServer, workflowBundle } from './support/temporal.js';
+
+const T = { timeout: 300_000 };
+
+async function failureOf(p: Promise<unknown>): Promise<{ type?: string; message: string; details?: unknown[] }> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof WorkflowFailedError, String(err));
+    const outer = err.cause as Error & { type?: string; details?: unknown[] };
+    return { type: outer.type, message: outer.message, details: outer.details };
+  }
+  assert.fail('the workflow should have failed');
+}
+
+async function sql<T extends pg.QueryResultRow>(database: string, text: string): Promise<T[]> {
+  const c = new pg.Client({ ...PG, database });
+  await c.connect();
+  try {
+    return (await c.query<T>(text)).rows;
+  } finally {
+    await c.end();
+  }
+}
+const levelOf = async (db: string) => Number((await sql<{ v: number }>(db, 'SELECT max(version) AS v FROM schema_migrations'))[0]?.v ?? 0);
+const hasTokenCount = async (db: string) => (await sql(db, "SELECT 1 FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'token_count'")).length === 1;
+
+describe('failed deploy after migration: app rolled back by itself, database only on approval; rollback workflow', { timeout: 1_800_000 }, () => {
+  let env: TestWorkflowEnvironment;
+  let fx: DeployFixture;
+  let worker: Worker;
+  let running: Promise<void>;
+  let sink: Awaited<ReturnType<typeof alertReceiver>>;
+  const taskQueue = `test-deploy-rb-${randomUUID()}`;
+  const start = (type: 'deploy' | 'rollback', input: unknown) =>
+    env.client.workflow.start<(i: unknown) => Promise<DeployResult | RollbackResult>>(type, { taskQueue, workflowId: `${type}-${randomUUID()}`, args: [input] });
+  const decide = (h: WorkflowHandle, name: 'approveDatabaseRollback' | 'rejectDatabaseRollback', d: Decision) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d] });
+  const awaitingApproval = async (h: WorkflowHandle) => {
+    await waitFor('the database rollback waits for a decision', async () => (await h.query<ApprovalStatus>('databaseRollbackStatus')).state === 'open', 120_000);
+    assert.equal((await h.query<ApprovalStatus>('databaseRollbackStatus')).state, 'open');
+  };
+  const stateDir = () => getEnvironment(fx.cfg, 'production').deploy.stateDir as string;
+
+  before(async () => {
+    env = await startDevServer();
+    sink = await alertReceiver();
+    // /api/sessions/<unknown id> answers 404: a smoke check expecting 200 makes every deploy fail verify.
+    fx = await startDeployFixture({
+      address: env.address,
+      taskQueue,
+      webhookUrl: sink.url,
+      deploy: { smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }], escalateAfter: '3s', backupBeforeDeploy: false },
+    });
+    worker = await createWorker(fx.cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
+    running = worker.run();
+  });
+
+  after(async () => {
+    worker?.shutdown();
+    await running?.catch(() => {});
+    await fx?.teardown();
+    await sink?.close();
+    await env?.teardown();
+  });
+
+  it('v2 migrates, fails verify: app back on v1 by itself; self-approval refused; escalation; approved → schema back at 1, data intact', T, async () => {
+    await sql(fx.database.name, "INSERT INTO chat_sessions (user_id, title) VALUES ('keep-me', 'survives the rollback')");
+    const loop = requestLoop(fx.url, 50);
+    const h = await start('deploy', { environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 });
+    await awaitingApproval(h);
+    // the app is already back on v1 while the database waits
+    assert.equal(await servingVersion(fx.url), 'v1');
+    assert.equal(await levelOf(fx.database.name), 2);
+    const p = await h.query<ReleaseProgress>('progress');
+    assert.match(p.waitingFor ?? '', /approveDatabaseRollback.*level 2 to 1.*not from alice/);
+    assert.ok(p.steps.some((s) => s.name === 'app-rollback' && s.state === 'done'));
+    const self = await decide(h, 'approveDatabaseRollback', { by: 'alice' });
+    assert.equal(self.accepted, false);
+    assert.match(self.message, /alice requested this operation and cannot approve it/);
+    await waitFor('escalation alert', async () => sink.received.some((r) => r.body.type === 'db_rollback_waiting'), 30_000);
+    const ok = await decide(h, 'approveDatabaseRollback', { by: 'bob', comment: 'incident 7' });
+    assert.equal(ok.accepted, true, ok.message);
+    const f = await failureOf(h.result());
+    const stats = await loop.stop();
+    assert.equal(f.type, 'DeployFailed');
+    assert.match(f.message, /verify failed: GET \/api\/sessions\/.*HTTP 404 \(expected 200\)/);
+    assert.match(f.message, /app back on v1; database migrated down to level 1 \(approved by bob\)/);
+    assert.equal(await levelOf(fx.database.name), 1);
+    assert.equal(await hasTokenCount(fx.database.name), false);
+    assert.equal((await sql(fx.database.name, "SELECT 1 FROM chat_sessions WHERE user_id = 'keep-me'")).length, 1, 'other data intact');
+    assert.equal(await servingVersion(fx.url), 'v1');
+    assert.equal(stats.failed, 0, stats.errors.join(', '));
+    const records = await readReleases(stateDir(), 'production');
+    assert.equal(records.current?.version, 'v1');
+    assert.equal(records.history.at(-1)?.outcome, 'database-rolled-back');
+    const gate = await h.query<ApprovalStatus>('databaseRollbackStatus');
+    assert.deepEqual(gate.decisions.map((d) => [d.by, d.accepted]), [['alice', false], ['bob', true]]);
+  });
+
+  it('rejected: the schema is left as it is and the outcome says so (plain signal)', T, async () => {
+    const h = await start('deploy', { environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 });
+    await awaitingApproval(h);
+    await h.signal('rejectDatabaseRollback', { by: 'bob', comment: 'keep the column' });
+    const f = await failureOf(h.result());
+    assert.match(f.message, /database left at level 2: rollback rejected by bob \(keep the column\)/);
+    assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-left');
+    assert.equal(await levelOf(fx.database.name), 2);
+    assert.equal(await servingVersion(fx.url), 'v1');
+    assert.equal((await readReleases(stateDir(), 'production')).history.at(-1)?.outcome, 'database-left');
+  });
+
+  it('rollback to v1 with the database part (approved) and without it', T, async () => {
+    // Make v2 the current release first: the deploy's smoke check fails, so set the records by a rollback to v2.
+    await migrateTo(fx.database.url, 2);
+    const toV2 = await start('rollback', { environment: 'production', version: 'v2', requestedBy: 'carol' });
+    const r2 = (await toV2.result()) as RollbackResult;
+    assert.equal(r2.outcome, 'success');
+    assert.equal(await servingVersion(fx.url), 'v2');
+    let records = await readReleases(stateDir(), 'production');
+    assert.equal(records.current?.version, 'v2');
+    assert.equal(records.previous?.version, 'v1');
+
+    // default target: the previous release (v1); the database part waits for approval
+    const loop = requestLoop(fx.url, 50);
+    const back = await start('rollback', { environment: 'production', requestedBy: 'carol', database: true });
+    await awaitingApproval(back);
+    assert.equal(await servingVersion(fx.url), 'v1', 'the app switches before the database waits');
+    const ans = await decide(back, 'approveDatabaseRollback', { by: 'dave' });
+    assert.equal(ans.accepted, true);
+    const r1 = (await back.result()) as RollbackResult;
+    const stats = await loop.stop();
+    assert.equal(r1.outcome, 'database-rolled-back');
+    assert.equal(r1.version, 'v1');
+    assert.equal(await levelOf(fx.database.name), 1);
+    assert.equal(stats.failed, 0, stats.errors.join(', '));
+
+    // without the database part: v2 again (schema stays at 1 — v2 then fails writes, so only the switch is checked)
+    const plain = await start('rollback', { environment: 'production', version: 'v2', requestedBy: 'carol' });
+    const r3 = (await plain.result()) as RollbackResult;
+    assert.equal(r3.outcome, 'success');
+    assert.equal(r3.database, undefined);
+    assert.equal(await levelOf(fx.database.name), 1);
+    records = await readReleases(stateDir(), 'production');
+    assert.equal(records.current?.version, 'v2');
+    assert.deepEqual(records.history.slice(-3).map((e) => [e.operation, e.version, e.outcome]), [
+      ['rollback', 'v2', 'success'],
+      ['rollback', 'v1', 'database-rolled-back'],
+      ['rollback', 'v2', 'success'],
+    ]);
+  });
+});

@@ -1,0 +1,142 @@
+/**
+ * A blue/green test environment for deploy and rollback tests: a scratch database at migration level 1, a
+ * private nginx front and two slot ports (all free ports), unique compose projects, its own release records;
+ * brought up at v1 by `upEnvironment` (what `llmchat-ops up` does). `teardown()` removes what it created.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { parse, stringify } from 'yaml';
+import { parseConfig, type OpsConfig } from '../../src/config.js';
+import { upEnvironment, downEnvironment } from '../../src/deploy/bootstrap.js';
+import { freePort, PG, ROOT, scratchDatabase, tempDir } from './services.js';
+import { testConfigYaml } from './temporal.js';
+
+export interface DeployFixture {
+  cfg: OpsConfig;
+  /** The same config as a file, for the CLI and a worker process. */
+  configFile: string;
+  url: string;
+  dir: string;
+  project: string;
+  database: { name: string; url: string; drop: () => Promise<void> };
+  slots: { blue: number; green: number };
+  teardown: () => Promise<void>;
+}
+
+export interface DeployFixtureOptions {
+  address: string;
+  taskQueue: string;
+  webhookUrl?: string;
+  strategy?: 'blue-green' | 'recreate';
+  /** Extra keys of the environment's deploy section. */
+  deploy?: Record<string, unknown>;
+  commands?: Record<string, string[]>;
+  approvals?: { allowSelfApproval: boolean };
+  /** Version brought up first (default v1); none: nothing is brought up. */
+  initial?: string | null;
+}
+
+export async function migrateTo(databaseUrl: string, level: number): Promise<void> {
+  await execa('node', ['app/migrate.js', 'down', '--to', String(level)], { cwd: ROOT, env: { DATABASE_URL: databaseUrl, PGPASSWORD: PG.password } });
+}
+
+export async function startDeployFixture(opts: DeployFixtureOptions): Promise<DeployFixture> {
+  const [frontPort, blue, green] = [await freePort(), await freePort(), await freePort()];
+  const database = await scratchDatabase('llmchat_deploy');
+  await migrateTo(database.url, 1);
+  const dir = tempDir('deploy');
+  const logs = path.join(dir, 'logs');
+  await mkdir(path.join(logs, 'uploads'), { recursive: true });
+  const project = `llmchat-t${process.pid}-${frontPort}`;
+  const url = `http://127.0.0.1:${frontPort}`;
+  const doc = parse(testConfigYaml({ address: opts.address, taskQueue: opts.taskQueue, environments: { production: { url, logs, database: database.name, composeProject: project } }, ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}) }));
+  const env = doc.environments.production;
+  const strategy = opts.strategy ?? 'blue-green';
+  env.deploy = {
+    strategy,
+    stateDir: path.join(dir, 'releases'),
+    ...(strategy === 'blue-green' ? { front: { slots: { blue, green }, drain: '1s' } } : {}),
+    composeEnv: {
+      LLMCHAT_LOG_DIR: logs,
+      LLMCHAT_UPLOADS_DIR: path.join(logs, 'uploads'),
+      LLMCHAT_DATABASE_URL: database.url,
+      LLMCHAT_REDIS_URL: 'redis://127.0.0.1:6379/0',
+      LLMCHAT_DB_PASSWORD: PG.password,
+    },
+    healthTimeout: '20s',
+    healthySuccesses: 2,
+    bake: { duration: '0s', interval: '2s' },
+    ...(opts.deploy ?? {}),
+  };
+  if (opts.commands) env.commands = opts.commands;
+  if (opts.approvals) doc.approvals = opts.approvals;
+  const configFile = path.join(dir, 'ops.config.yaml');
+  await writeFile(configFile, stringify(doc));
+  const cfg = parseConfig(stringify(doc), 'deploy test config', ROOT);
+  if (opts.initial !== null) await upEnvironment(cfg, 'production', opts.initial ?? 'v1', () => {});
+  return {
+    cfg,
+    configFile,
+    url,
+    dir,
+    project,
+    database,
+    slots: { blue, green },
+    teardown: async () => {
+      await downEnvironment(cfg, 'production', () => {}).catch((err) => console.error('teardown:', err));
+      await database.drop().catch((err) => console.error('teardown:', err));
+    },
+  };
+}
+
+/** GET <url>/version → the version the environment serves (fresh connection). */
+export async function servingVersion(url: string): Promise<string | undefined> {
+  const r = await fetch(`${url}/version`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+  if (!r?.ok) return undefined;
+  return ((await r.json()) as { version?: string }).version;
+}
+
+/** A constant request loop against the front door; counts answers that were not 2xx and the longest gap without success. */
+export function requestLoop(url: string, ratePerSecond = 50) {
+  let stop = false;
+  const stats = { ok: 0, failed: 0, errors: [] as string[], longestGapMs: 0 };
+  let lastOk = performance.now();
+  const one = async () => {
+    try {
+      const r = await fetch(`${url}/health/db`, { signal: AbortSignal.timeout(5000) });
+      await r.arrayBuffer();
+      if (r.ok) {
+        const now = performance.now();
+        stats.longestGapMs = Math.max(stats.longestGapMs, now - lastOk);
+        lastOk = now;
+        stats.ok++;
+      } else {
+        stats.failed++;
+        if (stats.errors.length < 10) stats.errors.push(`HTTP ${r.status}`);
+      }
+    } catch (err) {
+      stats.failed++;
+      if (stats.errors.length < 10) stats.errors.push(String((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message));
+    }
+  };
+  const inflight = new Set<Promise<void>>();
+  const loop = (async () => {
+    const every = 1000 / ratePerSecond;
+    while (!stop) {
+      const p = one();
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+      await new Promise((r) => setTimeout(r, every));
+    }
+    await Promise.all(inflight);
+  })();
+  return {
+    stats,
+    stop: async () => {
+      stop = true;
+      await loop;
+      return stats;
+    },
+  };
+}
