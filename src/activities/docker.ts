@@ -7,13 +7,15 @@
  * `<compose.project>-blue|green` (blue/green), `com.docker.compose.service` = `<compose.service>`, and the
  * labels `org.llmchat.environment` and `org.llmchat.slot` from the compose file. {@link findServingAppContainers}
  * returns the container(s) that serve the environment now (the slot the release records name), so a restart
- * of "the affected compose service" restarts the serving one, not a stopped or draining slot.
+ * of "the affected compose service" restarts the serving one, not a stopped or draining slot. Restarting it
+ * in place (docker restart) keeps its labels and port; never `compose up` it with other variables.
  */
 import { Context } from '@temporalio/activity';
 import Docker from 'dockerode';
 import { execa } from 'execa';
 import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
-import { readReleases, type SlotName } from '../deploy/release-store.js';
+import { readFile } from 'node:fs/promises';
+import { releaseFile, type SlotName } from '../deploy/release-store.js';
 import { context, guarded, permanent, progress, token } from './activity-support.js';
 
 let docker: Docker | undefined;
@@ -94,14 +96,24 @@ export async function projectContainers(env: EnvironmentConfig, project: string)
 }
 
 /**
- * The container(s) serving `environment` now: those of the slot the release records name as current (or, with no
- * record yet, of the configured compose project), running or not. Exported for fault detection (issue 9).
+ * The container(s) serving the environment now, as dockerode lists them (running or not): those of the compose
+ * project of the slot the release records name as current (`<project>-blue|green`), or of the configured compose
+ * project when nothing is recorded or the environment runs in place. A drop-in for a lookup by
+ * `com.docker.compose.project=<compose.project>` (fault detection, issue 9): with blue/green that project is empty.
  */
-export async function findServingAppContainers(cfg: OpsConfig, environment: string): Promise<AppContainer[]> {
-  const env = getEnvironment(cfg, environment);
-  const state = await readReleases(env.deploy.stateDir as string, environment);
-  const slot: SlotName = state.current?.slot ?? 'main';
-  return projectContainers(env, slotProject(env, slot));
+export async function findServingAppContainers(env: EnvironmentConfig): Promise<Docker.ContainerInfo[]> {
+  let slot: SlotName = 'main';
+  try {
+    const raw = JSON.parse(await readFile(releaseFile(env.deploy.stateDir as string), 'utf8')) as { current?: { slot?: unknown } | null };
+    const s = raw.current?.slot;
+    if (s === 'blue' || s === 'green' || s === 'main') slot = s;
+  } catch {
+    slot = 'main'; // no records yet (or unreadable: the deploy reports that itself)
+  }
+  return dockerClient().listContainers({
+    all: true,
+    filters: { label: [`com.docker.compose.project=${slotProject(env, slot)}`, `com.docker.compose.service=${env.compose.service}`] },
+  });
 }
 
 function slotVars(env: EnvironmentConfig, version: string, slot: SlotName, port: number): Record<string, string> {
