@@ -1,8 +1,9 @@
 /**
- * Records real dailyHealthCheck histories for the replay test: `node dist/test/support/record-histories.js`.
+ * Records real histories for the replay test: `node dist/test/support/record-histories.js` (all of them), or
+ * `… record-histories.js import` (only the importBackup ones).
  * Re-run it only on purpose (a deliberate, versioned workflow change); the replay test guards the rest.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { createWorker } from '../../src/worker.js';
@@ -43,8 +44,47 @@ async function recordBackupAndRestore(env: TestWorkflowEnvironment): Promise<voi
   }
 }
 
+/** An operator's import of an unsigned copy of a backup: the inspection, then the confirmed re-signing. */
+async function recordImport(env: TestWorkflowEnvironment): Promise<void> {
+  process.env.LLMCHAT_BACKUP_SIGNING_KEY ??= 'llmchat-demo-backup-signing-key';
+  const fx = await seedFixture(100);
+  const taskQueue = 'record-import';
+  const cfg = testConfig({ address: env.address, taskQueue, environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } } });
+  const worker = await createWorker(cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
+  try {
+    await worker.runUntil(async () => {
+      const { backupId } = await env.client.workflow.execute('backup', {
+        taskQueue,
+        workflowId: 'record-import-backup',
+        args: [{ environment: 'production', kinds: ['config'], requestedBy: 'recorder', reason: 'history', verify: 'checksums' }],
+      });
+      // The same backup as another installation would hand it over: no signature.
+      const file = path.join(cfg.environments.production!.paths.backups, backupId, 'manifest.json');
+      const { signature: _dropped, ...unsigned } = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+      await writeFile(file, JSON.stringify(unsigned, null, 2));
+      const shown = await env.client.workflow.execute('importBackup', { taskQueue, workflowId: 'import-backup-inspect', args: [{ environment: 'production', backupId, requestedBy: 'recorder' }] });
+      await save(env, 'import-backup-inspect', 'import-backup-inspect');
+      const confirm = (shown as { manifestSha256: string }).manifestSha256;
+      await env.client.workflow.execute('importBackup', { taskQueue, workflowId: 'import-backup-confirm', args: [{ environment: 'production', backupId, requestedBy: 'recorder', confirm }] });
+      await save(env, 'import-backup-confirm', 'import-backup-confirm');
+    });
+  } finally {
+    await fx.database.drop();
+    await rm(fx.root, { recursive: true, force: true });
+  }
+}
+
 async function run(): Promise<void> {
   const env = await startDevServer();
+  if (process.argv[2] === 'import') {
+    // Only the import histories (added later): the others stay as recorded.
+    try {
+      await recordImport(env);
+    } finally {
+      await env.teardown();
+    }
+    return;
+  }
   const [db, redis, sink] = await Promise.all([scratchDatabase(), privateRedis(), alertReceiver()]);
   const logs = tempDir('record');
   const app = await startAppProcess({ databaseUrl: db.url, redisUrl: redis.url, logDir: logs });
@@ -61,6 +101,7 @@ async function run(): Promise<void> {
       }
     });
     await recordBackupAndRestore(env);
+    await recordImport(env);
   } finally {
     await app.stop();
     await Promise.allSettled([redis.stop(), sink.close(), db.drop()]);
