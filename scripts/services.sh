@@ -10,7 +10,7 @@ set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ROOT="$LLMCHAT_OPS_ROOT" STATE="$LLMCHAT_OPS_STATE" LOGS="$LLMCHAT_OPS_STATE/logs"
-ALL=(temporal postgres redis docker)
+ALL=(temporal postgres redis docker monitoring)
 
 PGBIN=/usr/lib/postgresql/15/bin
 PG_DATA="$STATE/postgres/data" PG_RUN="$STATE/postgres/run"
@@ -312,7 +312,24 @@ docker_status() {
 docker_stop() { stop_pidfile docker "$DOCKERD_PIDFILE" && rm -f "$STATE/docker/launch.pid"; } # it stops its containers
 
 # ---------------------------------------------------------------- main
-usage() { echo "usage: $0 up|status|stop [temporal|postgres|redis|docker ...]   (no names = all)" >&2; exit 2; }
+# ---------------------------------------------------------------- monitoring
+# Prometheus, Alertmanager and node-exporter from Debian, for the monitoring tests (monitoring/ configs run for real).
+# Installed only: each test starts its own instances on free loopback ports with temporary data dirs.
+MONITORING_BINS=(prometheus promtool prometheus-alertmanager amtool prometheus-node-exporter)
+monitoring_missing() { local b; for b in "${MONITORING_BINS[@]}"; do command -v "$b" >/dev/null || return 0; done; return 1; }
+monitoring_up() {
+  if monitoring_missing; then
+    apt_install prometheus prometheus-alertmanager prometheus-node-exporter ||
+      { fail monitoring "apt-get install prometheus prometheus-alertmanager prometheus-node-exporter failed" "$LOGS/apt.log"; return 1; }
+  fi
+  say "monitoring: installed ($(prometheus --version 2>&1 | head -n1 | cut -d' ' -f1-3)); tests start their own instances"
+}
+monitoring_status() {
+  if monitoring_missing; then say "monitoring: not installed"; else say "monitoring: installed (no shared instance runs)"; fi
+}
+monitoring_stop() { say "monitoring: nothing to stop (tests stop what they start)"; }
+
+usage() { echo "usage: $0 up|status|stop [temporal|postgres|redis|docker|monitoring ...]   (no names = all)" >&2; exit 2; }
 cmd="${1:-}"; shift || true
 case "$cmd" in up | status | stop) ;; *) usage ;; esac
 names=("$@"); ((${#names[@]})) || names=("${ALL[@]}")

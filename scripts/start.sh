@@ -61,6 +61,8 @@ Temporal Web UI:  http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflow
 Run a check:      npx llmchat-ops health --env production
              or:  $(basename "${TEMPORAL_CLI_PATH:-temporal}") workflow execute --type dailyHealthCheck --task-queue llmchat-ops --input '{"environment":"production"}'
 Alerts received:  $LLMCHAT_OPS_STATE/alerts.jsonl
+Fault detection:  npx llmchat-ops detect --env production; open alerts: npx llmchat-ops alerts
+Alertmanager:     webhook receiver in the worker, http://127.0.0.1:${LLMCHAT_OPS_ALERTMANAGER_PORT:-9465}/alertmanager (monitoring/)
 Stop:             Ctrl-C (worker and alert inbox); scripts/demo.sh down; scripts/services.sh stop
 EOF
 node dist/src/worker.js "$CONFIG" &

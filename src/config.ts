@@ -390,7 +390,8 @@ const alertsSchema = z.strictObject({
 
 /** The HTTP endpoint in the worker that Alertmanager's webhook receiver posts to. */
 const alertmanagerReceiverSchema = z.strictObject({
-  enabled: z.boolean().default(true),
+  /** Off unless configured (ops.config.yaml turns it on), so test and ad-hoc workers do not compete for the port. */
+  enabled: z.boolean().default(false),
   host: z.string().min(1).default('127.0.0.1'),
   port: port.default(9465),
   /** If set, requests must carry `Authorization: Bearer <value of this variable>`. */

@@ -13,7 +13,9 @@ import {
   type LogEntry,
   type WorkerOptions,
 } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.js';
+import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './alertmanager-receiver.js';
 import { configPath, loadConfig, type OpsConfig } from './config.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.js', import.meta.url));
@@ -80,7 +82,25 @@ async function run(): Promise<void> {
       taskQueue: cfg.temporal.taskQueue,
       metrics: `http://127.0.0.1:${cfg.worker.metricsPort}/metrics`,
     });
-    await worker.run(); // resolves after a graceful shutdown on SIGINT/SIGTERM
+    // Alertmanager's webhook receiver in the same process: it starts faultDetection through a client connection.
+    let receiver: AlertmanagerReceiver | undefined;
+    let clientConnection: Connection | undefined;
+    if (cfg.alertmanagerReceiver.enabled) {
+      clientConnection = await Connection.connect({ address: cfg.temporal.address });
+      const client = new Client({ connection: clientConnection, namespace: cfg.temporal.namespace });
+      // A port in use must not stop the worker: the schedule still runs every check, only the fast path is missing.
+      receiver = await startAlertmanagerReceiver({ cfg, client, meter: Runtime.instance().metricMeter }).catch((err: Error) => {
+        Runtime.instance().logger.error('Alertmanager receiver not started', { error: err.message, host: cfg.alertmanagerReceiver.host, port: cfg.alertmanagerReceiver.port });
+        return undefined;
+      });
+      if (receiver) Runtime.instance().logger.info('Alertmanager receiver listening', { url: receiver.url });
+    }
+    try {
+      await worker.run(); // resolves after a graceful shutdown on SIGINT/SIGTERM
+    } finally {
+      await receiver?.close();
+      await clientConnection?.close();
+    }
   } finally {
     await connection.close();
   }
