@@ -32,6 +32,20 @@ describe('config', () => {
     assert.throws(() => parseConfig(bad, 't', ROOT), /backup\.approvalTimeout: must be a duration like 30m/);
   });
 
+  it('names backup secrets by variable only: signing keys (current and previous) and the restore-test role', () => {
+    const shipped = readFileSync(path.join(ROOT, 'ops.config.yaml'), 'utf8');
+    const cfg = parseConfig(shipped, 't', ROOT);
+    assert.equal(cfg.backup.signingKeyEnv, 'LLMCHAT_BACKUP_SIGNING_KEY');
+    assert.deepEqual(cfg.backup.previousSigningKeyEnvs, []);
+    assert.deepEqual(cfg.backup.restoreTest, { role: 'llmchat_restore_test', passwordEnv: 'LLMCHAT_RESTORE_TEST_DB_PASSWORD' });
+    const rotated = shipped.replace('previousSigningKeyEnvs: []', 'previousSigningKeyEnvs: [LLMCHAT_BACKUP_SIGNING_KEY_2025]');
+    assert.deepEqual(parseConfig(rotated, 't', ROOT).backup.previousSigningKeyEnvs, ['LLMCHAT_BACKUP_SIGNING_KEY_2025']);
+    const literal = shipped.replace('signingKeyEnv: LLMCHAT_BACKUP_SIGNING_KEY', 'signingKeyEnv: "s3cr3t key"');
+    assert.throws(() => parseConfig(literal, 't', ROOT), /backup\.signingKeyEnv: must be an environment variable name/);
+    const superRole = shipped.replace('role: llmchat_restore_test', 'role: "postgres; DROP"');
+    assert.throws(() => parseConfig(superRole, 't', ROOT), /backup\.restoreTest\.role: must be a plain lowercase PostgreSQL role name/);
+  });
+
   it('lists every problem of a malformed config at once, each with the path of the offending key', () => {
     const yaml = `
 environments:
