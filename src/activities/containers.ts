@@ -11,6 +11,7 @@ import { Context } from '@temporalio/activity';
 import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../config.js';
 import type { ContainerState } from '../fault/faults.js';
 import { isNum, isObject, readState, withFileLock, writeState } from '../fault/state-file.js';
+import { findServingAppContainers } from './docker.js';
 import { permanentOnKnownErrors } from './failures.js';
 
 export interface LedgerEntry {
@@ -45,15 +46,10 @@ function engine(): Docker {
 }
 
 /**
- * The environment's app container(s), by the labels compose puts on them. (When the deploy work puts blue/green
- * app containers behind a front proxy, its finder replaces this lookup.)
+ * The environment's serving app container(s): the blue/green slot the release records name as current, or the
+ * configured compose project (labels `com.docker.compose.project` + `com.docker.compose.service`).
  */
-export async function findAppContainers(env: EnvironmentConfig): Promise<Docker.ContainerInfo[]> {
-  return engine().listContainers({
-    all: true,
-    filters: { label: [`com.docker.compose.project=${env.compose.project}`, `com.docker.compose.service=${env.compose.service}`] },
-  });
-}
+export const findAppContainers = findServingAppContainers;
 
 export async function inspectContainer(env: EnvironmentConfig): Promise<ContainerState> {
   let list: Docker.ContainerInfo[];
