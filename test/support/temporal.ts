@@ -106,6 +106,8 @@ export interface Received {
   body: Record<string, unknown>;
   /** The exact bytes received (for signature checks). */
   raw: string;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 /** A real HTTP receiver for webhook and Slack alerts; `status` decides what it answers. */
@@ -115,7 +117,7 @@ export async function alertReceiver(status = 200): Promise<{ url: string; receiv
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
-      received.push({ path: req.url ?? '', headers: req.headers, body: JSON.parse(body || '{}'), raw: body });
+      received.push({ path: req.url ?? '', headers: req.headers, body: JSON.parse(body || '{}'), raw: body, at: Date.now() });
       res.writeHead(status).end();
     });
   });
