@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local real services for llmchat-ops: Temporal dev server, PostgreSQL 15, Redis, dockerd.
-#   scripts/services.sh up|status|stop [temporal|postgres|redis|docker ...]   (no names = all)
+#   scripts/services.sh up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools ...]   (no names = all)
 # Everything listens on loopback only; state and logs live in $LLMCHAT_OPS_STATE (default
 # <repo>/.state). Missing software is installed (apt / PyPI / Go proxy), because CI starts from
 # a fresh machine. `up` reuses whatever already answers on a service's address; `stop` only stops
@@ -10,7 +10,7 @@ set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ROOT="$LLMCHAT_OPS_ROOT" STATE="$LLMCHAT_OPS_STATE" LOGS="$LLMCHAT_OPS_STATE/logs"
-ALL=(temporal postgres redis docker monitoring)
+ALL=(temporal postgres redis docker monitoring reporttools)
 
 PGBIN=/usr/lib/postgresql/15/bin
 PG_DATA="$STATE/postgres/data" PG_RUN="$STATE/postgres/run"
@@ -311,6 +311,25 @@ docker_status() {
 }
 docker_stop() { stop_pidfile docker "$DOCKERD_PIDFILE" && rm -f "$STATE/docker/launch.pid"; } # it stops its containers
 
+# ---------------------------------------------------------------- reporttools
+# Not a daemon: the programs the monthly report's tests need. Debian's prometheus (with promtool, to backfill a
+# month of samples) and chromium (headless, to look at the HTML report). Tests start their own Prometheus on a
+# free port with a temporary data directory; nothing here runs in the background.
+reporttools_up() {
+  local missing=()
+  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  if ((${#missing[@]})); then
+    apt_install "${missing[@]}" || { fail reporttools "apt-get install ${missing[*]} failed" "$LOGS/apt.log"; return 1; }
+  fi
+  say "reporttools: prometheus, promtool and chromium installed"
+}
+reporttools_status() {
+  if command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then say "reporttools: installed (prometheus, promtool, chromium)"
+  else say "reporttools: NOT installed (scripts/services.sh up reporttools)"; return 1; fi
+}
+reporttools_stop() { say "reporttools: nothing runs in the background"; }
+
 # ---------------------------------------------------------------- main
 # ---------------------------------------------------------------- monitoring
 # Prometheus, Alertmanager and node-exporter from Debian, for the monitoring tests (monitoring/ configs run for real).
@@ -329,7 +348,7 @@ monitoring_status() {
 }
 monitoring_stop() { say "monitoring: nothing to stop (tests stop what they start)"; }
 
-usage() { echo "usage: $0 up|status|stop [temporal|postgres|redis|docker|monitoring ...]   (no names = all)" >&2; exit 2; }
+usage() { echo "usage: $0 up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools ...]   (no names = all)" >&2; exit 2; }
 cmd="${1:-}"; shift || true
 case "$cmd" in up | status | stop) ;; *) usage ;; esac
 names=("$@"); ((${#names[@]})) || names=("${ALL[@]}")

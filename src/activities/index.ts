@@ -18,6 +18,8 @@ import { createAppMetricsActivities } from './app-metrics.js';
 import { createContainerActivities } from './containers.js';
 import { createLogMonitorActivities } from './log-monitor.js';
 import { createRedisCacheActivities } from './redis-cache.js';
+import { createPrometheusActivities } from './prometheus.js';
+import { createReportFileActivities } from './report-files.js';
 
 export function createActivities(cfg: OpsConfig) {
   return {
@@ -39,6 +41,8 @@ export function createActivities(cfg: OpsConfig) {
     ...createContainerActivities(cfg),
     ...createLogMonitorActivities(cfg),
     ...createRedisCacheActivities(cfg),
+    ...createPrometheusActivities(cfg),
+    ...createReportFileActivities(cfg),
   };
 }
 

@@ -11,6 +11,7 @@ import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig }
 import { purgeExpired, pruneProgress, type PhaseProgress, type PurgeResult } from '../maintenance/purge.js';
 import { dropInvalidLeftovers, reindexConcurrently, type ReindexOutcome } from '../maintenance/indexes.js';
 import { createIndexes, tableStats, type IndexCreation, type TableStats } from '../maintenance/indexes.js';
+import type { DatabasePerformance } from '../report/analysis.js';
 import { asFailure } from './failures.js';
 
 const HEARTBEAT_MS = 1000;
@@ -159,6 +160,35 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
           const present = await existingTables(c, m.optimizeTables);
           for (const t of present) await c.query(`VACUUM (ANALYZE) ${pg.escapeIdentifier(t)}`);
           return { tables: present, durationMs: Date.now() - t0 };
+        }),
+      );
+    },
+
+    /** Query times from pg_stat_statements (when the extension is installed in the database) and open connections. */
+    async databasePerformance(input: { environment: string }): Promise<DatabasePerformance> {
+      return guarded(() =>
+        onConnection(env(input.environment), () => ({ step: 'database performance' }), async (c) => {
+          const connections = Number((await c.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()`)).rows[0].n);
+          const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'`);
+          if (ext.rowCount === 0) return { connections, statements: { enabled: false, reason: 'the pg_stat_statements extension is not installed in this database' } };
+          const slowQueryMs = cfg.report.slowQueryMs;
+          try {
+            const avg = await c.query(`SELECT coalesce(sum(total_exec_time) / nullif(sum(calls), 0), 0) AS avg, count(*) FILTER (WHERE mean_exec_time > $1) AS slow FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, [slowQueryMs]);
+            const top = await c.query(`SELECT query, calls, mean_exec_time, total_exec_time FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY mean_exec_time DESC LIMIT 5`);
+            return {
+              connections,
+              statements: {
+                enabled: true,
+                slowQueryMs,
+                averageMs: Number(avg.rows[0].avg),
+                slowQueries: Number(avg.rows[0].slow),
+                slowest: top.rows.map((r) => ({ query: String(r.query).slice(0, 500), calls: Number(r.calls), meanMs: Number(r.mean_exec_time), totalMs: Number(r.total_exec_time) })),
+              },
+            };
+          } catch (err) {
+            // Installed but not preloaded (shared_preload_libraries): the view errors out.
+            return { connections, statements: { enabled: false, reason: `pg_stat_statements is installed but not readable: ${(err as Error).message}` } };
+          }
         }),
       );
     },

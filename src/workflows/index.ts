@@ -10,3 +10,4 @@ export { faultDetection } from './fault-detection.js';
 export { alertLifecycle } from './alert-lifecycle.js';
 export { deploy } from './deploy.js';
 export { rollback, listReleases } from './rollback.js';
+export { monthlyPerformanceReport } from './monthly-performance-report.js';
