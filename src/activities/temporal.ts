@@ -5,12 +5,9 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { OpsConfig } from '../config.js';
-import { dataWorkflowId } from '../names.js';
+import { dataWorkflowId, releaseWorkflowId } from '../names.js';
 import { asFailure } from './failures.js';
 import { getEnvironment } from '../config.js';
-
-/** The deploy/rollback workflow id of an environment (issue 8's business key). */
-export const releaseWorkflowId = (environment: string) => `llmchat-release-${environment}`;
 
 export interface RunningOperation {
   workflowId: string;
