@@ -359,8 +359,8 @@ export type CleanupSettings = z.infer<typeof cleanupSchema>;
 const reportSchema = z.strictObject({
   /** The Prometheus that scrapes the app; without it the monthly report fails saying so. */
   prometheusUrl: httpUrl.optional(),
-  /** Prometheus `job` label of each environment's app (default `llmchat-<environment>`). */
-  jobs: z.record(z.string(), z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'must be a plain job name')).default({}),
+  /** Prometheus `job` of the app's scrape config; each environment's series carry `environment="<name>"` (monitoring/prometheus/prometheus.yml). */
+  job: z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'must be a plain job name').default('llmchat-app'),
   /** Where reports are written (relative to the config file). */
   directory: z.string().min(1).default('reports'),
   /** The guide's thresholds: average latency 500 ms, error rate 1 %, memory 80 %. */

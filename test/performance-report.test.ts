@@ -46,7 +46,7 @@ describe('monthlyPerformanceReport (real Prometheus, dev server, Chromium)', () 
 
   before(async () => {
     process.env.LLMCHAT_DB_PASSWORD ??= PG.password;
-    [env, prom, receiver, db] = await Promise.all([startDevServer(), prometheusWithMonth('llmchat-production', start, end), alertReceiver(), scratchDatabase('llmchat_rep')]);
+    [env, prom, receiver, db] = await Promise.all([startDevServer(), prometheusWithMonth('llmchat-app', start, end), alertReceiver(), scratchDatabase('llmchat_rep')]);
     cfg = testConfig({
       address: env.address,
       taskQueue,
@@ -146,7 +146,7 @@ describe('monthlyPerformanceReport (real Prometheus, dev server, Chromium)', () 
     };
     const empty = await failure({ environment: 'production', month: '2020-01' });
     assert.equal(empty.type, 'NoMetrics');
-    assert.match(empty.message, /job "llmchat-production" in 2020-01/);
+    assert.match(empty.message, /job "llmchat-app", environment "production" in 2020-01/);
     for (const m of ['2026-13', '26-01', '2026-1', 'last', '2999-01', '1999-12; rm -rf /']) {
       const f = await failure({ environment: 'production', month: m });
       assert.equal(f.type, 'BadInput', `${m}: ${f.message}`);

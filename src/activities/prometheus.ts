@@ -43,7 +43,7 @@ export function createPrometheusActivities(cfg: OpsConfig) {
   }
 
   return {
-    /** The month's figures for the environment's app job (report.jobs[env], default `llmchat-<env>`). */
+    /** The month's figures of the environment's app (series `{job=<report.job>, environment=<env>}`). */
     async collectPerformanceMetrics(input: { environment: string; month: string }): Promise<PerformanceFigures> {
       try {
         getEnvironment(cfg, input.environment);
@@ -57,11 +57,11 @@ export function createPrometheusActivities(cfg: OpsConfig) {
           'PrometheusNotConfigured',
         );
       }
-      const job = cfg.report.jobs[input.environment] ?? `llmchat-${input.environment}`;
+      const job = cfg.report.job;
       const { start, end, days } = monthRange(input.month);
       const time = String(end / 1000);
       const w = `${days}d`;
-      const sel = (extra = '') => `{job="${job}"${extra}}`;
+      const sel = (extra = '') => `{job="${job}",environment="${input.environment}"${extra}}`;
       const q = async (query: string) => api(base, 'api/v1/query', { query, time });
       const scalar = async (query: string) => num((await q(query))[0]?.value?.[1]);
       const missing: string[] = [];
@@ -74,7 +74,7 @@ export function createPrometheusActivities(cfg: OpsConfig) {
       const requests = await scalar(`sum(increase(llmchat_http_requests_total${sel()}[${w}]))`);
       if (requests === null || requests === 0) {
         throw ApplicationFailure.nonRetryable(
-          `Prometheus at ${base} has no llmchat_http_requests_total series of job "${job}" in ${input.month}: is it scraping the app (job name in report.jobs), and was its data kept that long (--storage.tsdb.retention.time)?`,
+          `Prometheus at ${base} has no llmchat_http_requests_total series of job "${job}", environment "${input.environment}" in ${input.month}: is it scraping the app (job name in report.job, label environment on the target), and was its data kept that long (--storage.tsdb.retention.time)?`,
           'NoMetrics',
         );
       }

@@ -74,7 +74,7 @@ async function writeOpenMetrics(file: string, job: string, startMs: number, endM
   const slots = Math.round((endMs - startMs) / 1000 / STEP_S);
   const ts = (i: number) => startMs / 1000 + i * STEP_S;
   const day = (i: number) => Math.floor((i * STEP_S) / 86_400);
-  const j = `job="${job}"`;
+  const j = `job="${job}",environment="production"`;
 
   // Counters (cumulative up to and including slot i: the slot's requests happened in the 15 minutes before ts(i)).
   await write('# TYPE llmchat_http_requests counter\n');
