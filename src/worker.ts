@@ -68,10 +68,32 @@ export async function createWorker(
   });
 }
 
+/**
+ * Our own SIGINT/SIGTERM listeners, beside the SDK's (which start the graceful shutdown and then remove themselves).
+ * They are needed: execa's clean-up hook (signal-exit) re-raises a signal that no other listener handles, which
+ * killed the worker at once instead of letting running activities finish within the grace time. A second signal
+ * exits at once, for an operator who does not want to wait.
+ */
+function handleShutdownSignals(cfg: OpsConfig): void {
+  let received = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    received++;
+    const logger = Runtime.instance().logger;
+    if (received === 1) {
+      logger.info('shutting down: no new tasks; running activities may finish', { signal, graceMs: cfg.worker.shutdownGraceTime });
+    } else {
+      logger.warn('second signal: exiting now; running activities will be retried elsewhere', { signal });
+      process.exit(130);
+    }
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, onSignal);
+}
+
 async function run(): Promise<void> {
   const file = configPath(process.argv[2]);
   const cfg = loadConfig(file);
   installRuntime(cfg);
+  handleShutdownSignals(cfg);
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
   try {
     const worker = await createWorker(cfg, connection);

@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
+import { readdir, rename } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -16,11 +18,11 @@ import type { Verification } from '../src/backup/manifest.js';
 import { getEnvironment, type OpsConfig } from '../src/config.js';
 import { acquireDataLock, DataLockedError } from '../src/postgres/data-lock.js';
 import { createWorker } from '../src/worker.js';
-import type { BackupResult } from '../src/workflows/backup.js';
+import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
 import { databaseExists, query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { PG, waitFor } from './support/services.js';
-import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+import { alertReceiver, startDevServer, testConfig, workflowBundle } from './support/temporal.js';
 
 const token = (seed: string) => createHash('sha256').update(seed).digest('hex').slice(0, 8);
 const shortId = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
@@ -34,6 +36,7 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
   let baseline: BackupResult;
   const taskQueue = `test-robust-${randomUUID()}`;
   let admin: pg.Client;
+  let receiver: Awaited<ReturnType<typeof alertReceiver>>;
 
   const start = <T>(type: string, input: unknown, workflowId = shortId(type)) =>
     env.client.workflow.start<(i: unknown) => Promise<T>>(type, { taskQueue, workflowId, args: [input] });
@@ -112,9 +115,11 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
   before(async () => {
     env = await startDevServer();
     fx = await seedFixture(150_000); // ~30 MB: restores take long enough to be interrupted on purpose
+    receiver = await alertReceiver();
     cfg = testConfig({
       address: env.address,
       taskQueue,
+      webhookUrl: receiver.url,
       environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } },
     });
     admin = new pg.Client({ ...PG, database: 'postgres' });
@@ -128,6 +133,7 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
     worker?.shutdown();
     await running;
     await admin?.end();
+    await receiver?.close();
     await fx?.database.drop();
     await env?.teardown();
   });
@@ -303,5 +309,65 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
     await handle.cancel();
     await failureOf(handle.result());
     await waitFor('half-built target removed', async () => !(await databaseExists(target)), 30_000);
+  });
+
+  it('the nightly backup, refused by a restore holding the data lock, is skipped with an alert and outcome "skipped"', async () => {
+    const holder = `restoreDatabase ${shortId('rb-nightly')}`;
+    const lock = await acquireDataLock(getEnvironment(cfg, 'production'), { mode: 'exclusive', holder });
+    let res: ScheduledBackupResult;
+    const workflowId = shortId('rb-scheduled');
+    try {
+      res = await (await start<ScheduledBackupResult>('scheduledBackup', { environment: 'production' }, workflowId)).result();
+    } finally {
+      await lock.release();
+    }
+    assert.equal(res.backup, undefined);
+    assert.match(res.skipped ?? '', new RegExp(holder.split(' ')[1]!), 'says who held the lock');
+    assert.deepEqual(res.alerts?.map((a) => [a.channel, a.delivered]), [['webhook', true]]);
+    const alert = receiver.received.find((r) => JSON.stringify(r.body).includes('backup_skipped'));
+    assert.ok(alert, 'the webhook received the backup_skipped alert');
+    const desc = await env.client.workflow.getHandle(workflowId).describe();
+    assert.deepEqual(desc.searchAttributes.LlmchatOutcome, ['skipped']);
+  });
+
+  it('when one artifact fails, its siblings are cancelled (pg_dump killed) before the partial files are removed', async () => {
+    const blocker = new pg.Client({ ...PG, database: fx.database.name });
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE messages IN ACCESS EXCLUSIVE MODE'); // pg_dump waits, writing its partial file
+    const hidden = `${fx.dirs.uploads}.hidden`;
+    const workflowId = shortId('rb-sibling');
+    let failure: { type?: string; message: string };
+    try {
+      // The uploads artifact fails for good: its source directory is gone (SourceMissing, not retried).
+      await rename(fx.dirs.uploads, hidden);
+      const handle = await start('backup', { environment: 'production', kinds: ['database', 'uploads'], requestedBy: 'test' }, workflowId);
+      failure = await failureOf(handle.result());
+    } finally {
+      await rename(hidden, fx.dirs.uploads).catch(() => {});
+      await blocker.query('COMMIT').catch(() => {});
+      await blocker.end();
+    }
+    assert.equal(failure.type, 'SourceMissing', failure.message);
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const names = new Map<string, string>();
+    const order: string[] = [];
+    for (const e of history.events ?? []) {
+      const s = e.activityTaskScheduledEventAttributes;
+      if (s) {
+        names.set(String(e.eventId), s.activityType?.name ?? '');
+        order.push(`scheduled ${s.activityType?.name}`);
+      }
+      if (e.activityTaskCanceledEventAttributes) order.push(`cancelled ${names.get(String(e.activityTaskCanceledEventAttributes.scheduledEventId))}`);
+    }
+    const cancelled = order.indexOf('cancelled dumpDatabase');
+    assert.ok(cancelled >= 0, `dumpDatabase was cancelled: ${order.join(', ')}`);
+    assert.ok(cancelled < order.indexOf('scheduled markBackupFailed'), `cancelled before the clean-up: ${order.join(', ')}`);
+    // The retry policy did not retry the permanent failure, and nothing partial is left in the backup directory.
+    const backups = cfg.environments.production!.paths.backups;
+    for (const dir of await readdir(backups)) {
+      const left = (await readdir(path.join(backups, dir))).filter((f) => f.endsWith('.partial') || f.includes('.fifo'));
+      assert.deepEqual(left, [], `${dir}: no partial files`);
+    }
   });
 });

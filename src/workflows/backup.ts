@@ -18,12 +18,55 @@ import type { Activities } from '../activities/index.js';
 import { makeBackupId } from '../backup/ids.js';
 import type { Artifact, BackupManifest, Verification } from '../backup/manifest.js';
 import type { RetentionPlan } from '../backup/retention.js';
-import { dataWorkflowId } from '../names.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VerificationKey } from '../search-attributes.js';
 import { backupInputSchema, parseInput, scheduledBackupInputSchema, verifyBackupInputSchema, type BackupInput, type VerifyBackupInput } from './inputs.js';
 
 export type { BackupInput } from './inputs.js';
 import { longDataActivities, quickDataRetry } from './data-activities.js';
+import { notifyAlerts, type AlertDelivery } from './notify-alerts.js';
+
+/**
+ * Runs `tasks` side by side; when one fails, the others are cancelled and awaited (their activities kill their
+ * processes and remove their partial files) before the first failure is thrown — so nothing still writes into the
+ * backup directory while the failed backup is being cleaned up.
+ */
+async function allOrNothing<T>(tasks: (() => Promise<T>)[]): Promise<T[]> {
+  const scope = new CancellationScope();
+  const settled = await scope.run(() =>
+    Promise.allSettled(
+      tasks.map((task) =>
+        task().catch((err: unknown) => {
+          scope.cancel();
+          throw err;
+        }),
+      ),
+    ),
+  );
+  const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  if (failures.length) throw failures.find((e) => !isCancellation(e)) ?? failures[0];
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+/** The innermost failure type of a child workflow or activity failure (e.g. DataLocked). */
+function innermostMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  let message = String(err);
+  while (e) {
+    if (typeof e.message === 'string') message = e.message;
+    e = e.cause as typeof e;
+  }
+  return message;
+}
+
+function innermostType(err: unknown): string | undefined {
+  let e = err as { type?: string; cause?: unknown } | undefined;
+  let type: string | undefined;
+  while (e) {
+    if (typeof e.type === 'string') type = e.type;
+    e = e.cause as typeof e;
+  }
+  return type;
+}
 
 export interface BackupResult {
   backupId: string;
@@ -64,8 +107,8 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   await quick.beginBackup({ environment, backupId, kinds, requestedBy, reason, workflowId, runId, ...(safetyFor ? { safetyFor } : {}) });
   let manifest: BackupManifest;
   try {
-    const artifacts: Artifact[] = await Promise.all(
-      kinds.map((kind) => (kind === 'database' ? long.dumpDatabase({ environment, backupId }) : long.archiveFiles({ environment, backupId, kind }))),
+    const artifacts: Artifact[] = await allOrNothing(
+      kinds.map((kind) => () => (kind === 'database' ? long.dumpDatabase({ environment, backupId }) : long.archiveFiles({ environment, backupId, kind }))),
     );
     manifest = await quick.sealBackup({ environment, backupId, artifacts });
   } catch (err) {
@@ -91,13 +134,16 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
 export interface ScheduledBackupResult {
   environment: string;
   backup?: BackupResult;
+  /** Why the nightly backup did not run (a restore held the data lock); an alert was sent. */
   skipped?: string;
+  alerts?: AlertDelivery[];
   retention?: RetentionPlan;
 }
 
 /**
- * The nightly schedule's workflow: runs `backup` as a child under the environment's data workflow id (so it
- * never overlaps a manual backup or a restore), then applies retention.
+ * The nightly schedule's workflow: runs `backup` as a child, then applies retention. A restore replacing the
+ * environment's data at that moment holds the data lock: the backup is then skipped — outcome `skipped` in the
+ * schedule's runs, and a warning alert — rather than failing silently or saving half-restored data.
  */
 export async function scheduledBackup(input: { environment: string; requestedBy?: string }): Promise<ScheduledBackupResult> {
   const { environment } = parseInput('scheduledBackup', scheduledBackupInputSchema, input);
@@ -108,14 +154,23 @@ export async function scheduledBackup(input: { environment: string; requestedBy?
   ]);
   let result: BackupResult;
   try {
+    // Its own child id, not the environment's data workflow id: a restore waiting for approval (which holds no
+    // data lock) must not suppress the nightly backup. Exclusion is the data lock's job: a restore that is
+    // actually replacing data makes the dump fail with DataLocked, reported below as skipped, with an alert.
     result = await executeChild(backup, {
-      workflowId: dataWorkflowId(environment),
+      workflowId: `${workflowInfo().workflowId}-backup`,
       args: [{ environment, reason: 'nightly backup', requestedBy: 'schedule' }],
     });
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError || innermostType(err) === 'DataLocked') {
+      const why = err instanceof WorkflowExecutionAlreadyStartedError ? 'this run\'s backup was already started' : innermostMessage(err);
+      const skipped = `nightly backup of ${environment} skipped: ${why}`;
       upsertSearchAttributes([{ key: OutcomeKey, value: 'skipped' }]);
-      return { environment, skipped: `a backup or restore of ${environment} is already running (${dataWorkflowId(environment)})` };
+      const summary = await quick.describeEnvironment(environment);
+      const alerts = await notifyAlerts(workflowInfo().workflowId, summary, [
+        { severity: 'warning', type: 'backup_skipped', title: 'Nightly backup skipped', message: skipped, environment },
+      ]);
+      return { environment, skipped, alerts };
     }
     throw err;
   }
