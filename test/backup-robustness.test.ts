@@ -305,9 +305,27 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
   it('a restore into a new target that is cancelled midway removes the half-built database', async () => {
     const target = `rb_target_${Date.now().toString(36)}`;
     const handle = await start<RestoreOutcome>('restore', { environment: 'production', backupId: baseline.backupId, kind: 'database', target, requestedBy: 'test' });
-    await waitFor('pg_restore filling the target', async () => (await sessions(`datname = $1 AND application_name = 'pg_restore'`, [target])).length > 0, 120_000, 10);
+    // Once pg_restore has created `messages`, a lock on it holds the restore (its COPY or the row count) so the
+    // cancellation lands on a half-built database. The restore's clean-up ends this session (same role).
+    await waitFor('target has the messages table', async () => {
+      if (!(await databaseExists(target))) return false;
+      const probe = new pg.Client({ ...PG, database: target });
+      probe.on('error', () => {});
+      await probe.connect();
+      try {
+        return (await probe.query(`SELECT to_regclass('public.messages') IS NOT NULL AS ok`)).rows[0].ok === true;
+      } finally {
+        await probe.end();
+      }
+    }, 120_000, 10);
+    const held = new pg.Client({ ...PG, database: target });
+    held.on('error', () => {});
+    await held.connect();
+    await held.query('BEGIN');
+    await held.query('LOCK TABLE messages IN ACCESS EXCLUSIVE MODE');
     await handle.cancel();
     await failureOf(handle.result());
+    await held.end().catch(() => {});
     await waitFor('half-built target removed', async () => !(await databaseExists(target)), 30_000);
   });
 

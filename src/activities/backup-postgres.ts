@@ -310,6 +310,9 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
               const { role, passwordEnv } = settings.restoreTest;
               const asRole: EnvironmentConfig = { ...e, database: { ...e.database, user: role, passwordEnv } };
               await withClient(e, MAINTENANCE_DB, async (c) => {
+                // Verifications run side by side and reset the same role: one reset at a time (two ALTER ROLE of one
+                // role at once fail with "tuple concurrently updated"). Released when this session ends.
+                await c.query('SELECT pg_advisory_lock(hashtext($1))', [`llmchat-ops restore-test role ${role}`]);
                 await resetRestoreTestRole(c, role, resolveSecret(passwordEnv) as string, e.database.user).catch((err: unknown) => {
                   throw err instanceof RestoreTestRoleError ? permanent(err.message, err.name) : err;
                 });

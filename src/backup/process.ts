@@ -87,6 +87,9 @@ export async function runPipeline(opts: { stages: Stage[]; source?: Readable; si
       stdout: i === stages.length - 1 && !sink ? 'ignore' : 'pipe',
       buffer: { stdout: false },
       stripFinalNewline: true,
+      // Its own process group, so a kill reaches the processes it forks too (pg_restore --jobs runs its workers
+      // as children; killed alone, the parent left them restoring and holding the pipes open, and the step hung).
+      detached: true,
     }) as unknown as ResultPromise,
   );
   const streams: Promise<unknown>[] = [];
@@ -95,7 +98,16 @@ export async function runPipeline(opts: { stages: Stage[]; source?: Readable; si
   if (sink) streams.push(pipeline(procs.at(-1)!.stdout!, sink));
 
   const killAll = () => {
-    for (const p of procs) p.kill('SIGKILL');
+    for (const p of procs) {
+      if (p.pid !== undefined) {
+        try {
+          process.kill(-p.pid, 'SIGKILL');
+        } catch {
+          // the group is gone already
+        }
+      }
+      p.kill('SIGKILL');
+    }
   };
   const onAbort = () => killAll();
   signal?.addEventListener('abort', onAbort, { once: true });
