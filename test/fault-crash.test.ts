@@ -20,6 +20,7 @@ import { freePort, httpOk, PG, ROOT, waitFor } from './support/services.js';
 describe('crash test: worker SIGKILLed during restart-and-wait', () => {
   let f: FaultFixture;
   let worker: ChildProcess | undefined;
+  let metricsPort = 0;
   const docker = new Docker();
 
   function startWorker(): Promise<ChildProcess> {
@@ -39,7 +40,8 @@ describe('crash test: worker SIGKILLed during restart-and-wait', () => {
   before(async () => {
     f = await faultFixture({ environments: { prod: { faultDetection: { recovery: { restarts: 3, per: '1h', healthyTimeout: '60s' } } } } });
     const doc = parse(await readFile(f.configFile, 'utf8'));
-    doc.worker = { metricsPort: await freePort() }; // a worker of `npm start` may hold the default port
+    metricsPort = await freePort();
+    doc.worker = { metricsPort }; // a worker of `npm start` may hold the default port
     await writeFile(f.configFile, stringify(doc));
     await startWorker();
   });
@@ -96,5 +98,19 @@ describe('crash test: worker SIGKILLed during restart-and-wait', () => {
     assert.equal(final.history.filter((h) => h.event === 'paged').length, 1, JSON.stringify(final.history));
     assert.equal(final.history.filter((h) => h.event === 'recovery').length, 1);
     assert.ok(state.reports >= 1);
+  });
+
+  it("llmchat-ops' own metrics are on the worker's metrics endpoint", async () => {
+    // The restarted worker finished the run: its runs, recoveries, deliveries and the alert's resolution are its own.
+    let text = '';
+    await waitFor('own metrics exported', async () => {
+      text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      return /^llmchat_ops_runs\{[^}]*outcome="recovered"[^}]*\} 1$/m.test(text);
+    }, 30_000).catch((err: Error) => assert.fail(`${err.message}\n${text.split('\n').filter((l) => l.includes('llmchat_ops')).join('\n')}`));
+    assert.match(text, /^llmchat_ops_runs\{[^}]*workflow="faultDetection"[^}]*\} 1$/m);
+    assert.match(text, /^llmchat_ops_recoveries\{[^}]*action="restart"[^}]*outcome="recovered"[^}]*\} 1$/m);
+    assert.match(text, /^llmchat_ops_alerts\{[^}]*event="resolved"[^}]*severity="critical"[^}]*\} 1$/m);
+    assert.match(text, /^llmchat_ops_alert_deliveries\{[^}]*channel="webhook"[^}]*outcome="delivered"[^}]*\} \d+$/m);
+    assert.match(text, /^temporal_/m, "beside the SDK's own worker metrics");
   });
 });

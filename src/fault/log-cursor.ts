@@ -82,12 +82,16 @@ export async function countLines(file: string, from: number, to: number, pattern
       const data = carry.length ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead);
       const dataStart = pos - carry.length;
       let lineStart = 0;
+      // Walk newlines and pattern hits side by side: each byte is searched once for each, however rare the hits.
+      let hit = data.indexOf(needle, 0);
       for (;;) {
         const nl = data.indexOf(10, lineStart);
         if (nl < 0) break;
         lines++;
-        const hit = data.indexOf(needle, lineStart);
-        if (hit >= 0 && hit < nl) matches++;
+        if (hit >= 0 && hit < nl) {
+          matches++;
+          hit = data.indexOf(needle, nl + 1);
+        }
         lineStart = nl + 1;
       }
       lastLineEnd = dataStart + lineStart;
