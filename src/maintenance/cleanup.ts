@@ -112,6 +112,10 @@ export interface CleanupOptions {
 }
 
 export async function cleanTree(rule: CleanupRule, protectedDirs: readonly string[], opts: CleanupOptions): Promise<CleanupResult> {
+  if (path.isAbsolute(rule.root) && (await lstat(rule.root).catch((err: NodeJS.ErrnoException) => err.code)) === 'ENOENT') {
+    // Nothing was ever written there (e.g. no temp files yet): nothing to clean, and the report says so.
+    return { category: rule.category, root: rule.root, dryRun: opts.dryRun, files: [], count: 0, bytes: 0, skipped: [{ path: '.', why: 'the directory does not exist: nothing to clean' }] };
+  }
   const realRoot = await checkRoot(rule.root, protectedDirs);
   const now = opts.now ?? Date.now();
   const open = opts.openForWriting ?? (await filesOpenForWriting());

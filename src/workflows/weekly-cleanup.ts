@@ -5,7 +5,7 @@
  * under the environment's data id); backup retention (src/backup/retention.ts); OS package upgrades only when
  * enabled. A dry run deletes nothing, takes no backup and upgrades nothing: it lists what would go.
  */
-import { executeChild, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ChildWorkflowFailure, executeChild, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import type { OsUpgradeResult } from '../activities/host-cleanup.js';
@@ -30,7 +30,7 @@ export interface CleanupReport {
   files: CleanupResult[];
   /** Files deleted (or that would be) and their bytes, over all categories. */
   totals: { files: number; bytes: number };
-  backup: { status: 'created' | 'skipped' | 'disabled' | 'dry-run'; backupId?: string; detail?: string };
+  backup: { status: 'created' | 'skipped' | 'failed' | 'disabled' | 'dry-run'; backupId?: string; detail?: string };
   retention: RetentionPlan;
   os: OsUpgradeResult;
 }
@@ -77,8 +77,13 @@ export async function weeklyCleanup(input: WeeklyCleanupInput): Promise<CleanupR
       backupOutcome = { status: 'created', backupId: r.backupId };
       upsertSearchAttributes([{ key: BackupIdKey, value: r.backupId }]);
     } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      backupOutcome = { status: 'skipped', detail: `a backup or restore of ${environment} is already running (${dataWorkflowId(environment)})` };
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        backupOutcome = { status: 'skipped', detail: `a backup or restore of ${environment} is already running (${dataWorkflowId(environment)})` };
+      } else if (err instanceof ChildWorkflowFailure) {
+        // A failed weekly backup is reported (and the run's outcome says so); retention still runs: it never removes
+        // the newest verified backup, so a failed one cannot cost the last good one.
+        backupOutcome = { status: 'failed', detail: err.cause?.message ?? err.message };
+      } else throw err;
     }
   }
 
@@ -89,6 +94,6 @@ export async function weeklyCleanup(input: WeeklyCleanupInput): Promise<CleanupR
   const osResult = await os.osPackageUpgrades({ dryRun });
 
   const totals = { files: results.reduce((n, r) => n + r.count, 0), bytes: results.reduce((n, r) => n + r.bytes, 0) };
-  upsertSearchAttributes([{ key: OutcomeKey, value: dryRun ? 'dry-run' : 'success' }]);
+  upsertSearchAttributes([{ key: OutcomeKey, value: dryRun ? 'dry-run' : backupOutcome.status === 'failed' ? 'failed' : 'success' }]);
   return { environment, dryRun, files: results, totals, backup: backupOutcome, retention, os: osResult };
 }

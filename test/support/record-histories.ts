@@ -1,6 +1,6 @@
 /**
  * Records real histories for the replay test: `node dist/test/support/record-histories.js` (all of them), or
- * `… record-histories.js import` (only the importBackup ones).
+ * `… record-histories.js import` (only the importBackup ones), `… maintenance` (only the maintenance ones).
  * Re-run it only on purpose (a deliberate, versioned workflow change); the replay test guards the rest.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { createWorker } from '../../src/worker.js';
 import { ROOT, privateRedis, scratchDatabase, startAppProcess, tempDir } from './services.js';
 import { alertReceiver, startDevServer, temporalBinary, testConfig, workflowBundle } from './temporal.js';
 import { seedFixture } from './backup-fixture.js';
+import { purgeFixture } from './maintenance-fixture.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 
 /** The CLI's JSON is the canonical history export, the same an operator would download from the Web UI. */
@@ -17,6 +18,25 @@ async function save(env: TestWorkflowEnvironment, workflowId: string, name: stri
   const { stdout } = await execa(temporalBinary(), ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json']);
   await writeFile(path.join(ROOT, 'test/histories', `${name}.json`), stdout);
   console.log(`recorded ${name}`);
+}
+
+/** A weekly database maintenance (purge in several batches, reindex) and a dry-run cleanup. */
+async function recordMaintenance(env: TestWorkflowEnvironment): Promise<void> {
+  const fx = await purgeFixture(2_000, 6_000, 'llmchat_rec');
+  const taskQueue = 'record-maintenance';
+  const logs = tempDir('record-maint');
+  const cfg = testConfig({ address: env.address, taskQueue, environments: { production: { url: 'http://127.0.0.1:1', logs, database: fx.name } }, extra: { maintenance: { initialBatchRows: 500 } } });
+  const worker = await createWorker(cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
+  try {
+    await worker.runUntil(async () => {
+      await env.client.workflow.execute('weeklyDatabaseMaintenance', { taskQueue, workflowId: 'weekly-database-maintenance', args: [{ environment: 'production', requestedBy: 'recorder' }] });
+      await save(env, 'weekly-database-maintenance', 'weekly-database-maintenance');
+      await env.client.workflow.execute('weeklyCleanup', { taskQueue, workflowId: 'weekly-cleanup-dry-run', args: [{ environment: 'production', dryRun: true, requestedBy: 'recorder' }] });
+      await save(env, 'weekly-cleanup-dry-run', 'weekly-cleanup-dry-run');
+    });
+  } finally {
+    await fx.drop();
+  }
 }
 
 /** A verified backup, then a live restore of its config that waits for approveRestore and takes a safety backup. */
@@ -76,6 +96,14 @@ async function recordImport(env: TestWorkflowEnvironment): Promise<void> {
 
 async function run(): Promise<void> {
   const env = await startDevServer();
+  if (process.argv[2] === 'maintenance') {
+    try {
+      await recordMaintenance(env);
+    } finally {
+      await env.teardown();
+    }
+    return;
+  }
   if (process.argv[2] === 'import') {
     // Only the import histories (added later): the others stay as recorded.
     try {
