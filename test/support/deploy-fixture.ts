@@ -33,6 +33,8 @@ export interface DeployFixtureOptions {
   deploy?: Record<string, unknown>;
   commands?: Record<string, string[]>;
   approvals?: { allowSelfApproval: boolean };
+  /** The worker's metrics port (a worker process needs its own). */
+  metricsPort?: number;
   /** Version brought up first (default v1); none: nothing is brought up. */
   initial?: string | null;
 }
@@ -71,6 +73,7 @@ export async function startDeployFixture(opts: DeployFixtureOptions): Promise<De
   };
   if (opts.commands) env.commands = opts.commands;
   if (opts.approvals) doc.approvals = opts.approvals;
+  if (opts.metricsPort) doc.worker = { ...(doc.worker ?? {}), metricsPort: opts.metricsPort };
   const configFile = path.join(dir, 'ops.config.yaml');
   await writeFile(configFile, stringify(doc));
   const cfg = parseConfig(stringify(doc), 'deploy test config', ROOT);

@@ -1,0 +1,238 @@
+/**
+ * What a deploy costs and what it spares the users, on the real stack (Docker, the stand-in images, nginx,
+ * PostgreSQL, a Temporal dev server), each figure measured in this run:
+ *   (a) zero downtime: a constant request loop (BENCH_RATE req/s, default 200) against the environment's URL
+ *       during our blue/green deploy v1 → v2, and during the guide's `docker-compose up -d` (recreate in place)
+ *       v1 → v2 on a stack without a front, side by side: failed requests and the longest gap without a
+ *       successful response.   Goal: ours 0 failed, gap ≤ 100 ms.
+ *   (b) wall time of our deploy (no pre-deploy backup, no bake; plan, image, migrate, switch, health gate, verify,
+ *       drain, records) vs the same steps run by a plain script (migrate up in the image, compose up of the idle
+ *       slot, readiness poll, nginx config + reload, version check, drain, compose down of the old slot) on the
+ *       same stack, alternating v1 → v2 → v1 over BENCH_ROUNDS rounds (default 3), p50 of each.   Goal ≤ 1.2×.
+ *       The pre-deploy backup and the bake period are reported separately (one deploy with both).
+ *   (c) time from a failed verify after the switch to the previous version serving again (front polled every
+ *       20 ms).   Goal ≤ 5 s.
+ * Run: `npm run bench:deploy` (services and images up first: scripts/services.sh up && app/build-images.sh).
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { execa } from 'execa';
+import { getEnvironment, type OpsConfig } from '../src/config.js';
+import { applyFront, freshGet, frontSpec } from '../src/deploy/front.js';
+import { readReleases } from '../src/deploy/release-store.js';
+import { createWorker } from '../src/worker.js';
+import type { ReleaseProgress } from '../src/workflows/release-steps.js';
+import { requestLoop, startDeployFixture, type DeployFixture } from '../test/support/deploy-fixture.js';
+import { freePort, PG, ROOT, tempDir } from '../test/support/services.js';
+import { startDevServer, workflowBundle } from '../test/support/temporal.js';
+
+const RATE = Number(process.env.BENCH_RATE ?? 200);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const load = () => execa('cat', ['/proc/loadavg']).then((r) => r.stdout.split(' ').slice(0, 3).join(' '));
+
+async function withWorker<T>(env: TestWorkflowEnvironment, fx: DeployFixture, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = fx.cfg.temporal.taskQueue;
+  const worker: Worker = await createWorker(fx.cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
+  return worker.runUntil(() => fn(taskQueue));
+}
+
+async function deploy(env: TestWorkflowEnvironment, taskQueue: string, version: string, extra: Record<string, unknown> = {}) {
+  const h = await env.client.workflow.start('deploy', { taskQueue, workflowId: `bench-${randomUUID()}`, args: [{ environment: 'production', version, requestedBy: 'bench', skipBackup: true, bakeSeconds: 0, ...extra }] });
+  const t0 = performance.now();
+  const outcome = await h.result().then(() => 'success', (e: Error) => `failed: ${e.message}`);
+  const ms = performance.now() - t0;
+  return { ms, outcome, progress: await h.query<ReleaseProgress>('progress') };
+}
+
+/** The same steps as our blue/green deploy, as a plain script would run them (no Temporal, no records). */
+async function plainDeploy(cfg: OpsConfig, fx: DeployFixture, version: string): Promise<number> {
+  const env = getEnvironment(cfg, 'production');
+  const state = await readReleases(env.deploy.stateDir as string, 'production');
+  const cur = state.current;
+  if (!cur) throw new Error('no current release');
+  const slot = cur.slot === 'blue' ? 'green' : 'blue';
+  const port = fx.slots[slot];
+  const t0 = performance.now();
+  const composeEnv = { ...env.deploy.composeEnv, LLMCHAT_VERSION: version, LLMCHAT_APP_PORT: String(port), LLMCHAT_SLOT: slot };
+  const compose = (project: string, args: string[], e: Record<string, string>) => execa(path.join(ROOT, 'scripts/compose.sh'), ['-p', project, '-f', env.compose.file, ...args], { env: e });
+  await execa('docker', ['run', '--rm', '--network', 'host', '-e', `DATABASE_URL=postgres://llmchat@127.0.0.1:5432/${fx.database.name}`, '-e', 'PGPASSWORD', `llmchat-app:${version}`, 'node', 'migrate.js', 'up'], { env: { PGPASSWORD: PG.password } });
+  await compose(`${fx.project}-${slot}`, ['up', '-d', '--remove-orphans'], composeEnv);
+  for (let ok = 0; ok < env.deploy.healthySuccesses; ) {
+    const r = await freshGet(`http://127.0.0.1:${port}/health`, 2000).catch(() => undefined);
+    ok = r?.status === 200 ? ok + 1 : 0;
+    if (ok < env.deploy.healthySuccesses) await new Promise((res) => setTimeout(res, 250));
+  }
+  await applyFront(frontSpec(env.deploy.stateDir as string, env.url, 'nginx'), port, slot);
+  for (;;) {
+    const r = await freshGet(`${env.url}/version`, 2000).catch(() => undefined);
+    if (r?.status === 200 && JSON.parse(r.body).version === version) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  await new Promise((res) => setTimeout(res, env.deploy.front?.drain ?? 0));
+  await compose(`${fx.project}-${cur.slot}`, ['down', '--remove-orphans', '--timeout', '10'], { ...composeEnv, LLMCHAT_SLOT: cur.slot, LLMCHAT_APP_PORT: String(cur.port) });
+  const ms = performance.now() - t0;
+  // keep the release records true for the next (workflow) round
+  const { updateReleases } = await import('../src/deploy/release-store.js');
+  await updateReleases(env.deploy.stateDir as string, 'production', (st) => {
+    st.previous = st.current;
+    st.current = { ...(st.current as NonNullable<typeof st.current>), version, slot, port, image: `llmchat-app:${version}` };
+  });
+  return ms;
+}
+
+/** The guide's recreate (`docker-compose up -d` with the new version) on a stack without a front, under the loop. */
+async function guideRecreate(): Promise<{ failed: number; ok: number; gap: number; errors: string[] }> {
+  const port = await freePort();
+  const dir = tempDir('bench-recreate');
+  const project = `llmchat-bench-${process.pid}-${port}`;
+  const db = `llmchat_bench_${process.pid}`;
+  const { scratchDatabase } = await import('../test/support/services.js');
+  const database = await scratchDatabase(db);
+  const { migrateTo } = await import('../test/support/deploy-fixture.js');
+  await migrateTo(database.url, 1);
+  const file = path.join(ROOT, 'app/compose/docker-compose.production.yml');
+  const envFor = (version: string) => ({ LLMCHAT_VERSION: version, LLMCHAT_APP_PORT: String(port), LLMCHAT_DATABASE_URL: database.url, LLMCHAT_DB_PASSWORD: PG.password, LLMCHAT_LOG_DIR: dir, LLMCHAT_UPLOADS_DIR: dir, LLMCHAT_REDIS_URL: 'redis://127.0.0.1:6379/0' });
+  const compose = (version: string, args: string[]) => execa(path.join(ROOT, 'scripts/compose.sh'), ['-p', project, '-f', file, ...args], { env: envFor(version) });
+  try {
+    await compose('v1', ['up', '-d']);
+    for (let i = 0; i < 200; i++) {
+      const r = await freshGet(`http://127.0.0.1:${port}/health/db`, 1000).catch(() => undefined);
+      if (r?.status === 200) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const loop = requestLoop(`http://127.0.0.1:${port}`, RATE);
+    await new Promise((res) => setTimeout(res, 1000));
+    await execa('docker', ['run', '--rm', '--network', 'host', '-e', `DATABASE_URL=${database.url}`, '-e', 'PGPASSWORD', 'llmchat-app:v2', 'node', 'migrate.js', 'up'], { env: { PGPASSWORD: PG.password } });
+    await compose('v2', ['up', '-d']);
+    for (let i = 0; i < 300; i++) {
+      const r = await freshGet(`http://127.0.0.1:${port}/version`, 1000).catch(() => undefined);
+      if (r?.status === 200 && JSON.parse(r.body).version === 'v2') break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    await new Promise((res) => setTimeout(res, 1000));
+    const st = await loop.stop();
+    return { failed: st.failed, ok: st.ok, gap: st.longestGapMs, errors: st.errors };
+  } finally {
+    await compose('v2', ['down', '--timeout', '5']).catch(() => {});
+    await database.drop().catch(() => {});
+  }
+}
+
+async function run(): Promise<void> {
+  const env = await startDevServer();
+  const out: string[] = [];
+  const say = (line: string) => {
+    out.push(line);
+    console.log(line);
+  };
+  try {
+    say(`deploy benchmark — ${new Date().toISOString()}, load ${await load()}, request loop ${RATE} req/s, ${ROUNDS} rounds`);
+    // (a) zero downtime, ours
+    const fx = await startDeployFixture({ address: env.address, taskQueue: `bench-deploy-${randomUUID()}`, deploy: { backupBeforeDeploy: false } });
+    try {
+      await withWorker(env, fx, async (taskQueue) => {
+        const loop = requestLoop(fx.url, RATE);
+        await new Promise((res) => setTimeout(res, 1000));
+        const d = await deploy(env, taskQueue, 'v2');
+        await new Promise((res) => setTimeout(res, 1000));
+        const st = await loop.stop();
+        const guide = await guideRecreate();
+        say('');
+        say('(a) requests during a deploy v1 → v2 (loop on the environment URL)');
+        say(`    ours, blue/green behind nginx: ${st.ok} ok, ${st.failed} failed, longest gap ${Math.round(st.longestGapMs)} ms  (${d.outcome})  goal 0 failed, gap ≤ 100 ms: ${st.failed === 0 && st.longestGapMs <= 100 ? 'MET' : 'NOT MET'}`);
+        say(`    guide, docker-compose up -d:   ${guide.ok} ok, ${guide.failed} failed, longest gap ${Math.round(guide.gap)} ms${guide.errors.length ? `  (e.g. ${guide.errors.slice(0, 2).join('; ')})` : ''}`);
+
+        // (b) wall time, ours vs a plain script, alternating versions; the order of the sides alternates
+        const ours: number[] = [];
+        const plain: number[] = [];
+        let version = 'v1';
+        for (let i = 0; i < ROUNDS; i++) {
+          for (const side of i % 2 ? ['plain', 'ours'] : ['ours', 'plain']) {
+            if (side === 'ours') {
+              const r = await deploy(env, taskQueue, version);
+              if (r.outcome !== 'success') throw new Error(`deploy ${version}: ${r.outcome}`);
+              ours.push(r.ms);
+            } else plain.push(await plainDeploy(fx.cfg, fx, version));
+            version = version === 'v1' ? 'v2' : 'v1';
+          }
+        }
+        const ratio = median(ours) / median(plain);
+        say('');
+        say(`(b) deploy wall time (no backup, no bake), p50 of ${ROUNDS}: ours ${s(median(ours))} vs plain script ${s(median(plain))} → ${ratio.toFixed(2)}×  goal ≤ 1.2×: ${ratio <= 1.2 ? 'MET' : 'NOT MET'}`);
+        say(`    ours: ${ours.map(s).join(', ')}; plain: ${plain.map(s).join(', ')}`);
+        const full = await deploy(env, taskQueue, version, { skipBackup: false, bakeSeconds: 10 });
+        const stepMs = (name: string) => {
+          const st = full.progress.steps.find((x) => x.name === name);
+          return st?.startedAt && st.finishedAt ? Date.parse(st.finishedAt) - Date.parse(st.startedAt) : NaN;
+        };
+        say(`    separately, one deploy with both: pre-deploy backup (verified) ${s(stepMs('backup'))}, bake ${s(stepMs('bake'))} (configured 10 s), whole ${s(full.ms)} (${full.outcome})`);
+      });
+    } finally {
+      await fx.teardown();
+    }
+
+    // (c) failed verify after the switch → previous version serving again
+    const fx2 = await startDeployFixture({ address: env.address, taskQueue: `bench-deploy-rb-${randomUUID()}`, deploy: { backupBeforeDeploy: false, smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }] } });
+    try {
+      await withWorker(env, fx2, async (taskQueue) => {
+        const samples: number[] = [];
+        for (let i = 0; i < ROUNDS; i++) {
+          let servedV2 = false;
+          let backAt = 0;
+          let stop = false;
+          const poll = (async () => {
+            while (!stop) {
+              const r = await freshGet(`${fx2.url}/version`, 1000).catch(() => undefined);
+              const v = r?.status === 200 ? (JSON.parse(r.body) as { version: string }).version : undefined;
+              if (v === 'v2') servedV2 = true;
+              if (servedV2 && v === 'v1' && !backAt) backAt = Date.now();
+              await new Promise((res) => setTimeout(res, 20));
+            }
+          })();
+          // v1 → v2 (no migration after the first round: the database stays at 2 when rejected below)
+          const h = await env.client.workflow.start('deploy', { taskQueue, workflowId: `bench-rb-${randomUUID()}`, args: [{ environment: 'production', version: 'v2', requestedBy: 'bench', skipBackup: true, bakeSeconds: 0 }] });
+          const gate = (async () => {
+            for (let j = 0; j < 600; j++) {
+              const st = await h.query<{ state: string }>('databaseRollbackStatus').catch(() => undefined);
+              if (st?.state === 'open') {
+                await h.signal('rejectDatabaseRollback', { by: 'bench-approver', comment: 'benchmark' });
+                return;
+              }
+              if (st?.state === 'closed') return;
+              await new Promise((res) => setTimeout(res, 100));
+            }
+          })();
+          await h.result().catch(() => undefined);
+          await gate;
+          stop = true;
+          await poll;
+          const p = await h.query<ReleaseProgress>('progress');
+          const failedAt = Date.parse(p.steps.find((x) => x.name === 'verify')?.finishedAt ?? '');
+          if (backAt && failedAt) samples.push(backAt - failedAt);
+        }
+        const m = median(samples);
+        say('');
+        say(`(c) failed verify after the switch → previous version serving again: p50 ${Math.round(m)} ms over ${samples.length} (${samples.map((x) => Math.round(x)).join(', ')} ms)  goal ≤ 5 s: ${m <= 5000 ? 'MET' : 'NOT MET'}`);
+      });
+    } finally {
+      await fx2.teardown();
+    }
+    say(`load at the end: ${await load()}`);
+    await writeFile(path.join(tempDir('bench-deploy-out'), 'result.txt'), out.join('\n'));
+  } finally {
+    await env.teardown();
+  }
+}
+
+run().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
