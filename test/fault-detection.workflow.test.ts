@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
+import { Redis } from 'ioredis';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { alertWorkflowId } from '../src/fault/faults.js';
@@ -116,6 +117,33 @@ describe('faultDetection and the alert lifecycle (real dev server, container, Re
     assert.ok(!next.faults.includes('log-errors-app-log'), JSON.stringify(next.checks, null, 2));
     assert.equal(next.metrics.window?.counterReset, true, 'the restart reset the counters and the window noticed');
     await waitFor('log-errors resolved', async () => of(f.webhook, 'log-errors-app-log', 'RESOLVED: ').length === 1);
+  });
+
+  it('slow responses: the configured cache keys are flushed with SCAN+UNLINK, other keys stay', async () => {
+    const redis = new Redis(f.redisUrl);
+    redis.on('error', () => {});
+    try {
+      for (let i = 0; i < 1200; i++) await redis.set(`llmchat:cache:messages:${i}`, 'cached');
+      await redis.set('llmchat:session:keep', 'x');
+      await redis.set('other-app:key', 'y');
+      await Promise.all(Array.from({ length: 6 }, () => fetch(`${f.app.url}/api/debug/slow?ms=5000`, { method: 'POST' }).then((r) => r.arrayBuffer())));
+      const r = await detect('prod');
+      assert.ok(r.faults.includes('response-time'), JSON.stringify(r.checks, null, 2));
+      assert.ok(!r.faults.includes('app-down') && !r.faults.includes('error-rate'));
+      assert.deepEqual(r.recoveries.map((x) => [x.action, x.outcome]), [['flush-cache', 'flushed']]);
+      assert.match(r.recoveries[0]?.detail ?? '', /deleted \d+ key\(s\) matching llmchat:cache:\*/);
+      assert.equal((await redis.keys('llmchat:cache:*')).length, 0);
+      assert.equal(await redis.get('llmchat:session:keep'), 'x');
+      assert.equal(await redis.get('other-app:key'), 'y');
+      await waitFor('response-time page (warning)', async () => of(f.webhook, 'response-time').length === 1);
+      const state = await f.env.client.workflow.getHandle(alertWorkflowId('prod', 'response-time')).query(alertStateQuery);
+      assert.ok(state.history.some((h) => h.event === 'recovery' && /flush-cache .*flushed/.test(h.detail)), JSON.stringify(state.history));
+      const next = await detect('prod');
+      assert.ok(!next.faults.includes('response-time'), 'the next window is fast again');
+      await waitFor('response-time resolved', async () => of(f.webhook, 'response-time', 'RESOLVED: ').length === 1);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('a persisting fault pages once; a malformed acknowledgement is refused, a real one stops escalation', async () => {
