@@ -4,6 +4,7 @@
  * by {@link resolveSecret} on the worker when an activity needs them.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -421,8 +422,14 @@ export const configSchema = z
          * the answer to a heartbeat, so this bounds how long a cancelled backup or restore keeps running. Default 1s.
          */
         heartbeatThrottle: workerDuration.default(1000),
+        /**
+         * The host whose disk holds `paths.backups`/`paths.temp` (default: this machine's hostname). Data activities
+         * read and write files there, so every worker process of a task queue must run on that one host: a worker
+         * started on another host refuses to start (see src/data-host.ts).
+         */
+        dataHost: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a host name').default(hostname()),
       })
-      .default({ metricsPort: 9464, logLevel: 'INFO', shutdownGraceTime: 30_000, heartbeatThrottle: 1000 }),
+      .default({ metricsPort: 9464, logLevel: 'INFO', shutdownGraceTime: 30_000, heartbeatThrottle: 1000, dataHost: hostname() }),
     /** IANA timezone every schedule's calendar is read in. */
     timezone: z.string().min(1).default('UTC'),
     environments: z.record(z.string().regex(ENVIRONMENT_NAME, 'environment names are lowercase letters, digits and -'), environmentSchema),

@@ -17,6 +17,7 @@ import { Client, Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.js';
 import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './alertmanager-receiver.js';
 import { configPath, loadConfig, type OpsConfig } from './config.js';
+import { claimDataHost } from './data-host.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.js', import.meta.url));
 
@@ -94,9 +95,18 @@ async function run(): Promise<void> {
   const cfg = loadConfig(file);
   installRuntime(cfg);
   handleShutdownSignals(cfg);
+  const logger = Runtime.instance().logger;
+  // One host per task queue: its disk holds the backups (src/data-host.ts). Refuses to start on a second host.
+  const claim = await claimDataHost(cfg, (msg, meta) => logger.warn(msg, meta));
+  for (const u of claim.unchecked) logger.warn('could not check the data host of this task queue (server unreachable)', u);
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
   try {
     const worker = await createWorker(cfg, connection);
+    claim.conflict.addEventListener('abort', () => {
+      logger.error('stopping: another host took over this task queue', { error: (claim.conflict.reason as Error).message });
+      process.exitCode = 1;
+      worker.shutdown();
+    });
     Runtime.instance().logger.info('llmchat-ops worker started', {
       config: file,
       address: cfg.temporal.address,
@@ -125,6 +135,7 @@ async function run(): Promise<void> {
     }
   } finally {
     await connection.close();
+    await claim.release();
   }
 }
 

@@ -146,4 +146,49 @@ describe('worker: cancellation latency and graceful shutdown', { timeout: 600_00
     second.child.kill('SIGTERM');
     await new Promise((r) => second.child.once('exit', r));
   });
+
+  it('two workers on one task queue (same host) share the work correctly; a worker on another host is refused', async () => {
+    const taskQueue = `test-worker-pair-${randomUUID()}`;
+    const spawnWorker = async (extra: Record<string, unknown>) => {
+      const file = path.join(fx.root, `pair-${randomUUID().slice(0, 8)}.yaml`);
+      await writeFile(file, configYaml(taskQueue, { metricsPort: await freePort(), ...extra }));
+      const child = spawn('node', ['dist/src/worker.js', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LLMCHAT_DB_PASSWORD: PG.password } });
+      children.push(child);
+      let output = '';
+      child.stdout?.on('data', (c) => (output += c));
+      child.stderr?.on('data', (c) => (output += c));
+      const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      return { child, output: () => output, exited };
+    };
+    const a = await spawnWorker({});
+    const b = await spawnWorker({});
+    await waitFor('both workers started', async () => a.output().includes('worker started') && b.output().includes('worker started'), 60_000);
+    try {
+      const handles = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          env.client.workflow.start('backup', { taskQueue, workflowId: `pair-${i}-${randomUUID().slice(0, 8)}`, args: [{ environment: 'production', kinds: ['database', 'uploads'], requestedBy: 'test' }] }),
+        ),
+      );
+      const results = (await Promise.all(handles.map((h) => h.result()))) as BackupResult[];
+      for (const r of results) assert.equal(r.manifest.verification?.status, 'verified', JSON.stringify(r.manifest.verification));
+      assert.equal(new Set(results.map((r) => r.backupId)).size, 6);
+      const identities = new Set<string>();
+      for (const h of handles) {
+        for (const e of (await h.fetchHistory()).events ?? []) {
+          const id = e.activityTaskStartedEventAttributes?.identity ?? e.workflowTaskStartedEventAttributes?.identity;
+          if (id) identities.add(id);
+        }
+      }
+      assert.deepEqual([...identities].map((i) => i.split('@')[0]).sort(), [String(a.child.pid), String(b.child.pid)].sort(), 'both workers ran tasks');
+
+      // A worker claiming to be on another host (its disk does not hold these backups) refuses to start.
+      const c = await spawnWorker({ dataHost: 'some-other-host' });
+      assert.equal(await c.exited, 1, c.output());
+      assert.match(c.output(), /already has workers on host/);
+      assert.match(c.output(), /this worker is on some-other-host/);
+    } finally {
+      for (const w of [a, b]) w.child.kill('SIGTERM');
+      await Promise.all([a.exited, b.exited]);
+    }
+  });
 });

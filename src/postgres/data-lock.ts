@@ -56,6 +56,8 @@ export class DataLockedError extends Error {
 
 export interface DataLock {
   readonly resource: string;
+  /** Every session holding the lock now, this one excluded. */
+  holders(): Promise<LockHolder[]>;
   /** Fires if the lock's session is lost while held: exclusivity is gone, stop the work. */
   readonly signal: AbortSignal;
   release(): Promise<void>;
@@ -107,6 +109,7 @@ export async function acquireDataLock(env: EnvironmentConfig, opts: DataLockOpti
   let released = false;
   return {
     resource,
+    holders: () => holdersOf(client, key),
     signal: lostSignal(client),
     async release() {
       if (released) return;
