@@ -13,6 +13,7 @@ import { dropInvalidLeftovers, reindexConcurrently, type ReindexOutcome } from '
 import { createIndexes, tableStats, type IndexCreation, type TableStats } from '../maintenance/indexes.js';
 import type { DatabasePerformance } from '../report/analysis.js';
 import { asFailure } from './failures.js';
+import { withDataLock } from '../postgres/data-lock.js';
 
 const HEARTBEAT_MS = 1000;
 
@@ -41,10 +42,19 @@ async function connect(env: EnvironmentConfig): Promise<pg.Client> {
 }
 
 /**
- * Runs `fn` on a fresh connection, heartbeating `details()` every second. On cancellation the connection is
+ * Runs `fn` on a fresh connection under the environment's data lock (shared), heartbeating `details()` every second. On cancellation the connection is
  * closed, which makes the server abort the running statement; the activity then reports the cancellation.
  */
 async function onConnection<T>(env: EnvironmentConfig, details: () => unknown, fn: (c: pg.Client, signal?: AbortSignal) => Promise<T>): Promise<T> {
+  const ctx = activityContext();
+  // Work that changes the data (deletes, index builds, vacuum) holds the environment's data lock shared: backups
+  // (shared too) run beside it, a restore replacing the data (exclusive) does not — whichever comes second is
+  // refused, and here that refusal is retried with backoff by Temporal.
+  const holder = `${ctx?.info.activityType ?? 'maintenance'} ${ctx?.info.workflowExecution?.workflowId ?? ''}`.trim();
+  return withDataLock(env, { mode: 'shared', holder }, () => onOwnConnection(env, details, fn));
+}
+
+async function onOwnConnection<T>(env: EnvironmentConfig, details: () => unknown, fn: (c: pg.Client, signal?: AbortSignal) => Promise<T>): Promise<T> {
   const ctx = activityContext();
   const client = await connect(env);
   const beat = ctx && !ctx.info.isLocal ? setInterval(() => ctx.heartbeat(details()), HEARTBEAT_MS) : undefined;
@@ -144,7 +154,7 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
 
     /** Steps 5 and 6: size, live and dead tuples, index usage of every user table. */
     async tableReport(input: { environment: string }): Promise<TableStats[]> {
-      return guarded(() => onConnection(env(input.environment), () => ({ step: 'report' }), (c) => tableStats(c)));
+      return guarded(() => onOwnConnection(env(input.environment), () => ({ step: 'report' }), (c) => tableStats(c)));
     },
 
     /** The optimization's step 1: CREATE INDEX CONCURRENTLY IF NOT EXISTS, after dropping an invalid index of the same name. */
@@ -167,7 +177,7 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
     /** Query times from pg_stat_statements (when the extension is installed in the database) and open connections. */
     async databasePerformance(input: { environment: string }): Promise<DatabasePerformance> {
       return guarded(() =>
-        onConnection(env(input.environment), () => ({ step: 'database performance' }), async (c) => {
+        onOwnConnection(env(input.environment), () => ({ step: 'database performance' }), async (c) => {
           const connections = Number((await c.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()`)).rows[0].n);
           const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'`);
           if (ext.rowCount === 0) return { connections, statements: { enabled: false, reason: 'the pg_stat_statements extension is not installed in this database' } };
@@ -195,7 +205,7 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
 
     /** The optimization's ANALYZE of its tables (those that exist). */
     async optimizationTables(input: { environment: string }): Promise<string[]> {
-      return guarded(() => onConnection(env(input.environment), () => ({}), (c) => existingTables(c, m.optimizeTables)));
+      return guarded(() => onOwnConnection(env(input.environment), () => ({}), (c) => existingTables(c, m.optimizeTables)));
     },
   };
 }
