@@ -15,7 +15,7 @@
  * {@link ApprovalGate.rejection} against its approved work, and the rejection is answered only once it is known
  * whether the work stopped in time. Deterministic: no I/O, workflow time only.
  */
-import { ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
 import { z } from 'zod';
 
 export const MAX_COMMENT_LENGTH = 500;
@@ -106,10 +106,16 @@ export interface ApprovalGate {
    * arrived earlier are judged now, in order.
    */
   decide(opts: { subject: string; allowSelfApproval: boolean; timeoutMs: number }): Promise<'approved' | 'rejected' | 'timed-out'>;
-  /** Resolves when a rejection arrives after the approval (race it against the approved work). */
+  /**
+   * Resolves when a rejection arrives after the approval (race it against the approved work). Never rejects, not
+   * even when the workflow is cancelled, so it can be left pending.
+   */
   rejection(): Promise<void>;
-  /** The workflow stopped its approved work because of that rejection: the rejection is accepted. */
-  stopped(): void;
+  /**
+   * The approved work stopped on a cancellation: if a late rejection caused it, the rejection is accepted and
+   * this returns true; otherwise (the workflow itself was cancelled) it returns false and changes nothing.
+   */
+  stopped(): boolean;
   /** The point of no return is passed: a pending or later rejection is answered "too late". */
   commit(): void;
   /** The workflow ends without (further) use of the gate: pending requests are answered. */
@@ -161,7 +167,13 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
     }
   };
 
-  const receive = async (verdict: Verdict, d: Decision, via: DecisionRecord['via']): Promise<DecisionAnswer> => {
+  // A decision waits for the gate in a non-cancellable scope: handlers run in the workflow's root scope, so a
+  // cancel of the workflow would otherwise fail a waiting update with a bare "cancelled", leave it unrecorded,
+  // and make a waiting signal's promise an unhandled rejection that fails every workflow task from then on.
+  // The workflow closes the gate on every way out, which ends these waits with an answer.
+  const receive = (verdict: Verdict, d: Decision, via: DecisionRecord['via']): Promise<DecisionAnswer> =>
+    CancellationScope.nonCancellable(() => receiveNow(verdict, d, via));
+  const receiveNow = async (verdict: Verdict, d: Decision, via: DecisionRecord['via']): Promise<DecisionAnswer> => {
     const at = new Date().toISOString();
     // Early decisions wait until the workflow knows what is to be approved (and the four-eyes policy).
     await condition(() => status.state !== 'not-open');
@@ -222,12 +234,13 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
       }
       return (status.state as GateState) === 'approved' ? 'approved' : 'rejected';
     },
-    rejection: () => condition(() => lateRejection !== undefined),
+    rejection: () => CancellationScope.nonCancellable(() => condition(() => lateRejection !== undefined)),
     stopped() {
-      if (status.state !== 'approved' || !lateRejection) throw new Error('stopped() without a late rejection');
+      if (status.state !== 'approved' || !lateRejection) return false;
       status.state = 'rejected';
       status.rejectedBy = lateRejection.by;
       if (lateRejection.comment) status.rejectionComment = lateRejection.comment;
+      return true;
     },
     commit() {
       if (status.state === 'approved') status.state = 'committed';

@@ -112,18 +112,17 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
         return restoreStep(environment, backupId, kind, undefined);
       });
     } catch (err) {
-      if (isCancellation(err) && gate.status.state === 'approved') {
-        gate.stopped();
-        throw rejected(gate.status);
-      }
+      // Stopped by a late rejection (accepted now), or by a cancel of the whole workflow (rethrown as it is).
+      if (isCancellation(err) && gate.stopped()) throw rejected(gate.status);
       throw err;
     }
     gate.commit(); // the data is swapped in: a rejection now is answered "too late"
     return finish({ ...result, requestedBy, ...(status.approvedBy ? { approvedBy: status.approvedBy } : {}), ...(status.safetyBackupId ? { safetyBackupId: status.safetyBackupId } : {}) });
   } catch (err) {
     status.state = 'failed';
-    upsertSearchAttributes([{ key: OutcomeKey, value: gate.status.state === 'rejected' ? 'rejected' : 'failed' }]);
-    gate.close(`the restore failed: ${err instanceof Error ? err.message : String(err)}`);
+    const cancelled = isCancellation(err) && gate.status.state !== 'rejected';
+    upsertSearchAttributes([{ key: OutcomeKey, value: gate.status.state === 'rejected' ? 'rejected' : cancelled ? 'cancelled' : 'failed' }]);
+    gate.close(cancelled ? 'the restore was cancelled' : `the restore failed: ${err instanceof Error ? err.message : String(err)}`);
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     throw err;
   }
@@ -132,7 +131,9 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
     status.state = 'completed';
     upsertSearchAttributes([{ key: OutcomeKey, value: 'success' }]);
     gate.close('the restore has completed');
-    await condition(allHandlersFinished);
+    // Not cancellable: a cancel that arrives once the data is in place must not turn a done restore into a
+    // "cancelled" one whose result is lost.
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     return outcome;
   }
 }

@@ -1,0 +1,181 @@
+/**
+ * The restore's approval gate attacked as a hostile or careless operator would, on the real dev server and
+ * PostgreSQL: workflow cancellation at every stage of the gate (with decisions in flight), decisions with odd,
+ * oversized or deceptive payloads, decisions to restores that need none, and look-alike names that would dodge
+ * the four-eyes rule. Each case is a defect that was found this way; the test keeps it fixed.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CancelledFailure, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import pg from 'pg';
+import type { BackupManifest } from '../src/backup/manifest.js';
+import type { OpsConfig } from '../src/config.js';
+import { OutcomeKey } from '../src/search-attributes.js';
+import { createWorker } from '../src/worker.js';
+import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
+import type { BackupResult } from '../src/workflows/backup.js';
+import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
+import { PG, waitFor } from './support/services.js';
+import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+
+const T = { timeout: 240_000 };
+
+describe('approval gate under attack (cancellation, odd payloads, look-alike names)', { timeout: 1_500_000 }, () => {
+  let env: TestWorkflowEnvironment;
+  let fx: Fixture;
+  let cfg: OpsConfig;
+  let worker: { worker: Worker; running: Promise<void> } | undefined;
+  let baseline: BackupResult;
+  const taskQueue = `test-approval-attack-${randomUUID()}`;
+
+  const start = (input: Record<string, unknown>, queue = taskQueue) =>
+    env.client.workflow.start<(i: unknown) => Promise<RestoreOutcome>>('restore', { taskQueue: queue, workflowId: `restore-attack-${randomUUID()}`, args: [input] });
+  const live = (kind: 'config' | 'database' = 'config', requestedBy = 'bob') => ({ environment: 'production', backupId: baseline.backupId, kind, requestedBy });
+  const decide = (h: WorkflowHandle, name: 'approveRestore' | 'rejectRestore', d: unknown) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d as Decision] });
+  const statusOf = (h: WorkflowHandle) => h.query<RestoreStatus>('restoreStatus');
+  const approvalOf = (h: WorkflowHandle) => h.query<ApprovalStatus>('restoreApproval');
+  const reach = async (h: WorkflowHandle, state: RestoreStatus['state']) => {
+    await waitFor(`restore in state ${state}`, async () => (await statusOf(h)).state === state, 60_000);
+    assert.equal((await statusOf(h)).state, state);
+  };
+  /**
+   * How the run ended, within `ms`: 'completed', the innermost failure, or 'stuck' when it is still running
+   * (e.g. its workflow task fails over and over) — a run that never ends fails the test instead of hanging it.
+   */
+  const ending = async (h: WorkflowHandle, ms = 90_000): Promise<{ ended: 'completed' | 'failed' | 'stuck'; type?: string; message?: string; cancelled?: boolean; taskFailures: string[] }> => {
+    const timer = new Promise<'stuck'>((r) => setTimeout(() => r('stuck'), ms).unref());
+    const outcome = await Promise.race([h.result().then(() => 'completed' as const, (err: unknown) => err as Error), timer]);
+    const history = await h.fetchHistory();
+    const taskFailures = (history.events ?? []).flatMap((e) => (e.workflowTaskFailedEventAttributes ? [String(e.workflowTaskFailedEventAttributes.failure?.message)] : []));
+    if (outcome === 'stuck' || outcome === 'completed') return { ended: outcome, taskFailures };
+    assert.ok(outcome instanceof WorkflowFailedError, String(outcome));
+    let inner = outcome.cause as Error & { type?: string };
+    while (inner.cause instanceof Error) inner = inner.cause as Error & { type?: string };
+    return { ended: 'failed', type: inner.type, message: inner.message, cancelled: outcome.cause instanceof CancelledFailure, taskFailures };
+  };
+  const configPath = () => path.join(fx.dirs.config, 'llmchat.env');
+  const stagingDatabases = () =>
+    query('llmchat', async (c) => (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${fx.database.name}_%`])).rows.map((r) => r.datname));
+  const manifests = async () => {
+    const dir = cfg.environments.production!.paths.backups;
+    return Promise.all((await readdir(dir)).map(async (n) => JSON.parse(await readFile(path.join(dir, n, 'manifest.json'), 'utf8')) as BackupManifest));
+  };
+  /** A worker on its own queue, started only when the test says so (decisions and cancels queue up before it). */
+  const laterWorker = async (queue: string) => {
+    const c = testConfig({ address: env.address, taskQueue: queue, environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } } });
+    return createWorker(c, env.nativeConnection, { workflowBundle: await workflowBundle() });
+  };
+  /** Holds a lock that the safety backup's pg_dump waits on, so an approved restore is provably mid-way. */
+  const blockDump = async () => {
+    const blocker = new pg.Client({ ...PG, database: fx.database.name });
+    blocker.on('error', () => {});
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE messages IN ACCESS EXCLUSIVE MODE');
+    return async () => {
+      await blocker.query('ROLLBACK').catch(() => {});
+      await blocker.end().catch(() => {});
+    };
+  };
+
+  before(async () => {
+    env = await startDevServer();
+    fx = await seedFixture(2_000);
+    cfg = testConfig({ address: env.address, taskQueue, environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } } });
+    const w = await createWorker(cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
+    worker = { worker: w, running: w.run() };
+    baseline = await env.client.workflow.execute('backup', {
+      taskQueue,
+      workflowId: `backup-${randomUUID()}`,
+      args: [{ environment: 'production', kinds: ['database', 'config'], requestedBy: 'test', reason: 'approval attack baseline' }],
+    });
+  });
+
+  after(async () => {
+    worker?.worker.shutdown();
+    await worker?.running;
+    await fx?.database.drop();
+    await env?.teardown();
+  });
+
+  it('a cancel during the approved safety backup ends the run as cancelled (not a stuck workflow task), cleans up and answers the gate', T, async () => {
+    const before = await tableDigests(fx.database.name);
+    const release = await blockDump();
+    let h: WorkflowHandle | undefined;
+    try {
+      h = await start(live('database'));
+      await reach(h, 'awaiting-approval');
+      assert.equal((await decide(h, 'approveRestore', { by: 'alice' })).accepted, true);
+      await reach(h, 'safety-backup');
+      await h.cancel();
+      const end = await ending(h);
+      assert.deepEqual(end.taskFailures, [], 'no workflow task failed');
+      assert.equal(end.ended, 'failed', 'the cancelled run ends');
+      assert.equal(end.cancelled, true, `ended as cancelled, got ${end.type}: ${end.message}`);
+    } finally {
+      await release();
+    }
+    assert.deepEqual(await tableDigests(fx.database.name), before, 'the live database is untouched');
+    assert.deepEqual(await stagingDatabases(), [], 'no staging database left');
+    const safety = (await manifests()).filter((m) => m.safetyFor === h?.workflowId);
+    assert.deepEqual(safety.map((m) => m.status), ['failed'], 'the cancelled safety backup is marked failed');
+    const approval = await approvalOf(h);
+    assert.equal(approval.state, 'closed');
+    assert.equal(approval.approvedBy, 'alice');
+    assert.equal((await h.describe()).typedSearchAttributes.get(OutcomeKey), 'cancelled');
+  });
+
+  it('an early signal and a cancel in the same activation: the run ends cancelled and the decision is recorded', T, async () => {
+    const queue = `test-approval-attack-late-${randomUUID()}`;
+    await writeFile(configPath(), 'CLOBBERED=early\n');
+    const h = await start(live('config'), queue);
+    await h.signal('approveRestore', { by: 'alice' });
+    await h.cancel();
+    const w = await laterWorker(queue);
+    const end = await w.runUntil(ending(h, 60_000));
+    assert.deepEqual(end.taskFailures, [], 'no workflow task failed');
+    assert.equal(end.ended, 'failed');
+    assert.equal(end.cancelled, true, `ended as cancelled, got ${end.type}: ${end.message}`);
+    assert.equal(await readFile(configPath(), 'utf8'), 'CLOBBERED=early\n', 'nothing restored');
+    const w2 = await laterWorker(queue);
+    const approval = await w2.runUntil(approvalOf(h));
+    assert.deepEqual(approval.decisions.map((d) => [d.verdict, d.by, d.via, d.accepted]), [['approve', 'alice', 'signal', false]]);
+    assert.match(approval.decisions[0]!.answer, /cancelled/);
+  });
+
+  it('an early update pending when the run is cancelled gets the gate\'s answer and is recorded', T, async () => {
+    const queue = `test-approval-attack-late-${randomUUID()}`;
+    const h = await start(live('config'), queue);
+    const pending = decide(h, 'approveRestore', { by: 'alice' });
+    pending.catch(() => {});
+    // The update is admitted by the server only when a worker polls; let it reach the server first.
+    await new Promise((r) => setTimeout(r, 1500));
+    await h.cancel();
+    const w = await laterWorker(queue);
+    const [end, answer] = await w.runUntil(Promise.all([ending(h, 60_000), pending.then((a) => a, (err: Error) => err)]));
+    assert.deepEqual(end.taskFailures, [], 'no workflow task failed');
+    assert.equal(end.cancelled, true, `ended as cancelled, got ${end.type}: ${end.message}`);
+    assert.ok(!(answer instanceof Error), `the update is answered by the gate, not failed: ${String(answer)}`);
+    assert.equal(answer.accepted, false);
+    assert.match(answer.message, /cancelled/);
+  });
+
+  it('a cancel while awaiting approval ends the run cancelled with nothing changed; the outcome says cancelled', T, async () => {
+    await writeFile(configPath(), 'CLOBBERED=awaiting\n');
+    const h = await start(live('config'));
+    await reach(h, 'awaiting-approval');
+    await h.cancel();
+    const end = await ending(h);
+    assert.deepEqual(end.taskFailures, []);
+    assert.equal(end.cancelled, true, `ended as cancelled, got ${end.type}: ${end.message}`);
+    assert.equal(await readFile(configPath(), 'utf8'), 'CLOBBERED=awaiting\n');
+    assert.equal((await approvalOf(h)).state, 'closed');
+    assert.equal((await h.describe()).typedSearchAttributes.get(OutcomeKey), 'cancelled');
+  });
+});
