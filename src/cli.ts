@@ -8,7 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import { parseBackupId } from './backup/ids.js';
 import { backupInputSchema, checkInput, dailyHealthCheckInputSchema, importBackupInputSchema, restoreInputSchema, verifyBackupInputSchema } from './workflows/inputs.js';
 import type { CatalogueEntry, Verification } from './backup/manifest.js';
@@ -132,6 +132,37 @@ async function followProgress(handle: WorkflowHandle, done: Promise<unknown>, ev
       }
     }
   }
+}
+
+/**
+ * The environment's running data workflow, if it is a restore; otherwise an error saying what is (or is not)
+ * running, instead of one "nothing waits" for every case. Bound to the run found, so a decision never reaches a
+ * later run under the same id.
+ */
+async function runningRestore(client: Client, environment: string): Promise<WorkflowHandle> {
+  const id = dataWorkflowId(environment);
+  const description = await client.workflow
+    .getHandle(id)
+    .describe()
+    .catch((err: Error) => {
+      if (err instanceof WorkflowNotFoundError) throw new Error(`no backup or restore of ${environment} has run (no workflow ${id}); nothing to decide`);
+      throw err;
+    });
+  if (description.status.name !== 'RUNNING') {
+    throw new Error(`no restore of ${environment} is waiting for a decision: the last data operation (${description.type}, workflow ${id}) is ${description.status.name.toLowerCase()}`);
+  }
+  if (description.type !== 'restore') {
+    throw new Error(`the data operation running for ${environment} is a ${description.type}, not a restore; nothing to approve or reject`);
+  }
+  return client.workflow.getHandle(id, description.runId);
+}
+
+/**
+ * Text that came from a workflow (answers, failure messages quoting input) made safe for a terminal: control,
+ * format and bidirectional-override characters are shown as escapes instead of acting on the terminal.
+ */
+export function printable(text: string, opts: { lines?: boolean } = {}): string {
+  return text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => (opts.lines && c === '\n' ? c : `\\u{${c.codePointAt(0)!.toString(16)}}`));
 }
 
 function operator(): string {
@@ -329,13 +360,17 @@ export function buildProgram(): Command {
         const parsed = decisionSchema.safeParse(decision);
         if (!parsed.success) throw new Error(`cannot ${verb}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
         await withClient(config, async (client) => {
-          const handle = client.workflow.getHandle(dataWorkflowId(environment));
-          const status = await handle.query<RestoreStatus>('restoreStatus').catch(() => undefined);
-          if (!status || status.state === 'completed' || status.state === 'failed') throw new Error(`no restore of ${environment} is waiting for approval`);
+          const id = dataWorkflowId(environment);
+          const handle = await runningRestore(client, environment);
+          // Bounded: a restore whose worker is down would otherwise leave the operator waiting with no word.
+          const status = await client.withDeadline(Date.now() + 15_000, () => handle.query<RestoreStatus>('restoreStatus')).catch((err: Error) => {
+            throw new Error(`the restore of ${environment} (workflow ${id}) does not answer its status query — is its worker running? (${err.message})`);
+          });
+          if (status.state === 'completed' || status.state === 'failed') throw new Error(`no restore of ${environment} is waiting for approval (the running restore is ${status.state})`);
           const answer = await handle.executeUpdate<DecisionAnswer, [Decision]>(`${verb}Restore`, { args: [parsed.data] });
           const what = `the restore of ${status.plan?.backupId ?? '?'} (${status.plan?.kind ?? '?'}) into ${status.plan?.target ?? '?'}`;
-          if (!answer.accepted) throw new Error(`${verb} refused for ${what}: ${answer.message}`);
-          console.log(`${what}: ${answer.message}`);
+          if (!answer.accepted) throw new Error(`${verb} refused for ${what}: ${printable(answer.message)}`);
+          console.log(printable(`${what}: ${answer.message}`));
         });
       });
   }
@@ -376,9 +411,10 @@ export async function main(argv = process.argv): Promise<number> {
       return err.exitCode;
     }
     if (err instanceof WorkflowFailedError || err instanceof WorkflowUpdateFailedError) {
-      console.error(`llmchat-ops: ${err instanceof WorkflowFailedError ? 'workflow' : 'request'} failed: ${describeFailure(err)}`);
+      console.error(printable(`llmchat-ops: ${err instanceof WorkflowFailedError ? 'workflow' : 'request'} failed: ${describeFailure(err)}`));
     } else {
-      console.error(`llmchat-ops: ${err instanceof Error ? err.message : String(err)}`);
+      // Local errors (config problems, one per line) keep their lines; other control characters are escaped.
+      console.error(printable(`llmchat-ops: ${err instanceof Error ? err.message : String(err)}`, { lines: true }));
     }
     return 1;
   }

@@ -178,4 +178,93 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     assert.equal((await approvalOf(h)).state, 'closed');
     assert.equal((await h.describe()).typedSearchAttributes.get(OutcomeKey), 'cancelled');
   });
+
+  it('deceptive decisions are refused: control/bidi characters in comments, look-alike and non-person names', T, async () => {
+    await writeFile(configPath(), 'CLOBBERED=deceive\n');
+    const h = await start(live('config'));
+    await reach(h, 'awaiting-approval');
+    const refusedUpdate = async (d: unknown, why: RegExp) =>
+      assert.rejects(decide(h, 'approveRestore', d), (err: unknown) => err instanceof WorkflowUpdateFailedError && why.test(String((err.cause as Error)?.message)));
+    await refusedUpdate({ by: 'alice', comment: 'looks fine\u001b[2J\u001b[1;1Hllmchat-ops: restore rejected' }, /printable text on one line/);
+    await refusedUpdate({ by: 'alice', comment: 'ok \u202eevil' }, /printable text on one line/);
+    await refusedUpdate({ by: 'alice', comment: 'first line\nllmchat-ops: approved by root' }, /printable text on one line/);
+    await refusedUpdate({ by: 'ali\u202ece' }, /must name who decides/);
+    await refusedUpdate({ by: ' alice' }, /must name who decides/);
+    await refusedUpdate({ by: 'schedule' }, /must name a person/);
+    await refusedUpdate({ by: 'Unknown' }, /must name a person/);
+    // The requester under another spelling is still the requester.
+    for (const by of ['BOB', 'ｂｏｂ', 'Bob']) {
+      const a = await decide(h, 'approveRestore', { by });
+      assert.equal(a.accepted, false, `${by} must count as bob`);
+      assert.match(a.message, /four-eyes/);
+    }
+    await h.signal('approveRestore', { by: 'alice', comment: '\u001b]0;pwned\u0007' });
+    await waitFor('the signal recorded', async () => (await approvalOf(h)).decisions.length === 4);
+    const last = (await approvalOf(h)).decisions.at(-1)!;
+    assert.deepEqual([last.by, last.accepted], ['(unknown)', false]);
+    assert.match(last.answer, /printable text on one line/);
+    assert.equal((await statusOf(h)).state, 'awaiting-approval', 'nothing was decided');
+    assert.equal(await readFile(configPath(), 'utf8'), 'CLOBBERED=deceive\n');
+    await decide(h, 'rejectRestore', { by: 'carol' });
+    assert.equal((await ending(h)).type, 'RestoreRejected');
+  });
+
+  it('oversized and malformed payloads neither grow the state without bound nor end the run; a real decision still works', T, async () => {
+    await writeFile(configPath(), 'CLOBBERED=flood\n');
+    const h = await start(live('config'));
+    await reach(h, 'awaiting-approval');
+    const bigKey = 'k'.repeat(1_500_000);
+    const viaUpdate = await decide(h, 'approveRestore', { by: 'alice', [bigKey]: 1 }).then(
+      () => assert.fail('accepted a decision with an unknown key'),
+      (err: Error) => err,
+    );
+    assert.ok(viaUpdate instanceof WorkflowUpdateFailedError, String(viaUpdate));
+    assert.ok(String((viaUpdate.cause as Error).message).length < 1_000, 'the refusal is bounded');
+    await h.signal('approveRestore', { by: 'alice', [bigKey]: 1 });
+    // 10 MB exceeds what the server takes in one request: refused at the door, the run unaffected.
+    await assert.rejects(decide(h, 'approveRestore', { by: 'alice', comment: 'x'.repeat(10_000_000) }));
+    await assert.rejects(h.signal('approveRestore', { by: 'alice', comment: 'x'.repeat(10_000_000) }));
+    for (const odd of [null, 42, 'alice', [{ by: 'alice' }], { by: ['alice'] }, { by: null }, { by: 'alice', comment: 7 }, {}, { __proto__: { by: 'alice' } }]) {
+      await h.signal('approveRestore', odd as never);
+    }
+    for (let i = 0; i < 110; i++) await h.signal('rejectRestore', { nobody: i });
+    await waitFor('the flood recorded', async () => {
+      const a = await approvalOf(h);
+      return a.decisions.length + (a.unrecordedDecisions ?? 0) === 1 + 9 + 110;
+    });
+    const flooded = await approvalOf(h);
+    assert.equal(flooded.decisions.length, 100, 'refused decisions are kept up to the bound');
+    assert.equal(flooded.unrecordedDecisions, 20);
+    assert.ok(flooded.decisions.every((d) => !d.accepted && d.answer.length <= 400));
+    assert.ok(JSON.stringify(flooded).length < 100_000, 'the query answer stays small');
+    assert.equal((await h.describe()).status.name, 'RUNNING');
+    assert.equal((await statusOf(h)).state, 'awaiting-approval');
+    const ok = await decide(h, 'approveRestore', { by: 'alice', comment: 'after the flood' });
+    assert.equal(ok.accepted, true, ok.message);
+    assert.equal((await h.result()).approvedBy, 'alice');
+    const done = await approvalOf(h);
+    assert.deepEqual(done.decisions.filter((d) => d.accepted).map((d) => [d.by, d.comment]), [['alice', 'after the flood']], 'an accepted decision is recorded past the bound');
+    assert.equal(await readFile(configPath(), 'utf8'), 'LLMCHAT_ENVIRONMENT=production\n');
+  });
+
+  it('decisions sent to a restore into a new target (no approval needed) are answered, before and after it ends', T, async () => {
+    const queue = `test-approval-attack-late-${randomUUID()}`;
+    const target = `attack-new-${randomUUID().slice(0, 8)}`;
+    const h = await start({ environment: 'production', backupId: baseline.backupId, kind: 'config', target, requestedBy: 'bob' }, queue);
+    await h.signal('rejectRestore', { by: 'carol', comment: 'too early' });
+    const early = decide(h, 'approveRestore', { by: 'alice' });
+    early.catch(() => {});
+    await new Promise((r) => setTimeout(r, 1500));
+    const w = await laterWorker(queue);
+    const [res, answer] = await w.runUntil(Promise.all([h.result(), early.then((a) => a, (err: Error) => err)]));
+    assert.equal(res.live, false);
+    assert.ok(!(answer instanceof Error), `answered: ${String(answer)}`);
+    assert.equal(answer.accepted, false);
+    assert.match(answer.message, /new target .* needs no approval/);
+    const approval = await (await laterWorker(queue)).runUntil(approvalOf(h));
+    assert.deepEqual(approval.decisions.map((d) => [d.verdict, d.by, d.via, d.accepted]).sort(), [['approve', 'alice', 'update', false], ['reject', 'carol', 'signal', false]]);
+    // After the end: refused at the door by Temporal, with an error (never a silent success).
+    await assert.rejects(decide(h, 'approveRestore', { by: 'alice' }));
+    await assert.rejects(h.signal('approveRestore', { by: 'alice' }));
+  });
 });

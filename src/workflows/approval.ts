@@ -19,13 +19,45 @@ import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSi
 import { z } from 'zod';
 
 export const MAX_COMMENT_LENGTH = 500;
+/**
+ * Decisions kept in the gate's state (the query's answer). Accepted decisions are always kept; refused ones past
+ * this number are only counted and logged, so a flood of bad signals cannot grow the state past what a query can
+ * return (and make `llmchat-ops approve` fail).
+ */
+export const MAX_RECORDED_DECISIONS = 100;
+/** Longest answer kept or returned; messages quote the sender's input, which must not make them unbounded. */
+const MAX_ANSWER_LENGTH = 400;
 
-const BY = /^[\p{L}\p{N} ._@:/+-]{1,128}$/u;
+const BY = /^[\p{L}\p{N}._@:/+-](?:[\p{L}\p{N} ._@:/+-]{0,126}[\p{L}\p{N}._@:/+-])?$/u;
+/**
+ * Names that stand for no person: an approval "by schedule" would read in the audit trail as if the system had
+ * approved itself.
+ */
+const NOT_A_PERSON = new Set(['schedule', 'unknown', 'system', 'llmchat-ops']);
+/**
+ * A comment is shown in terminals, logs and the Web UI: control characters (ANSI escapes that rewrite the
+ * terminal, newlines that forge output lines), bidirectional overrides and other invisible format characters
+ * are refused, so a comment shows what it says.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/** How a name compares for the four-eyes rule: case, width and compatibility forms ("Ｂｏｂ", "BOB") do not count. */
+export function samePerson(a: string, b: string): boolean {
+  const norm = (v: string) => v.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+  return norm(a) === norm(b);
+}
 
 /** What a person sends: who decides, and optionally why. */
 export const decisionSchema = z.strictObject({
-  by: z.string().regex(BY, 'must name who decides: 1-128 letters, digits, spaces or ._@:/+-'),
-  comment: z.string().max(MAX_COMMENT_LENGTH, `must be at most ${MAX_COMMENT_LENGTH} characters`).optional(),
+  by: z
+    .string()
+    .regex(BY, 'must name who decides: 1-128 letters, digits, spaces or ._@:/+-, not starting or ending with a space')
+    .refine((v) => !NOT_A_PERSON.has(v.normalize('NFKC').toLowerCase()), 'must name a person, not schedule/unknown/system/llmchat-ops'),
+  comment: z
+    .string()
+    .max(MAX_COMMENT_LENGTH, `must be at most ${MAX_COMMENT_LENGTH} characters`)
+    .refine((v) => !INVISIBLE.test(v), 'must be printable text on one line: no control, formatting or bidirectional-override characters')
+    .optional(),
 });
 export type Decision = z.infer<typeof decisionSchema>;
 
@@ -59,6 +91,8 @@ export interface ApprovalStatus {
   /** The accepted rejection's comment. */
   rejectionComment?: string;
   decisions: DecisionRecord[];
+  /** Refused decisions that arrived after {@link MAX_RECORDED_DECISIONS} were kept (logged, not kept). */
+  unrecordedDecisions?: number;
 }
 
 export interface DecisionAnswer {
@@ -95,7 +129,8 @@ function describe(value: unknown): string {
 export function parseDecision(value: unknown): Decision {
   const r = decisionSchema.safeParse(value);
   if (r.success) return r.data;
-  const why = r.error.issues.map((i) => `${i.path.join('.') || 'decision'}: ${i.message}`).join('; ');
+  // Issue messages quote unknown keys, which can be as long as the payload: bounded here.
+  const why = r.error.issues.map((i) => `${i.path.join('.').slice(0, 40) || 'decision'}: ${i.message.slice(0, 160)}`).join('; ').slice(0, 400);
   throw ApplicationFailure.nonRetryable(`Expected a decision like {"by":"alice","comment":"why"}: ${why}; got ${describe(value)}`, 'BadInput');
 }
 
@@ -137,7 +172,7 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
     const answer = (accepted: boolean, message: string): DecisionAnswer => ({ accepted, state: status.state, message });
     switch (status.state) {
       case 'open':
-        if (verdict === 'approve' && d.by === requestedBy && !allowSelf) {
+        if (verdict === 'approve' && samePerson(d.by, requestedBy) && !allowSelf) {
           return answer(false, `refused: ${d.by} requested this operation and cannot approve it; another person must (four-eyes rule, config approvals.allowSelfApproval)`);
         }
         if (verdict === 'approve') {
@@ -190,10 +225,18 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
             : { accepted: false, state: status.state, message: `no decision is awaited any more: ${closedWhy}` };
     }
     result.state = status.state;
-    status.decisions.push({ verdict, by: d.by, ...(d.comment ? { comment: d.comment } : {}), via, at, accepted: result.accepted, answer: result.message });
+    result.message = result.message.slice(0, MAX_ANSWER_LENGTH);
+    record({ verdict, by: d.by, ...(d.comment ? { comment: d.comment } : {}), via, at, accepted: result.accepted, answer: result.message });
     if (!result.accepted) log.warn(`${verdict === 'approve' ? names.approve : names.reject} from ${d.by} refused: ${result.message}`, { via });
     else log.info(`${verdict === 'approve' ? names.approve : names.reject} from ${d.by}: ${result.message}`, { via });
     return result;
+  };
+
+  /** Keeps a decision in the state: every accepted one, refused ones up to the bound (the rest are counted). */
+  const record = (r: DecisionRecord) => {
+    r.answer = r.answer.slice(0, MAX_ANSWER_LENGTH);
+    if (r.accepted || status.decisions.length < MAX_RECORDED_DECISIONS) status.decisions.push(r);
+    else status.unrecordedDecisions = (status.unrecordedDecisions ?? 0) + 1;
   };
 
   const onSignal = (verdict: Verdict) => (raw: unknown) => {
@@ -202,7 +245,7 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
       d = parseDecision(raw);
     } catch (err) {
       // Not a decision (no `by`): recorded so the sender can see in the query why nothing happened.
-      status.decisions.push({ verdict, by: '(unknown)', via: 'signal', at: new Date().toISOString(), accepted: false, answer: `refused: ${(err as Error).message}` });
+      record({ verdict, by: '(unknown)', via: 'signal', at: new Date().toISOString(), accepted: false, answer: `refused: ${(err as Error).message}` });
       log.warn(`${verdict === 'approve' ? names.approve : names.reject} signal ignored: ${(err as Error).message}`);
       return;
     }

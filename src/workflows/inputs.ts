@@ -43,8 +43,8 @@ export const environmentField = checked((value) => {
 export const requestedByField = (fallback: string) =>
   checked((value) => {
     if (value === undefined || value === null || value === '') return fallback;
-    if (typeof value !== 'string' || value.length > 128 || !/^[\p{L}\p{N} ._@:/+-]+$/u.test(value)) {
-      throw new Error(`Expected \`requestedBy\` to be a name of at most 128 printable characters, got ${show(value)}`);
+    if (typeof value !== 'string' || value.length > 128 || !/^[\p{L}\p{N}._@:/+-](?:[\p{L}\p{N} ._@:/+-]*[\p{L}\p{N}._@:/+-])?$/u.test(value)) {
+      throw new Error(`Expected \`requestedBy\` to be a name of at most 128 printable characters (letters, digits, ._@:/+- and inner spaces), got ${show(value)}`);
     }
     return value;
   });
@@ -231,11 +231,13 @@ export function parseInput<S extends z.ZodType>(workflow: string, schema: S, val
   }
   const result = schema.safeParse(value);
   if (result.success) return result.data;
+  // Messages quote what was sent (unknown keys in full): each and all bounded, so a hostile input cannot make
+  // the failure, the history and the CLI's output as large as itself.
   const problems = result.error.issues.map((i) => {
-    const where = i.path.length ? `\`${i.path.join('.')}\`` : '';
-    return i.message.startsWith('Expected') || !where ? i.message : `${where}: ${i.message}`;
+    const where = i.path.length ? `\`${i.path.join('.').slice(0, 40)}\`` : '';
+    return (i.message.startsWith('Expected') || !where ? i.message : `${where}: ${i.message}`).slice(0, 240);
   });
-  throw badInput(`Bad ${workflow} input: ${problems.join('; ')}`);
+  throw badInput(`Bad ${workflow} input: ${problems.join('; ').slice(0, 1000)}`);
 }
 
 /** Turns a plain validation error from the CLI's side into the message it prints. */
