@@ -112,8 +112,10 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
         return restoreStep(environment, backupId, kind, undefined);
       });
     } catch (err) {
-      // Stopped by a late rejection (accepted now), or by a cancel of the whole workflow (rethrown as it is).
-      if (isCancellation(err) && gate.stopped()) throw rejected(gate.status);
+      // Stopped by a late rejection (accepted now), or by a cancel of the whole workflow (rethrown as it is). A
+      // rejected safety backup may also end in another error than a cancellation (its worker died and the dump
+      // timed out while being cancelled): still before anything live was touched, so the rejection stands.
+      if ((isCancellation(err) || (status.state as RestoreState) === 'safety-backup') && gate.stopped()) throw rejected(gate.status);
       throw err;
     }
     gate.commit(); // the data is swapped in: a rejection now is answered "too late"
