@@ -149,7 +149,7 @@ async function runningRestore(client: Client, environment: string): Promise<Work
       throw err;
     });
   if (description.status.name !== 'RUNNING') {
-    throw new Error(`no restore of ${environment} is waiting for a decision: the last data operation (${description.type}, workflow ${id}) is ${description.status.name.toLowerCase()}`);
+    throw new Error(`no restore of ${environment} is waiting for approval: the last data operation (${description.type}, workflow ${id}) is ${description.status.name.toLowerCase()}`);
   }
   if (description.type !== 'restore') {
     throw new Error(`the data operation running for ${environment} is a ${description.type}, not a restore; nothing to approve or reject`);
