@@ -66,6 +66,22 @@ class Digest extends Transform {
   }
 }
 
+/**
+ * Process groups of the pipelines still running. Being detached, they are not killed by execa when this process
+ * exits; an exit that is not a graceful shutdown (a second Ctrl-C, a fatal error) kills them here instead, so no
+ * pg_dump or pg_restore outlives the worker that started it (a SIGKILLed worker cannot: its retry cleans up).
+ */
+const runningGroups = new Set<number>();
+process.on('exit', () => {
+  for (const pgid of runningGroups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
 export class PipelineError extends Error {
   override readonly name = 'PipelineError';
 }
@@ -92,6 +108,7 @@ export async function runPipeline(opts: { stages: Stage[]; source?: Readable; si
       detached: true,
     }) as unknown as ResultPromise,
   );
+  for (const p of procs) if (p.pid !== undefined) runningGroups.add(p.pid);
   const streams: Promise<unknown>[] = [];
   if (source) streams.push(pipeline(source, procs[0]!.stdin!));
   for (let i = 0; i + 1 < procs.length; i++) streams.push(pipeline(procs[i]!.stdout!, procs[i + 1]!.stdin!));
@@ -127,6 +144,7 @@ export async function runPipeline(opts: { stages: Stage[]; source?: Readable; si
     throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    for (const p of procs) if (p.pid !== undefined) runningGroups.delete(p.pid);
   }
 }
 
