@@ -12,6 +12,9 @@ import { scanIncrementally, type LogCursor } from '../src/fault/log-cursor.js';
 import { parsePrometheusText } from '../src/fault/prometheus-text.js';
 import { histogramQuantile, snapshotFrom, windowBetween } from '../src/fault/window.js';
 import { parseConfig } from '../src/config.js';
+import { planRuns } from '../src/alertmanager-receiver.js';
+import { parseAlertRef } from '../src/cli-alerts.js';
+import { signWebhookBody, verifyWebhookSignature } from '../src/webhook-signature.js';
 import { tempDir } from './support/services.js';
 
 const metricsText = (ok: number, err: number, slowBucketCount: number, start = 1000) => `# HELP llmchat_http_requests_total total
@@ -175,5 +178,45 @@ describe('incremental log cursor (real files)', () => {
     assert.equal(b.scan.errorLines, 1000);
     assert.equal(b.scan.bytesRead, Buffer.byteLength(added));
     await rm(file);
+  });
+});
+
+describe('webhook signatures, alert references, Alertmanager plans', () => {
+  it('a signature verifies only for the same secret, body and a recent timestamp', () => {
+    const body = JSON.stringify({ id: 'x', severity: 'critical' });
+    const now = Date.now();
+    const headers = signWebhookBody('s3cret', body, Math.floor(now / 1000));
+    assert.match(headers['x-llmchat-signature'] ?? '', /^sha256=[0-9a-f]{64}$/);
+    assert.equal(verifyWebhookSignature('s3cret', headers, body, { now }), true);
+    assert.equal(verifyWebhookSignature('s3cret', headers, `${body} `, { now }), false);
+    assert.equal(verifyWebhookSignature('other', headers, body, { now }), false);
+    assert.equal(verifyWebhookSignature('s3cret', headers, body, { now: now + 301_000 }), false, 'a replay after 5 minutes is refused');
+    assert.equal(verifyWebhookSignature('s3cret', { ...headers, 'x-llmchat-signature': 'md5=abc' }, body, { now }), false);
+    assert.equal(verifyWebhookSignature('s3cret', {}, body, { now }), false);
+  });
+
+  it('alert references: <env>/<check> or the alert id; anything else is refused', () => {
+    assert.equal(parseAlertRef('production/app-down'), 'llmchat-alert-production-app-down');
+    assert.equal(parseAlertRef('llmchat-alert-staging-log-errors-app-log'), 'llmchat-alert-staging-log-errors-app-log');
+    for (const bad of ['production/app-down; rm -rf /', '../etc/passwd', 'Production/app-down', 'llmchat-alert-x y', '']) {
+      assert.throws(() => parseAlertRef(bad), /Expected an alert id/, bad);
+    }
+  });
+
+  it('Alertmanager payloads: firing alerts per known environment; resolved ones start nothing; bad ones are refused', () => {
+    const cfg = parseConfig(
+      'environments: { production: { url: "http://127.0.0.1:1", database: { name: d, user: u }, redis: { url: "redis://127.0.0.1:6379" }, compose: { file: f, project: p, service: app }, paths: { logs: l, uploads: u, config: c, backups: b, temp: t, app: a } } }',
+      't',
+      '/',
+    );
+    const alert = (status: string, labels: Record<string, string>) => ({ status, labels });
+    assert.deepEqual(
+      planRuns(cfg, { version: '4', status: 'firing', alerts: [alert('firing', { alertname: 'LLMChatDown', environment: 'production' }), alert('firing', { alertname: 'Odd name!', environment: 'production' }), alert('resolved', { alertname: 'X', environment: 'production' })] }),
+      [{ environment: 'production', alertnames: ['LLMChatDown', 'Odd_name_'] }],
+    );
+    assert.deepEqual(planRuns(cfg, { version: '4', status: 'resolved', alerts: [alert('resolved', { alertname: 'X', environment: 'production' })] }), []);
+    assert.throws(() => planRuns(cfg, { version: '3', status: 'firing', alerts: [] }), /version 4/);
+    assert.throws(() => planRuns(cfg, { version: '4', status: 'firing', alerts: [alert('firing', { environment: '__proto__' })] }), /unknown environment/);
+    assert.throws(() => planRuns(cfg, { version: '4', status: 'firing', alerts: Array.from({ length: 1001 }, () => alert('firing', { environment: 'production' })) }), /version 4/);
   });
 });
