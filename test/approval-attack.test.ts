@@ -267,4 +267,48 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     await assert.rejects(decide(h, 'approveRestore', { by: 'alice' }));
     await assert.rejects(h.signal('approveRestore', { by: 'alice' }));
   });
+
+  it('a live restore that names no requester is refused before it waits (four eyes need two names); nothing changed', T, async () => {
+    await writeFile(configPath(), 'CLOBBERED=anonymous\n');
+    const h = await start({ environment: 'production', backupId: baseline.backupId, kind: 'config' });
+    await h.signal('approveRestore', { by: 'mallory' }); // would otherwise approve a restore she may have started
+    const end = await ending(h);
+    assert.equal(end.type, 'BadInput', end.message);
+    assert.match(end.message ?? '', /must name who requests it \(`requestedBy`\)/);
+    assert.equal(await readFile(configPath(), 'utf8'), 'CLOBBERED=anonymous\n');
+    const approval = await approvalOf(h);
+    assert.deepEqual(approval.decisions.map((d) => [d.by, d.accepted]), [['mallory', false]]);
+  });
+
+  it('decisions at the same instant: approve+reject, two approvers, update+signal — one outcome, every decision answered and recorded', T, async () => {
+    const snapshot = await readFile(configPath(), 'utf8');
+    // approve and reject together: whichever comes first, the run ends rejected with nothing changed.
+    await writeFile(configPath(), 'CLOBBERED=race\n');
+    const h1 = await start(live('config'));
+    await reach(h1, 'awaiting-approval');
+    const [a1, r1] = await Promise.all([decide(h1, 'approveRestore', { by: 'alice' }), decide(h1, 'rejectRestore', { by: 'bob', comment: 'withdrawn' })]);
+    assert.equal(r1.accepted, true, `the rejection (requester withdrawing) is accepted: ${r1.message}`);
+    if (a1.accepted) assert.match(r1.message, /after approval by alice; stopped before the point of no return/);
+    else assert.match(a1.message, /already rejected by bob/);
+    assert.equal((await ending(h1)).type, 'RestoreRejected');
+    assert.equal(await readFile(configPath(), 'utf8'), 'CLOBBERED=race\n');
+    assert.equal((await approvalOf(h1)).decisions.length, 2);
+
+    // two approvers and a signal at once: exactly one approval accepted, the others answered "already approved".
+    const h2 = await start(live('config'));
+    await reach(h2, 'awaiting-approval');
+    const [a2, b2] = await Promise.all([
+      decide(h2, 'approveRestore', { by: 'alice' }),
+      decide(h2, 'approveRestore', { by: 'carol' }),
+      h2.signal('approveRestore', { by: 'dave' }),
+    ]);
+    assert.equal([a2, b2].filter((a) => a.accepted).length, 1, `${a2.message} / ${b2.message}`);
+    const outcome = await h2.result();
+    const decisions = (await approvalOf(h2)).decisions;
+    assert.equal(decisions.length, 3);
+    assert.deepEqual(decisions.filter((d) => d.accepted).map((d) => d.by), [outcome.approvedBy]);
+    assert.ok(decisions.filter((d) => !d.accepted).every((d) => /already approved by|past its point of no return|no decision is awaited/.test(d.answer)), JSON.stringify(decisions));
+    assert.equal(await readFile(configPath(), 'utf8'), 'LLMCHAT_ENVIRONMENT=production\n');
+    await writeFile(configPath(), snapshot);
+  });
 });

@@ -29,6 +29,9 @@ import { longDataActivities, quickDataRetry } from './data-activities.js';
 
 export type { RestoreInput } from './inputs.js';
 
+/** `requestedBy` when the input names nobody. */
+const UNNAMED = 'unknown';
+
 /** The restore's decision names: signals and updates `approveRestore` / `rejectRestore`, query `restoreApproval`. */
 export const RESTORE_GATE = { approve: 'approveRestore', reject: 'rejectRestore', query: 'restoreApproval' } as const;
 export const restoreDecisions = decisionDefinitions(RESTORE_GATE);
@@ -81,6 +84,13 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
       return finish({ ...result, requestedBy });
     }
 
+    if (requestedBy === UNNAMED && !plan.allowSelfApproval) {
+      // Four eyes need two names: with nobody named as requester, the requester could approve their own restore.
+      throw ApplicationFailure.nonRetryable(
+        'A restore over live data must name who requests it (`requestedBy`), so that another person can approve it (four eyes); nothing was changed',
+        'BadInput',
+      );
+    }
     status.state = 'awaiting-approval';
     upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
     const verdict = await gate.decide({
