@@ -226,16 +226,21 @@ export function createDockerActivities(cfg: OpsConfig) {
       });
     },
 
-    /** Applies the version's pending migrations; returns the level before and after. Safe to retry. */
-    async migrateUp(input: { environment: string; version: string }): Promise<{ before: number; after: number; applied: string[] }> {
+    /**
+     * Applies the version's pending migrations; returns the level before and after. `before`, when the workflow
+     * just read it, saves a run of the image; the level after is the highest of `before` and what `up` applied.
+     * Safe to retry.
+     */
+    async migrateUp(input: { environment: string; version: string; before?: number }): Promise<{ before: number; after: number; applied: string[] }> {
       return guarded(async () => {
         const env = envOf(input.environment);
         const image = imageRef(env, input.version);
-        const before = (await runMigrate(env, input.environment, image, ['status'])).current ?? 0;
+        const before = input.before ?? (await runMigrate(env, input.environment, image, ['status'])).current ?? 0;
         progress('migrate up')({ before });
         const up = await runMigrate(env, input.environment, image, ['up']);
-        const after = (await runMigrate(env, input.environment, image, ['status'])).current ?? 0;
-        return { before, after, applied: up.applied ?? [] };
+        const applied = up.applied ?? [];
+        const after = Math.max(before, ...applied.map((label) => Number(/^(\d+)/.exec(label)?.[1] ?? 0)));
+        return { before, after, applied };
       });
     },
 

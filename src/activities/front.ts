@@ -13,12 +13,16 @@ export function frontOf(env: EnvironmentConfig): FrontSpec {
 async function servedBy(env: EnvironmentConfig, version: string, timeoutMs: number): Promise<number> {
   const started = Date.now();
   let last = '';
+  let streak = 0;
   while (Date.now() - started < timeoutMs) {
     try {
       const r = await freshGet(new URL(env.deploy.versionPath, env.url).toString(), 2000);
       const v = r.status === 200 ? (JSON.parse(r.body) as { version?: unknown }).version : undefined;
-      if (v === version) return Date.now() - started;
+      // Right after a reload an old worker may still take a new connection: wait for several answers in a row.
+      streak = v === version ? streak + 1 : 0;
+      if (streak >= 5) return Date.now() - started;
       last = `HTTP ${r.status}, version ${JSON.stringify(v)}`;
+      if (streak > 0) continue;
     } catch (err) {
       last = (err as Error).message;
     }

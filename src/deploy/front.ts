@@ -63,7 +63,7 @@ http {
     keepalive 32;
   }
   server {
-    listen ${listen} reuseport;
+    listen ${listen};
     location / {
       proxy_pass http://llmchat_app;
       proxy_http_version 1.1;

@@ -133,7 +133,7 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     migration = { before, after: before };
     t.progress.migration = migration;
     try {
-      const m = await t.step('migrate', () => run(DOCKER, 'migrateUp', `migrate up with ${version}`, { environment, version }), (r) => `level ${before} → ${r.after}${r.applied.length ? ` (${r.applied.join(', ')})` : ''}`);
+      const m = await t.step('migrate', () => run(DOCKER, 'migrateUp', `migrate up with ${version}`, { environment, version, before }), (r) => `level ${before} → ${r.after}${r.applied.length ? ` (${r.applied.join(', ')})` : ''}`);
       migration.after = m.after;
     } catch (err) {
       migration.after = await run(DOCKER, 'migrationLevel', 'migration level after the failure', { environment, version });

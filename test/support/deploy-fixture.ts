@@ -103,7 +103,7 @@ export async function servingVersion(url: string): Promise<string | undefined> {
 /** A constant request loop against the front door; counts answers that were not 2xx and the longest gap without success. */
 export function requestLoop(url: string, ratePerSecond = 50) {
   let stop = false;
-  const stats = { ok: 0, failed: 0, errors: [] as string[], longestGapMs: 0 };
+  const stats = { ok: 0, failed: 0, failedAfterRetry: 0, errors: [] as string[], longestGapMs: 0 };
   let lastOk = performance.now();
   const one = async () => {
     try {
@@ -120,7 +120,12 @@ export function requestLoop(url: string, ratePerSecond = 50) {
       }
     } catch (err) {
       stats.failed++;
-      if (stats.errors.length < 10) stats.errors.push(String((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message));
+      const why = String((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message);
+      if (stats.errors.length < 10) stats.errors.push(why);
+      // What a browser does (RFC 9112 §9.3.1): an idempotent request on a reused connection that the server closed
+      // is sent again once on a new one. Counted separately; `failed` stays the raw count.
+      const again = await fetch(`${url}/health/db`, { signal: AbortSignal.timeout(5000) }).then((r) => r.arrayBuffer().then(() => r.ok), () => false);
+      if (!again) stats.failedAfterRetry++;
     }
   };
   const inflight = new Set<Promise<void>>();
