@@ -388,4 +388,41 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
       assert.deepEqual(left, [], `${dir}: no partial files`);
     }
   });
+
+  it('live restore: a rename refused because another role is still connected rolls the swap back, reopens the live database and names who is connected; it succeeds once they leave', async () => {
+    const expected = await tableDigests(fx.database.name);
+    await query(fx.database.name, (c) => c.query('DELETE FROM messages WHERE id % 11 = 0'));
+    const live = fx.database.name;
+    // A session of another role (the swap ends only the app role's own sessions) stays on the live database.
+    const other = new pg.Client({ ...PG, user: 'llmchat_restore_test', password: process.env.LLMCHAT_RESTORE_TEST_DB_PASSWORD ?? 'llmchat-restore-test-demo', database: live, application_name: 'rb-other-role' });
+    other.on('error', () => {});
+    await other.connect();
+    const workflowId = shortId('rb-refused-swap');
+    const handle = await start<RestoreOutcome>('restore', { environment: 'production', backupId: baseline.backupId, kind: 'database', requestedBy: 'bob' }, workflowId);
+    await awaitApproval(handle);
+    await handle.signal('approveRestore', { by: 'alice' });
+    let failure = '';
+    try {
+      await waitFor(
+        'the swap refused and reported',
+        async () => {
+          const d = await env.client.workflow.getHandle(workflowId).describe();
+          failure = (d.raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'restoreDatabase')?.lastFailure?.message ?? '';
+          return failure.includes('cannot swap');
+        },
+        180_000,
+        100,
+      );
+      assert.match(failure, new RegExp(`the previous data is still live in ${live} \\(reopened\\)`), failure);
+      assert.match(failure, /the restored data waits in \S+_restore_/, failure);
+      assert.match(failure, /still connected to .*rb-other-role/, failure);
+      const row = await admin.query<{ datallowconn: boolean }>('SELECT datallowconn FROM pg_database WHERE datname = $1', [live]);
+      assert.equal(row.rows[0]?.datallowconn, true, 'the live database was reopened');
+    } finally {
+      await other.end().catch(() => {});
+    }
+    const res = await handle.result();
+    assert.deepEqual(res.mismatches, []);
+    assert.deepEqual(await tableDigests(live), expected, 'once the other session left, the retry swapped the backup in');
+  });
 });
