@@ -175,6 +175,7 @@ describe('approvals and inputs through the real CLIs, a SIGKILLed worker, replay
       assert.equal(f.type, 'BadInput', `${name}: ${f.message}`);
       assert.match(f.message, why, name);
       assert.ok(f.message.length < 1_500, `${name}: the message is bounded (${f.message.length})`);
+      assert.ok(!/[\u0000-\u001f\u202a-\u202e\u2066-\u2069]/.test(f.message), `${name}: no raw control or bidi characters quoted`);
       const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
       assert.ok(!history.events?.some((e) => e.activityTaskScheduledEventAttributes), `${name}: no activity ran`);
     }

@@ -17,6 +17,7 @@
  */
 import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
 import { z } from 'zod';
+import { show } from './inputs.js';
 
 export const MAX_COMMENT_LENGTH = 500;
 /**
@@ -121,9 +122,6 @@ export function decisionDefinitions(names: GateNames) {
   };
 }
 
-function describe(value: unknown): string {
-  return (JSON.stringify(value) ?? String(value)).slice(0, 120);
-}
 
 /** Parses a decision payload; throws a non-retryable BadInput failure saying exactly what is wrong. */
 export function parseDecision(value: unknown): Decision {
@@ -131,7 +129,7 @@ export function parseDecision(value: unknown): Decision {
   if (r.success) return r.data;
   // Issue messages quote unknown keys, which can be as long as the payload: bounded here.
   const why = r.error.issues.map((i) => `${i.path.join('.').slice(0, 40) || 'decision'}: ${i.message.slice(0, 160)}`).join('; ').slice(0, 400);
-  throw ApplicationFailure.nonRetryable(`Expected a decision like {"by":"alice","comment":"why"}: ${why}; got ${describe(value)}`, 'BadInput');
+  throw ApplicationFailure.nonRetryable(`Expected a decision like {"by":"alice","comment":"why"}: ${why}; got ${show(value, 120)}`, 'BadInput');
 }
 
 export interface ApprovalGate {

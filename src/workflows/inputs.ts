@@ -15,8 +15,9 @@ export function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'BadInput');
 }
 
-function show(value: unknown): string {
-  return (JSON.stringify(value) ?? String(value)).slice(0, 80);
+/** A value quoted in a message: JSON, bounded, with invisible and bidirectional characters shown as escapes. */
+export function show(value: unknown, max = 80): string {
+  return (JSON.stringify(value) ?? String(value)).slice(0, max).replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
 }
 
 /** A field checked by a validator that throws an Error whose message says what was wrong. */
