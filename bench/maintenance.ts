@@ -83,10 +83,8 @@ async function seed(): Promise<void> {
 }
 
 async function copyOf(name: string): Promise<void> {
-  await withDb('llmchat', async (c) => {
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.query(`CREATE DATABASE ${name} TEMPLATE ${SEED}`);
-  });
+  await dropDb(name);
+  await withDb('llmchat', (c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${SEED}`));
   await withDb(name, (c) => c.query('ANALYZE'));
 }
 
@@ -191,10 +189,21 @@ async function run(): Promise<void> {
   console.log(`after, ours:  ${await after(ours)}`);
   console.log(`after, guide: ${await after(guide)}`);
   console.log(`load average: ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  await withDb('llmchat', async (c) => {
-    await c.query(`DROP DATABASE IF EXISTS ${ours} WITH (FORCE)`);
-    await c.query(`DROP DATABASE IF EXISTS ${guide} WITH (FORCE)`);
-  });
+  await dropDb(ours);
+  await dropDb(guide);
+}
+
+/** DROP without FORCE (autovacuum may be in there, and only a superuser may terminate it), retried a few times. */
+async function dropDb(name: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await withDb('llmchat', (c) => c.query(`DROP DATABASE IF EXISTS ${name}`));
+      return;
+    } catch (err) {
+      if (i >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 run().catch((err) => {
