@@ -171,7 +171,11 @@ describe('deploy (blue/green behind nginx, real Docker and PostgreSQL)', { timeo
       const history = await h.fetchHistory();
       assert.ok(!history.events?.some((e) => e.activityTaskScheduledEventAttributes), `no activity ran for ${JSON.stringify(input)?.slice(0, 40)}`);
     }
-    const unknown = await start({ environment: 'nowhere', version: 'v2' });
+    const anonymous = await start({ environment: 'production', version: 'v2' });
+    const a = await failureOf(anonymous.result());
+    assert.equal(a.type, 'BadInput');
+    assert.match(a.message, /`requestedBy` to name who asks for this release/);
+    const unknown = await start({ environment: 'nowhere', version: 'v2', requestedBy: 'alice' });
     const f = await failureOf(unknown.result());
     assert.equal(f.type, 'DeployRefused');
     assert.match(f.message, /Unknown environment "nowhere"; known environments: production/);

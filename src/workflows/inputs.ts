@@ -181,11 +181,25 @@ const optionalBooleanField = (name: string) =>
     return value;
   });
 
+/**
+ * Who asks for a release: required, because a deploy's database rollback follows the four-eyes rule, which needs
+ * to know who must not approve it.
+ */
+const releaseRequestedByField = checked((value) => {
+  if (value === undefined || value === null || value === '') {
+    throw new Error('Expected `requestedBy` to name who asks for this release (the four-eyes rule of a database rollback needs it), e.g. "alice"');
+  }
+  if (typeof value !== 'string' || value.length > 128 || !/^[\p{L}\p{N} ._@:/+-]+$/u.test(value)) {
+    throw new Error(`Expected \`requestedBy\` to be a name of at most 128 printable characters, got ${show(value)}`);
+  }
+  return value;
+});
+
 export const deployInputSchema = z.strictObject({
   environment: environmentField,
   /** The release to deploy: an image tag, git tag or commit id (src/deploy/version.ts). */
   version: checked((v) => parseVersion(v)),
-  requestedBy: requestedByField('unknown'),
+  requestedBy: releaseRequestedByField,
   /** Skip the configured test command (default false). */
   skipTests: optionalBooleanField('skipTests'),
   /** Skip the pre-deploy database backup (default: the environment's deploy.backupBeforeDeploy). */
@@ -196,7 +210,7 @@ export const deployInputSchema = z.strictObject({
 export interface DeployInput {
   environment: string;
   version: string;
-  requestedBy?: string;
+  requestedBy: string;
   skipTests?: boolean;
   skipBackup?: boolean;
   bakeSeconds?: number;
@@ -206,14 +220,14 @@ export const rollbackInputSchema = z.strictObject({
   environment: environmentField,
   /** The version to go back to; default: the previous successful release. */
   version: checked((v) => (v === undefined ? undefined : parseVersion(v))),
-  requestedBy: requestedByField('unknown'),
+  requestedBy: releaseRequestedByField,
   /** Also migrate the database down to the target's recorded level, after approval (default false). */
   database: optionalBooleanField('database'),
 });
 export interface RollbackInput {
   environment: string;
   version?: string;
-  requestedBy?: string;
+  requestedBy: string;
   database?: boolean;
 }
 
