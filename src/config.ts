@@ -536,6 +536,11 @@ export function parseConfig(text: string, source: string, baseDir: string): OpsC
     p.disks = p.disks.map((d) => path.resolve(baseDir, d));
     p.state = p.state ? path.resolve(baseDir, p.state) : path.join(p.temp, 'ops-state');
     env.compose.file = path.resolve(baseDir, env.compose.file);
+    // A command named by a relative path (`app/build-images.sh`) is relative to this file, like the paths above;
+    // a bare name (`npm`) is looked up on PATH.
+    for (const argv of Object.values(env.commands)) {
+      if (argv?.[0] && argv[0].includes('/') && !path.isAbsolute(argv[0])) argv[0] = path.resolve(baseDir, argv[0]);
+    }
   }
   cfg.report.directory = path.resolve(baseDir, cfg.report.directory);
   for (const [name, env] of Object.entries(cfg.environments)) {

@@ -23,6 +23,14 @@ describe('config', () => {
     assert.deepEqual(cfg.backup.exclude, ['node_modules', 'dist', '.git']);
   });
 
+  it('resolves a command named by a relative path against the config file; a bare program name stays for PATH', () => {
+    const shipped = readFileSync(path.join(ROOT, 'ops.config.yaml'), 'utf8');
+    const cfg = parseConfig(shipped, 't', '/etc/llmchat-ops');
+    assert.deepEqual(cfg.environments.production?.commands.build, ['/etc/llmchat-ops/app/build-images.sh']);
+    const bare = parseConfig(shipped.replace('commands: { build: [app/build-images.sh] }', 'commands: { build: [npm, run, build], test: [/usr/bin/make, test] }'), 't', '/etc/llmchat-ops');
+    assert.deepEqual(bare.environments.production?.commands, { build: ['npm', 'run', 'build'], test: ['/usr/bin/make', 'test'] });
+  });
+
   it('reads backup durations and rejects malformed ones with the key path', () => {
     const shipped = readFileSync(path.join(ROOT, 'ops.config.yaml'), 'utf8');
     assert.match(shipped, /approvalTimeout: 24h/);
