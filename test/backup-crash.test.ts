@@ -10,6 +10,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
 import pg from 'pg';
 import type { BackupManifest } from '../src/backup/manifest.js';
 import type { BackupResult } from '../src/workflows/backup.js';
@@ -111,6 +112,11 @@ describe('crash tests: worker SIGKILLed mid-backup and mid-restore', () => {
     assert.equal(m.status, 'complete');
     assert.equal(m.verification?.status, 'verified', JSON.stringify(m.verification));
     assert.equal(m.artifacts.database?.tables?.['public.messages'], 300_000);
+    // The killed worker's pg_dump, blocked on the pipe its dead reader left, was released by the retry, not leaked.
+    await waitFor('no pg_dump of the killed worker left', async () => {
+      const { stdout } = await execa('pgrep', ['-f', `pg_dump .*--dbname=${fx.database.name}`], { reject: false });
+      return stdout.trim() === '';
+    }, 30_000);
     backupId = result.backupId;
   });
 

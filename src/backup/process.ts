@@ -4,7 +4,7 @@
  * progress callbacks for heartbeats, and cancellation that kills every stage and leaves no partial file.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
@@ -149,6 +149,23 @@ export async function runPipeline(opts: { stages: Stage[]; source?: Readable; si
 }
 
 /**
+ * A producer of an attempt whose worker was killed may still be blocked opening `fifo` for writing (its reader died
+ * with the worker): it would wait forever, holding a database session. Opening the pipe for reading and closing it
+ * again lets its open() return; its first write then fails (EPIPE) and it exits.
+ */
+async function releaseStaleWriter(fifo: string): Promise<void> {
+  try {
+    const info = await stat(fifo);
+    if (!info.isFIFO()) return;
+    const fh = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    await new Promise((r) => setTimeout(r, 50)); // the writer wakes while a reader is there
+    await fh.close();
+  } catch {
+    // no pipe there, or nothing to release
+  }
+}
+
+/**
  * `producer` writes into a named pipe that `compress` reads: the uncompressed stream goes from process to process
  * through the kernel and only the compressed bytes reach `sink` (to be hashed and written). Either side failing
  * kills the other, which would otherwise wait on the pipe forever. The pipe lives at `fifo` while it runs.
@@ -161,6 +178,7 @@ export async function compressThroughFifo(opts: {
   signal?: AbortSignal;
 }): Promise<void> {
   const { fifo, compress, sink } = opts;
+  await releaseStaleWriter(fifo);
   await rm(fifo, { force: true });
   await runPipeline({ stages: [{ file: 'mkfifo', args: ['-m', '600', fifo] }] });
   const both = new AbortController();
