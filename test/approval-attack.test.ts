@@ -294,7 +294,8 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     assert.equal(await readFile(configPath(), 'utf8'), 'CLOBBERED=race\n');
     assert.equal((await approvalOf(h1)).decisions.length, 2);
 
-    // two approvers and a signal at once: exactly one approval accepted, the others answered "already approved".
+    // two approvers by update and one by signal at once: exactly one of the three wins (any of them may), the
+    // others are answered "already approved by" the winner.
     const h2 = await start(live('config'));
     await reach(h2, 'awaiting-approval');
     const [a2, b2] = await Promise.all([
@@ -302,11 +303,12 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
       decide(h2, 'approveRestore', { by: 'carol' }),
       h2.signal('approveRestore', { by: 'dave' }),
     ]);
-    assert.equal([a2, b2].filter((a) => a.accepted).length, 1, `${a2.message} / ${b2.message}`);
+    assert.ok([a2, b2].filter((a) => a.accepted).length <= 1, `${a2.message} / ${b2.message}`);
     const outcome = await h2.result();
     const decisions = (await approvalOf(h2)).decisions;
     assert.equal(decisions.length, 3);
     assert.deepEqual(decisions.filter((d) => d.accepted).map((d) => d.by), [outcome.approvedBy]);
+    for (const a of [a2, b2]) if (!a.accepted) assert.match(a.message, new RegExp(`approved by ${outcome.approvedBy}`));
     assert.ok(decisions.filter((d) => !d.accepted).every((d) => /already approved by|past its point of no return|no decision is awaited/.test(d.answer)), JSON.stringify(decisions));
     assert.equal(await readFile(configPath(), 'utf8'), 'LLMCHAT_ENVIRONMENT=production\n');
     await writeFile(configPath(), snapshot);
