@@ -57,7 +57,10 @@ http {
   fastcgi_temp_path ${p('tmp/fastcgi')};
   uwsgi_temp_path ${p('tmp/uwsgi')};
   scgi_temp_path ${p('tmp/scgi')};
-  keepalive_timeout 30s;
+  # No keep-alive towards clients: at a switch nginx reloads, and its old worker closes idle kept-alive client
+  # connections; a request sent on one at that instant fails ("other side closed") unless the client retries.
+  # One connection per request on this local hop costs little and makes the switch invisible to every client.
+  keepalive_timeout 0;
   upstream llmchat_app {
     server 127.0.0.1:${upstreamPort} max_fails=0;
     keepalive 32;
