@@ -15,6 +15,7 @@ import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import type { BackupManifest } from '../src/backup/manifest.js';
 import type { OpsConfig } from '../src/config.js';
+import { RequestedByKey } from '../src/search-attributes.js';
 import { createWorker } from '../src/worker.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
 import type { BackupResult } from '../src/workflows/backup.js';
@@ -170,6 +171,29 @@ describe('restore approvals (update with an answer, signal never dropped, four e
     const safety = manifests.filter((m) => m.safetyFor === h?.workflowId);
     assert.equal(safety.length, 1);
     assert.equal(safety[0]?.status, 'failed');
+  });
+
+  it('a restore over live data is refused while a deploy of the environment runs, naming it; nothing is changed', T, async () => {
+    await writeFile(configPath(), 'CLOBBERED=4\n');
+    // A deploy that holds the release id (on a queue no worker polls, so it stays running for the test).
+    const release = await env.client.workflow.start('deploy', {
+      taskQueue: `nobody-${randomUUID()}`,
+      workflowId: 'llmchat-release-production',
+      args: [{ environment: 'production', version: 'v9', requestedBy: 'zoe' }],
+      typedSearchAttributes: [{ key: RequestedByKey, value: 'zoe' }],
+    });
+    try {
+      const h = await start({ environment: 'production', backupId: baseline.backupId, kind: 'config', requestedBy: 'bob' });
+      const f = await failure(h.result());
+      assert.equal(f.type, 'ReleaseRunning');
+      assert.match(f.message, /restore of config from .* refused: a deploy of production is running \(workflow llmchat-release-production, requested by zoe, started 20/);
+      assert.equal(await readFile(configPath(), 'utf8'), 'CLOBBERED=4\n');
+      // A restore into a new target touches nothing live, so a deploy does not stop it.
+      const copy = await start({ environment: 'production', backupId: baseline.backupId, kind: 'config', target: `copy-${randomUUID().slice(0, 8)}`, requestedBy: 'bob' });
+      assert.equal((await copy.result()).live, false);
+    } finally {
+      await release.terminate('test over');
+    }
   });
 
   it('gives up after the approval timeout without changing anything', T, async () => {

@@ -2,6 +2,7 @@
  * File artifacts: `tar | <compressor>` of the application directory (without excluded names), config or uploads,
  * and their restore — into a new directory under temp/restores, or over the live directory by a rename swap.
  */
+import { refuseDuringRelease } from './temporal.js';
 import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { getEnvironment, type OpsConfig } from '../config.js';
@@ -88,6 +89,7 @@ export function createBackupArchiveActivities(cfg: OpsConfig) {
         const started = Date.now();
         const t = token(input.runToken);
         const live = target === undefined;
+        if (live) await refuseDuringRelease(input.environment, `restore of ${kind} from ${m.id}`);
         const dest = live ? sourceDir(e, kind) : path.join(e.paths.temp, 'restores', target);
         const staging = `${dest}.restore-${t}`;
         const previous = `${dest}.pre-restore-${t}`;

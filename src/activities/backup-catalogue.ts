@@ -3,6 +3,7 @@
  * retention, and planning a restore. Only the file system under the environment's backups directory is touched
  * here; reading and writing manifests and artifacts (untrusted until proven ours) is in backup-store.ts.
  */
+import { refuseDuringRelease } from './temporal.js';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { getEnvironment, type OpsConfig } from '../config.js';
@@ -189,6 +190,7 @@ export function createBackupCatalogueActivities(cfg: OpsConfig) {
         if (m.status !== 'complete') throw permanent(`Backup ${m.id} is ${m.status}, not complete; it cannot be restored`, 'BackupIncomplete');
         const { artifact } = await checkArtifact(e, m, kind);
         const live = target === undefined || (kind === 'database' && target === e.database.name);
+        if (live) await refuseDuringRelease(input.environment, `restore of ${kind} from ${m.id}`);
         const where =
           kind === 'database'
             ? `database ${live ? e.database.name : target} on ${e.database.host}:${e.database.port}`

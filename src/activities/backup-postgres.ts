@@ -5,6 +5,7 @@
  * live one by a rename swap. Connection details and the password come from the config and the worker's
  * environment, never from the workflow.
  */
+import { refuseDuringRelease } from './temporal.js';
 import { createReadStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -354,6 +355,7 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
         const m = await readManifest(e, input.environment, input.backupId);
         const started = Date.now();
         const live = target === undefined || target === e.database.name;
+        if (live) await refuseDuringRelease(input.environment, `restore of the database from ${m.id}`);
         const t = token(input.runToken);
         const marker = `llmchat-ops restore ${m.id} run ${t}`;
         const expected = m.artifacts.database?.tables ?? {};

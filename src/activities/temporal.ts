@@ -7,6 +7,8 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { OpsConfig } from '../config.js';
 import { dataWorkflowId, releaseWorkflowId } from '../names.js';
 import { asFailure } from './failures.js';
+import { permanent } from './activity-support.js';
+import { RequestedByKey } from '../search-attributes.js';
 import { getEnvironment } from '../config.js';
 
 export interface RunningOperation {
@@ -40,4 +42,32 @@ export function createTemporalActivities(cfg: OpsConfig) {
       return running;
     },
   };
+}
+
+/**
+ * Refuses `what` (a restore over live data) while a deploy or rollback of the environment runs: the release
+ * started first wins, and this run is told which one holds the environment, who started it and when. (The deploy
+ * side refuses to start while a backup or restore runs.) Outside a worker — a benchmark calling an activity body
+ * directly — there is no Temporal to ask, and nothing is checked.
+ */
+export async function refuseDuringRelease(environment: string, what: string): Promise<void> {
+  let client;
+  try {
+    client = Context.current().client;
+  } catch {
+    return;
+  }
+  const id = releaseWorkflowId(environment);
+  try {
+    const d = await client.workflow.getHandle(id).describe();
+    if (d.status.name !== 'RUNNING') return;
+    const by = d.typedSearchAttributes.get(RequestedByKey);
+    throw permanent(
+      `${what} refused: a ${d.type} of ${environment} is running (workflow ${id}${by ? `, requested by ${by}` : ''}, started ${d.startTime.toISOString()}); nothing was changed — try again when it has finished`,
+      'ReleaseRunning',
+    );
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return;
+    throw err;
+  }
 }
