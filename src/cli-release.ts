@@ -7,7 +7,7 @@
  * migrated (rollback rejected or not answered in time).
  */
 import type { Command } from 'commander';
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { getEnvironment, type OpsConfig } from './config.js';
 import { downEnvironment, upEnvironment } from './deploy/bootstrap.js';
@@ -225,7 +225,19 @@ export function addReleaseCommands(program: Command, cfg: () => OpsConfig, opera
         const parsed = decisionSchema.safeParse({ by: operator(), ...(opts.comment ? { comment: opts.comment } : {}) });
         if (!parsed.success) throw new Error(`cannot ${verb}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
         await withClient(config, async (client) => {
-          const handle = client.workflow.getHandle(releaseWorkflowId(opts.env));
+          // Bound to the run found, so a decision never reaches a later deploy under the same id.
+          const id = releaseWorkflowId(opts.env);
+          const description = await client.workflow
+            .getHandle(id)
+            .describe()
+            .catch((err: Error) => {
+              if (err instanceof WorkflowNotFoundError) throw new Error(`no deploy or rollback of ${opts.env} has run (no workflow ${id}); nothing to decide`);
+              throw err;
+            });
+          if (description.status.name !== 'RUNNING') {
+            throw new Error(`no database rollback of ${opts.env} is waiting for a decision: the last release (${description.type}, workflow ${id}) is ${description.status.name.toLowerCase()}`);
+          }
+          const handle = client.workflow.getHandle(id, description.runId);
           const gate = await handle.query<ApprovalStatus>('databaseRollbackStatus').catch(() => undefined);
           if (gate?.state !== 'open') throw new Error(`no database rollback of ${opts.env} is waiting for a decision${gate ? ` (state: ${gate.state})` : ''}`);
           const answer = await handle.executeUpdate<DecisionAnswer, [Decision]>(`${verb}DatabaseRollback`, { args: [parsed.data] });
