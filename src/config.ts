@@ -139,6 +139,15 @@ const deploySchema = z.strictObject({
   migrate: argv.default(['node', 'migrate.js']),
   /** Take a verified database backup before anything changes. Default true. */
   backupBeforeDeploy: z.boolean().default(true),
+  /**
+   * What an approved database rollback after a failed deploy does. migrate-down (default): the image's runner
+   * migrates the schema down to the previous version's level (data in other tables stays). restore-backup: the
+   * deploy's own pre-deploy backup is restored over the live database through the `restore` workflow (safety
+   * backup, staging database, row-count check, swap) — schema and data as they were before the deploy, so every
+   * write since that backup is lost (kept only in the restore's safety backup). Needs backupBeforeDeploy.
+   * `rollback --database` always migrates down (it has no pre-deploy backup).
+   */
+  databaseRollback: z.enum(['migrate-down', 'restore-backup']).default('migrate-down'),
   /** Health gate: every health endpoint and the container must be healthy this many times in a row… (default 3) */
   healthySuccesses: z.int().min(1).max(100).default(3),
   /** …within this time (default 2m). */
@@ -453,6 +462,9 @@ export const configSchema = z
     for (const [name, env] of Object.entries(cfg.environments)) {
       if (env.deploy.strategy === 'blue-green' && !env.deploy.front) {
         ctx.addIssue({ code: 'custom', path: ['environments', name, 'deploy', 'front'], message: 'strategy blue-green needs a front (nginx) with two slot ports' });
+      }
+      if (env.deploy.databaseRollback === 'restore-backup' && !env.deploy.backupBeforeDeploy) {
+        ctx.addIssue({ code: 'custom', path: ['environments', name, 'deploy', 'databaseRollback'], message: 'restore-backup restores the pre-deploy backup: it needs backupBeforeDeploy: true' });
       }
       const slots = env.deploy.front?.slots;
       if (slots && (slots.blue === slots.green || [slots.blue, slots.green].includes(Number(new URL(env.url).port || 80)))) {

@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { getEnvironment, type OpsConfig } from '../config.js';
 import { addHistory, readReleases, updateReleases, type Release, type ReleaseHistoryEntry, type ReleaseOutcome, type ReleaseState, type SlotName } from '../deploy/release-store.js';
-import { dataWorkflowId } from '../names.js';
+import { dataWorkflowId, releaseWorkflowId } from '../names.js';
 import { guarded, permanent } from './activity-support.js';
 import { imageRef, projectContainers, slotProject } from './docker.js';
 
@@ -28,6 +28,8 @@ export interface ReleasePlan {
   allowSelfApproval: boolean;
   backupBeforeDeploy: boolean;
   testsConfigured: boolean;
+  /** What an approved database rollback of a failed deploy does (absent in plans recorded before it existed: migrate-down). */
+  databaseRollback?: 'migrate-down' | 'restore-backup';
 }
 
 export interface BeginReleaseInput {
@@ -39,6 +41,8 @@ export interface BeginReleaseInput {
   workflowId: string;
   runId: string;
   startedAt: string;
+  /** deploy: the pre-deploy backup is skipped on request. */
+  skipBackup?: boolean;
 }
 
 async function isRunning(workflowId: string, runId?: string): Promise<{ running: boolean; type?: string; startTime?: Date } | undefined> {
@@ -70,6 +74,16 @@ export function createReleaseActivities(cfg: OpsConfig) {
           );
         }
         const d = env.deploy;
+        if (input.operation === 'deploy' && d.databaseRollback === 'restore-backup') {
+          // The database rollback restores this deploy's own backup, pre-approved through the release's gate: the
+          // restore trusts that approval only from the environment's release workflow id (src/workflows/restore.ts).
+          if (input.skipBackup) {
+            throw permanent(`${input.environment} rolls a failed deploy's database back by restoring the pre-deploy backup (deploy.databaseRollback: restore-backup); it cannot be skipped. Nothing was changed`, 'BadInput');
+          }
+          if (input.workflowId !== releaseWorkflowId(input.environment)) {
+            throw permanent(`${input.environment} rolls a failed deploy's database back by restoring the pre-deploy backup (deploy.databaseRollback: restore-backup), which is trusted only from workflow id ${releaseWorkflowId(input.environment)}; this deploy runs as ${input.workflowId}. Nothing was changed`, 'BadInput');
+          }
+        }
         if (d.strategy === 'blue-green') {
           const legacy = await projectContainers(env, slotProject(env, 'main'));
           if (legacy.some((c) => c.state === 'running')) {
@@ -116,6 +130,7 @@ export function createReleaseActivities(cfg: OpsConfig) {
             allowSelfApproval: cfg.approvals.allowSelfApproval,
             backupBeforeDeploy: d.backupBeforeDeploy,
             testsConfigured: env.commands.test !== undefined,
+            databaseRollback: d.databaseRollback,
           };
         });
       });

@@ -47,13 +47,18 @@ export function createTemporalActivities(cfg: OpsConfig) {
 /**
  * Refuses `what` (a restore over live data) while a deploy or rollback of the environment runs: the release
  * started first wins, and this run is told which one holds the environment, who started it and when. (The deploy
- * side refuses to start while a backup or restore runs.) Outside a worker — a benchmark calling an activity body
- * directly — there is no Temporal to ask, and nothing is checked.
+ * side refuses to start while a backup or restore runs.) The one exception is the release's own child: a failed
+ * deploy restoring its pre-deploy backup (deploy.databaseRollback: restore-backup) — the calling workflow's
+ * parent, as the server records it, is the running release run. Outside a worker — a benchmark calling an
+ * activity body directly — there is no Temporal to ask, and nothing is checked.
  */
 export async function refuseDuringRelease(environment: string, what: string): Promise<void> {
   let client;
+  let caller;
   try {
-    client = Context.current().client;
+    const ctx = Context.current();
+    client = ctx.client;
+    caller = ctx.info.workflowExecution;
   } catch {
     return;
   }
@@ -61,6 +66,10 @@ export async function refuseDuringRelease(environment: string, what: string): Pr
   try {
     const d = await client.workflow.getHandle(id).describe();
     if (d.status.name !== 'RUNNING') return;
+    if (caller) {
+      const self = await client.workflow.getHandle(caller.workflowId, caller.runId).describe();
+      if (self.parentExecution?.workflowId === id && self.parentExecution.runId === d.runId) return;
+    }
     const by = d.typedSearchAttributes.get(RequestedByKey);
     throw permanent(
       `${what} refused: a ${d.type} of ${environment} is running (workflow ${id}${by ? `, requested by ${by}` : ''}, started ${d.startTime.toISOString()}); nothing was changed — try again when it has finished`,

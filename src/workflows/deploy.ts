@@ -65,7 +65,7 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
 
   let plan: ReleasePlan;
   try {
-    plan = await t.step('plan', () => run(QUICK, 'beginRelease', `plan deploy of ${version}`, { environment, operation: 'deploy', version, requestedBy, workflowId, runId, startedAt }),
+    plan = await t.step('plan', () => run(QUICK, 'beginRelease', `plan deploy of ${version}`, { environment, operation: 'deploy', version, requestedBy, workflowId, runId, startedAt, ...(input.skipBackup ? { skipBackup: true } : {}) }),
       (p) => `${p.strategy}: ${p.current?.version ?? '(nothing)'} in ${p.current?.slot ?? '-'} → ${version} in ${p.target.slot} (:${p.target.port})`);
   } catch (err) {
     gate.close('the deploy was refused before it began');
@@ -219,9 +219,31 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
         await t.step('stop-new-slot', () => stopSlot(plan, plan.target.slot, version, plan.target.port), () => `slot ${plan.target.slot} stopped`);
         done.push(`the front was never switched: ${plan.current?.version ?? 'nothing'} kept serving`);
       }
-      if (migration && migration.after > migration.before) {
-        const db = await databaseRollback({ plan, gate, tracker: t, version, fromLevel: migration.after, toLevel: migration.before, requestedBy, why: `deploy of ${version} failed: ${cause}` });
-        if (db.decision === 'approved') {
+      const restoreMode = plan.databaseRollback === 'restore-backup';
+      if (migration && migration.after > migration.before && restoreMode && !backupId) {
+        // Not reachable through the config and input checks (backupBeforeDeploy required, skipBackup refused).
+        gate.close('there is no pre-deploy backup to restore');
+        outcome = 'database-left';
+        done.push(`database left at level ${migration.after}: deploy.databaseRollback is restore-backup but this deploy took no backup`);
+      } else if (migration && migration.after > migration.before) {
+        const db = await databaseRollback({ plan, gate, tracker: t, version, fromLevel: migration.after, toLevel: migration.before, requestedBy, why: `deploy of ${version} failed: ${cause}`, ...(restoreMode ? { restoreBackup: backupId } : {}) });
+        if (db.decision === 'approved' && db.restore) {
+          const r = db.restore;
+          const where = `restore run ${r.workflowId}${r.runId ? ` (run ${r.runId})` : ''}`;
+          if (!r.error) {
+            outcome = 'database-rolled-back';
+            done.push(`database restored from backup ${r.backupId} (approved by ${db.by}; ${where}${r.safetyBackupId ? `; the data from before the restore is in safety backup ${r.safetyBackupId}` : ''}; migration level ${db.level ?? 'unknown'})`);
+          } else {
+            outcome = 'failed';
+            const state =
+              db.level === undefined
+                ? 'its migration level could not be read'
+                : db.level === migration.after
+                  ? `it is still the deploy's database at level ${db.level} (nothing was swapped in)`
+                  : `it is at migration level ${db.level}`;
+            done.push(`database restore from backup ${r.backupId} FAILED (approved by ${db.by}; ${where}): ${r.error}; the live database keeps its name (the restore swaps atomically) and ${state}`);
+          }
+        } else if (db.decision === 'approved') {
           outcome = 'database-rolled-back';
           done.push(`database migrated down to level ${db.level} (approved by ${db.by})`);
         } else {

@@ -124,6 +124,12 @@ export const restoreInputSchema = z
     /** A new database name (database) or directory name under the temp dir (files); default: over live data. */
     target: z.unknown().optional(),
     requestedBy: requestedByField('unknown'),
+    /**
+     * Only for the child a failed deploy starts (deploy.databaseRollback: restore-backup): the approval its
+     * approveDatabaseRollback gate already gave. The restore trusts it only when its parent (set by Temporal, not
+     * by the caller) is the environment's release workflow; from anyone else the restore is refused.
+     */
+    releaseApproval: checked(parseReleaseApproval),
   })
   .transform((o, ctx) => {
     const withId = withBackupId(o, ctx);
@@ -141,6 +147,26 @@ export interface RestoreInput {
   /** A new database name (database) or directory name under the temp dir (files); default: over live data. */
   target?: string;
   requestedBy?: string;
+  /** Set only by the release workflow (a failed deploy restoring its own pre-deploy backup); refused from anyone else. */
+  releaseApproval?: ReleaseApproval;
+}
+
+/** Who approved a deploy's database rollback at its approveDatabaseRollback gate. */
+export interface ReleaseApproval {
+  by: string;
+  comment?: string;
+}
+
+function parseReleaseApproval(value: unknown): ReleaseApproval | undefined {
+  if (value === undefined) return undefined;
+  const o = value as Record<string, unknown>;
+  const ok =
+    typeof value === 'object' && value !== null && !Array.isArray(value) &&
+    Object.keys(o).every((k) => k === 'by' || k === 'comment') &&
+    typeof o.by === 'string' && o.by.length <= 128 && /^[\p{L}\p{N}._@:/+-](?:[\p{L}\p{N} ._@:/+-]*[\p{L}\p{N}._@:/+-])?$/u.test(o.by) &&
+    (o.comment === undefined || (typeof o.comment === 'string' && o.comment.length <= 500 && !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(o.comment)));
+  if (!ok) throw new Error(`Expected \`releaseApproval\` to be {"by": name, "comment"?: text}, got ${show(value)}`);
+  return { by: o.by as string, ...(o.comment !== undefined ? { comment: o.comment as string } : {}) };
 }
 
 export const importBackupInputSchema = z

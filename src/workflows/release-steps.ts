@@ -11,18 +11,22 @@ import {
   setCurrentDetails,
   setHandler,
   sleep,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import type { ReleasePlan } from '../activities/release.js';
 import type { Release, ReleaseOutcome, SlotName } from '../deploy/release-store.js';
 import type { Severity } from '../config.js';
 import type { Alert } from '../health.js';
+import { dataWorkflowId } from '../names.js';
 import { OutcomeKey } from '../search-attributes.js';
 import type { ApprovalGate, GateNames } from './approval.js';
 import { notifyAlerts } from './notify-alerts.js';
+import { restore } from './restore.js';
 
 /** Timeout profiles. quick: bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */
 export const QUICK: ActivityOptions = {
@@ -225,13 +229,17 @@ export interface DatabaseRollbackResult {
   decision: 'approved' | 'rejected' | 'timed-out';
   by?: string;
   comment?: string;
+  /** The migration level after the approved rollback (restore-backup: measured after the restore, also when it failed). */
   level?: number;
+  /** restore-backup: the restore run (a child under the data id) and how it ended. */
+  restore?: { workflowId: string; runId?: string; backupId: string; safetyBackupId?: string; error?: string };
 }
 
 /**
- * Waits for a person to approve migrating the database down to `toLevel` (four eyes unless configured otherwise),
- * alerting once when nobody answered after `escalateAfterMs`; on approval runs the migration down with `image`'s
- * runner.
+ * Waits for a person to approve the database rollback (four eyes unless configured otherwise), alerting once when
+ * nobody answered after `escalateAfterMs`. On approval: migrates the database down to `toLevel` with `version`'s
+ * runner; or, with `restoreBackup` (deploy.databaseRollback: restore-backup), restores that pre-deploy backup over
+ * the live database through the `restore` workflow as a child, pre-approved by this gate's approver.
  */
 export async function databaseRollback(opts: {
   plan: ReleasePlan;
@@ -242,9 +250,13 @@ export async function databaseRollback(opts: {
   toLevel: number;
   requestedBy: string;
   why: string;
+  /** Restore this backup (taken before the deploy) instead of migrating down. */
+  restoreBackup?: string;
 }): Promise<DatabaseRollbackResult> {
   const { plan, gate, tracker } = opts;
-  const subject = `migrate ${plan.environment}'s database down from level ${opts.fromLevel} to ${opts.toLevel} (${opts.why})`;
+  const subject = opts.restoreBackup
+    ? `restore ${plan.environment}'s database from backup ${opts.restoreBackup}, taken before this deploy (${opts.why}): schema and data go back to that moment and every write made since the backup is LOST (a safety backup of the current database is taken first)`
+    : `migrate ${plan.environment}'s database down from level ${opts.fromLevel} to ${opts.toLevel} (${opts.why})`;
   tracker.waiting(`approveDatabaseRollback or rejectDatabaseRollback {"by","comment"} — ${subject}${plan.allowSelfApproval ? '' : `; not from ${opts.requestedBy} (four eyes)`}`);
   upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
   const decided = gate.decide({ subject, allowSelfApproval: plan.allowSelfApproval, timeoutMs: plan.approvalTimeoutMs });
@@ -260,11 +272,50 @@ export async function databaseRollback(opts: {
     return { decision: verdict, ...(gate.status.rejectedBy ? { by: gate.status.rejectedBy } : {}), ...(gate.status.rejectionComment ? { comment: gate.status.rejectionComment } : {}) };
   }
   gate.commit();
+  const approvedBy = gate.status.approvedBy as string;
+  if (opts.restoreBackup) {
+    const r = await restoreBackup(plan, tracker, opts.version, opts.restoreBackup, opts.requestedBy, approvedBy, gate.status.decisions.find((d) => d.accepted && d.verdict === 'approve')?.comment);
+    gate.close('the database restore ran');
+    return { decision: 'approved', by: approvedBy, ...r };
+  }
   const down = await tracker.step('database-rollback', () =>
     run(DOCKER, 'migrateDown', `migrate down to ${opts.toLevel}`, { environment: plan.environment, version: opts.version, to: opts.toLevel }),
   (r) => `level ${r.before} → ${r.after}${r.reverted.length ? ` (reverted ${r.reverted.join(', ')})` : ''}, approved by ${gate.status.approvedBy}`);
   gate.close('the database rollback ran');
   return { decision: 'approved', ...(gate.status.approvedBy ? { by: gate.status.approvedBy } : {}), level: down.after };
+}
+
+/**
+ * Restores `backupId` (the deploy's pre-deploy backup) over the live database: the `restore` workflow as a child
+ * under the data id — safety backup, staging database, row-count check, atomic swap — told that `approvedBy`
+ * approved it at this release's gate (it trusts that only because its parent is the release workflow). Never
+ * throws: a failed restore is returned with the run that failed and the live database's migration level after it.
+ */
+async function restoreBackup(plan: ReleasePlan, tracker: Tracker, version: string, backupId: string, requestedBy: string, approvedBy: string, comment: string | undefined): Promise<Omit<DatabaseRollbackResult, 'decision' | 'by'>> {
+  const env = plan.environment;
+  const workflowId = dataWorkflowId(env);
+  const info: NonNullable<DatabaseRollbackResult['restore']> = { workflowId, backupId };
+  try {
+    const done = await tracker.step('database-restore', async () => {
+      const child = await startChild(restore, {
+        workflowId,
+        args: [{ environment: env, backupId, kind: 'database', requestedBy, releaseApproval: { by: approvedBy, ...(comment ? { comment } : {}) } }],
+      });
+      info.runId = child.firstExecutionRunId;
+      return child.result();
+    }, (r) => `restored from backup ${backupId} by ${workflowId} (run ${info.runId})${r.safetyBackupId ? `, safety backup ${r.safetyBackupId}` : ''}, approved by ${approvedBy}`);
+    if (done.safetyBackupId) info.safetyBackupId = done.safetyBackupId;
+  } catch (err) {
+    info.error = message(err);
+    if (err instanceof WorkflowExecutionAlreadyStartedError) info.error = `a backup or restore of ${env} is already running under ${workflowId}; the restore did not start`;
+  }
+  let level: number | undefined;
+  try {
+    level = await run(DOCKER, 'migrationLevel', info.error ? 'migration level after the failed restore' : 'migration level after the restore', { environment: env, version });
+  } catch (err) {
+    tracker.skip('level-after-restore', `could not be read: ${message(err)}`);
+  }
+  return { restore: info, ...(level !== undefined ? { level } : {}) };
 }
 
 /** Delivers one alert on the channels its severity is routed to; a failed channel never fails the release. */

@@ -11,6 +11,7 @@ import {
   defineQuery,
   executeChild,
   isCancellation,
+  log,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -21,6 +22,7 @@ import type { Activities } from '../activities/index.js';
 import type { RestorePlan, RestoreResult } from '../activities/backup.js';
 import type { BackupKind } from '../backup/ids.js';
 import type { CatalogueEntry } from '../backup/manifest.js';
+import { releaseWorkflowId } from '../names.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
 import { decisionDefinitions, installApprovalGate, type ApprovalStatus } from './approval.js';
 import { backup } from './backup.js';
@@ -41,13 +43,24 @@ export interface RestoreStatus {
   state: RestoreState;
   plan?: RestorePlan;
   approvedBy?: string;
+  /** Set when the approval was given at a failed deploy's approveDatabaseRollback gate (the parent release run). */
+  approvedIn?: ApprovedIn;
   safetyBackupId?: string;
   approval: ApprovalStatus;
 }
 export const restoreStatusQuery = defineQuery<RestoreStatus>('restoreStatus');
 
+/** Where an approval given outside this restore was given: the release run and its gate. */
+export interface ApprovedIn {
+  workflowId: string;
+  runId: string;
+  gate: 'approveDatabaseRollback';
+  comment?: string;
+}
+
 export interface RestoreOutcome extends RestoreResult {
   approvedBy?: string;
+  approvedIn?: ApprovedIn;
   safetyBackupId?: string;
   requestedBy: string;
 }
@@ -61,7 +74,21 @@ const quick = proxyActivities<Activities>({
 const long = longDataActivities;
 
 export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
-  const { environment, requestedBy, backupId, kind, target } = parseInput('restore', restoreInputSchema, input);
+  const { environment, requestedBy, backupId, kind, target, releaseApproval } = parseInput('restore', restoreInputSchema, input);
+  // An approval given at a deploy's approveDatabaseRollback gate, trusted only from the parent link (set by
+  // Temporal from who started this run, not by the caller): the environment's release workflow, restoring the
+  // database over live data. From anyone else (a client, the CLI, another workflow) the restore is refused.
+  let approvedIn: ApprovedIn | undefined;
+  if (releaseApproval) {
+    const parent = workflowInfo().parent;
+    if (!parent || parent.workflowId !== releaseWorkflowId(environment) || kind !== 'database' || target !== undefined) {
+      throw ApplicationFailure.nonRetryable(
+        `\`releaseApproval\` is accepted only from ${releaseWorkflowId(environment)} restoring its own pre-deploy database backup over live data; this run was started ${parent ? `by workflow ${parent.workflowId}` : 'directly, not by a workflow'}${kind !== 'database' || target !== undefined ? ` for ${kind}${target ? ` into ${target}` : ''}` : ''}. A restore over live data needs approveRestore from another person; nothing was changed`,
+        'BadInput',
+      );
+    }
+    approvedIn = { workflowId: parent.workflowId, runId: parent.runId, gate: 'approveDatabaseRollback', ...(releaseApproval.comment ? { comment: releaseApproval.comment } : {}) };
+  }
 
   // Installed before anything awaits, so an approval sent the moment the restore starts is never lost.
   const gate = installApprovalGate(RESTORE_GATE, requestedBy);
@@ -91,18 +118,26 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
         'BadInput',
       );
     }
-    status.state = 'awaiting-approval';
-    upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
-    const verdict = await gate.decide({
-      subject: `restore ${kind} of backup ${backupId} over ${plan.target}`,
-      allowSelfApproval: plan.allowSelfApproval === true, // absent in plans recorded before it existed
-      timeoutMs: plan.approvalTimeoutMs,
-    });
-    if (verdict === 'timed-out') {
-      throw ApplicationFailure.nonRetryable(`No approveRestore within ${Math.round(plan.approvalTimeoutMs / 1000)} s; nothing was changed`, 'ApprovalTimeout');
+    if (approvedIn && releaseApproval) {
+      // Approved (four eyes) at the release's gate; this run's own gate has nothing left to decide.
+      status.approvedBy = releaseApproval.by;
+      status.approvedIn = approvedIn;
+      log.info(`restore of ${backupId} over ${plan.target} approved by ${releaseApproval.by} at approveDatabaseRollback of ${approvedIn.workflowId} (run ${approvedIn.runId})`);
+      gate.close(`approved by ${releaseApproval.by} at approveDatabaseRollback of the deploy ${approvedIn.workflowId} that started this restore`);
+    } else {
+      status.state = 'awaiting-approval';
+      upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
+      const verdict = await gate.decide({
+        subject: `restore ${kind} of backup ${backupId} over ${plan.target}`,
+        allowSelfApproval: plan.allowSelfApproval === true, // absent in plans recorded before it existed
+        timeoutMs: plan.approvalTimeoutMs,
+      });
+      if (verdict === 'timed-out') {
+        throw ApplicationFailure.nonRetryable(`No approveRestore within ${Math.round(plan.approvalTimeoutMs / 1000)} s; nothing was changed`, 'ApprovalTimeout');
+      }
+      if (verdict === 'rejected') throw rejected(gate.status);
+      status.approvedBy = gate.status.approvedBy;
     }
-    if (verdict === 'rejected') throw rejected(gate.status);
-    status.approvedBy = gate.status.approvedBy;
 
     // Approved. Until the restore has swapped the data in, a rejection still stops it: the work runs in a scope
     // that the rejection cancels (the safety backup child is cancelled, pg_restore killed, staging removed).
@@ -129,7 +164,7 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
       throw err;
     }
     gate.commit(); // the data is swapped in: a rejection now is answered "too late"
-    return finish({ ...result, requestedBy, ...(status.approvedBy ? { approvedBy: status.approvedBy } : {}), ...(status.safetyBackupId ? { safetyBackupId: status.safetyBackupId } : {}) });
+    return finish({ ...result, requestedBy, ...(status.approvedBy ? { approvedBy: status.approvedBy } : {}), ...(approvedIn ? { approvedIn } : {}), ...(status.safetyBackupId ? { safetyBackupId: status.safetyBackupId } : {}) });
   } catch (err) {
     status.state = 'failed';
     const cancelled = isCancellation(err) && gate.status.state !== 'rejected';
