@@ -54,6 +54,18 @@ describe('config', () => {
     assert.throws(() => parseConfig(superRole, 't', ROOT), /backup\.restoreTest\.role: must be a plain lowercase PostgreSQL role name/);
   });
 
+  it('deploy.databaseRollback: migrate-down by default, restore-backup only with the pre-deploy backup', () => {
+    const shipped = readFileSync(path.join(ROOT, 'ops.config.yaml'), 'utf8');
+    assert.match(shipped, /databaseRollback: migrate-down/);
+    assert.equal(parseConfig(shipped, 't', ROOT).environments.staging?.deploy.databaseRollback, 'migrate-down');
+    const restore = shipped.replace('databaseRollback: migrate-down', 'databaseRollback: restore-backup');
+    assert.equal(parseConfig(restore, 't', ROOT).environments.production?.deploy.databaseRollback, 'restore-backup');
+    const noBackup = restore.replace('backupBeforeDeploy: true', 'backupBeforeDeploy: false');
+    assert.throws(() => parseConfig(noBackup, 't', ROOT), /environments\.production\.deploy\.databaseRollback: restore-backup restores the pre-deploy backup: it needs backupBeforeDeploy: true/);
+    const typo = shipped.replace('databaseRollback: migrate-down', 'databaseRollback: restore');
+    assert.throws(() => parseConfig(typo, 't', ROOT), /environments\.production\.deploy\.databaseRollback/);
+  });
+
   it('lists every problem of a malformed config at once, each with the path of the offending key', () => {
     const yaml = `
 environments:

@@ -1,0 +1,240 @@
+/**
+ * deploy.databaseRollback: restore-backup, on the real dev server, Docker, nginx front and PostgreSQL. A smoke
+ * check that v2 fails makes its deploy fail verify after migration 002 ran: the app goes back to v1 by itself and
+ * the database waits for approveDatabaseRollback; approved (by another person) it restores the deploy's own
+ * pre-deploy backup through the `restore` workflow as a child — schema back at level 1, rows written before the
+ * backup intact, a row written after it gone. Rejected: schema left. A corrupted backup: the restore child fails
+ * and the outcome names the run and the live database's state. The restore's pre-approval (`releaseApproval`) is
+ * refused from anyone but the release workflow; a direct restore over live data still waits for approveRestore.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import pg from 'pg';
+import { getEnvironment } from '../src/config.js';
+import { readReleases } from '../src/deploy/release-store.js';
+import { dataWorkflowId, releaseWorkflowId } from '../src/names.js';
+import { createWorker } from '../src/worker.js';
+import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
+import type { DeployResult } from '../src/workflows/deploy.js';
+import type { ReleaseProgress } from '../src/workflows/release-steps.js';
+import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import { migrateTo, servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
+import { PG, waitFor } from './support/services.js';
+import { alertReceiver, startDevServer, workflowBundle } from './support/temporal.js';
+
+const T = { timeout: 300_000 };
+const RELEASE = releaseWorkflowId('production');
+const DATA = dataWorkflowId('production');
+
+async function failureOf(p: Promise<unknown>): Promise<{ type?: string; message: string; details?: unknown[] }> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof WorkflowFailedError, String(err));
+    const outer = err.cause as Error & { type?: string; details?: unknown[] };
+    let inner = outer;
+    while (inner.cause instanceof Error) inner = inner.cause as Error & { type?: string; details?: unknown[] };
+    return { type: outer.type ?? inner.type, message: outer.message, details: outer.details };
+  }
+  assert.fail('the workflow should have failed');
+}
+
+async function sql<T extends pg.QueryResultRow>(database: string, text: string): Promise<T[]> {
+  const c = new pg.Client({ ...PG, database });
+  await c.connect();
+  try {
+    return (await c.query<T>(text)).rows;
+  } finally {
+    await c.end();
+  }
+}
+const levelOf = async (db: string) => Number((await sql<{ v: number }>(db, 'SELECT max(version) AS v FROM schema_migrations'))[0]?.v ?? 0);
+const hasTokenCount = async (db: string) => (await sql(db, "SELECT 1 FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'token_count'")).length === 1;
+const sessionsOf = async (db: string, user: string) => (await sql(db, `SELECT 1 FROM chat_sessions WHERE user_id = ${pg.escapeLiteral(user)}`)).length;
+
+describe('deploy.databaseRollback: restore-backup — the pre-deploy backup restored through the restore workflow', { timeout: 1_800_000 }, () => {
+  let env: TestWorkflowEnvironment;
+  let fx: DeployFixture;
+  let worker: Worker;
+  let running: Promise<void>;
+  let sink: Awaited<ReturnType<typeof alertReceiver>>;
+  let firstBackup = '';
+  const taskQueue = `test-deploy-restore-${randomUUID()}`;
+  const deploy = (workflowId = RELEASE) =>
+    env.client.workflow.start<(i: unknown) => Promise<DeployResult>>('deploy', { taskQueue, workflowId, args: [{ environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 }] });
+  const startRestore = (input: Record<string, unknown>, workflowId = DATA) =>
+    env.client.workflow.start<(i: unknown) => Promise<RestoreOutcome>>('restore', { taskQueue, workflowId, args: [input] });
+  const decide = (h: WorkflowHandle, name: 'approveDatabaseRollback' | 'rejectDatabaseRollback', d: Decision) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d] });
+  const awaitingApproval = async (h: WorkflowHandle) => {
+    await waitFor('the database rollback waits for a decision', async () => (await h.query<ApprovalStatus>('databaseRollbackStatus')).state === 'open', 180_000);
+  };
+  const stateDir = () => getEnvironment(fx.cfg, 'production').deploy.stateDir as string;
+  const db = () => fx.database.name;
+
+  before(async () => {
+    env = await startDevServer();
+    sink = await alertReceiver();
+    // /api/sessions/<unknown id> answers 404: a smoke check expecting 200 makes every deploy fail verify.
+    fx = await startDeployFixture({
+      address: env.address,
+      taskQueue,
+      webhookUrl: sink.url,
+      deploy: { smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }], databaseRollback: 'restore-backup', backupBeforeDeploy: true },
+    });
+    worker = await createWorker(fx.cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
+    running = worker.run();
+  });
+
+  after(async () => {
+    worker?.shutdown();
+    await running?.catch(() => {});
+    await fx?.teardown();
+    await sink?.close();
+    await env?.teardown();
+  });
+
+  it('refuses, before any change, a deploy that could not restore its backup: another workflow id, or skipBackup', T, async () => {
+    const other = await deploy(`deploy-${randomUUID()}`);
+    const f = await failureOf(other.result());
+    assert.equal(f.type, 'DeployRefused');
+    assert.match(f.message, /restore-backup.*trusted only from workflow id llmchat-release-production.*Nothing was changed/);
+    const skip = await env.client.workflow.start('deploy', { taskQueue, workflowId: RELEASE, args: [{ environment: 'production', version: 'v2', requestedBy: 'alice', skipBackup: true }] });
+    const g = await failureOf(skip.result());
+    assert.equal(g.type, 'DeployRefused');
+    assert.match(g.message, /it cannot be skipped/);
+    assert.equal(await levelOf(db()), 1);
+    assert.equal(await servingVersion(fx.url), 'v1');
+  });
+
+  it('v2 migrates, fails verify: approved by another person → the pre-deploy backup is restored (rows after it gone), app on v1', T, async () => {
+    await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('before-deploy', 'in the backup')");
+    const h = await deploy();
+    await awaitingApproval(h);
+    assert.equal(await servingVersion(fx.url), 'v1', 'the app is back on v1 while the database waits');
+    assert.equal(await levelOf(db()), 2);
+    const p = await h.query<ReleaseProgress>('progress');
+    firstBackup = p.backupId ?? '';
+    assert.match(firstBackup, /^production-/);
+    const gate = await h.query<ApprovalStatus>('databaseRollbackStatus');
+    assert.match(gate.subject ?? '', new RegExp(`restore production's database from backup ${firstBackup}, taken before this deploy .*every write made since the backup is LOST`));
+    assert.match(p.waitingFor ?? '', /approveDatabaseRollback.*from backup .*taken before this deploy.*LOST.*not from alice/);
+
+    // Written after the backup: the restore must take it away.
+    await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup', 'lost by the restore')");
+
+    // While the deploy runs, an operator's restore over live data is still refused (only the release's own child passes).
+    const direct = await startRestore({ environment: 'production', backupId: firstBackup, kind: 'database', requestedBy: 'mallory' });
+    const refused = await failureOf(direct.result());
+    assert.equal(refused.type, 'ReleaseRunning');
+
+    const self = await decide(h, 'approveDatabaseRollback', { by: 'alice' });
+    assert.equal(self.accepted, false);
+    assert.match(self.message, /alice requested this operation and cannot approve it/);
+    const ok = await decide(h, 'approveDatabaseRollback', { by: 'bob', comment: 'incident 8' });
+    assert.equal(ok.accepted, true, ok.message);
+
+    const f = await failureOf(h.result());
+    assert.equal(f.type, 'DeployFailed');
+    assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-rolled-back');
+    assert.match(f.message, /verify failed/);
+    assert.match(f.message, new RegExp(`app back on v1; database restored from backup ${firstBackup} \\(approved by bob; restore run ${DATA} \\(run [0-9a-f-]+\\); the data from before the restore is in safety backup production-\\S+; migration level 1\\)`));
+
+    // the live database is the pre-deploy one
+    assert.equal(await levelOf(db()), 1);
+    assert.equal(await hasTokenCount(db()), false);
+    assert.equal(await sessionsOf(db(), 'before-deploy'), 1, 'rows written before the backup are intact');
+    assert.equal(await sessionsOf(db(), 'after-backup'), 0, 'the row written after the backup is gone');
+    assert.equal(await servingVersion(fx.url), 'v1');
+    await waitFor('v1 answers /health/db on the restored database', async () => (await fetch(`${fx.url}/health/db`).catch(() => undefined))?.status === 200, 30_000);
+
+    // the restore ran as the deploy's child, recorded who approved it where
+    const runId = /restore run \S+ \(run ([0-9a-f-]+)\)/.exec(f.message)?.[1];
+    const child = env.client.workflow.getHandle(DATA, runId);
+    const desc = await child.describe();
+    assert.equal(desc.type, 'restore');
+    assert.equal(desc.parentExecution?.workflowId, RELEASE);
+    const outcome = (await child.result()) as RestoreOutcome;
+    assert.equal(outcome.backupId, firstBackup);
+    assert.equal(outcome.live, true);
+    assert.equal(outcome.approvedBy, 'bob');
+    assert.equal(outcome.requestedBy, 'alice');
+    assert.deepEqual({ ...outcome.approvedIn, runId: undefined }, { workflowId: RELEASE, runId: undefined, gate: 'approveDatabaseRollback', comment: 'incident 8' });
+    assert.equal(outcome.approvedIn?.runId, (await h.describe()).runId);
+    assert.match(outcome.safetyBackupId ?? '', /^production-/);
+    const st = await child.query<RestoreStatus>('restoreStatus');
+    assert.equal(st.approval.state, 'closed');
+    assert.deepEqual(st.approval.decisions, []);
+
+    const records = await readReleases(stateDir(), 'production');
+    assert.equal(records.current?.version, 'v1');
+    assert.equal(records.history.at(-1)?.outcome, 'database-rolled-back');
+    await waitFor('the outcome notification', async () => sink.received.some((r) => r.body.type === 'deploy_failed' && String(r.body.message).includes(`database restored from backup ${firstBackup}`)), 30_000);
+  });
+
+  it('a direct restore claiming the release approval is refused; without it, over live data it waits for approveRestore', T, async () => {
+    assert.ok(firstBackup, 'needs the backup of the previous test');
+    await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('still-here', 'not touched')");
+    for (const workflowId of [DATA, RELEASE, `restore-${randomUUID()}`]) {
+      const h = await startRestore({ environment: 'production', backupId: firstBackup, kind: 'database', requestedBy: 'mallory', releaseApproval: { by: 'bob' } }, workflowId);
+      const f = await failureOf(h.result());
+      assert.equal(f.type, 'BadInput', workflowId);
+      assert.match(f.message, /`releaseApproval` is accepted only from llmchat-release-production .*started directly, not by a workflow.*nothing was changed/);
+    }
+    // malformed pre-approvals are refused by the input schema
+    for (const bad of [{ by: 'bob', extra: 1 }, { by: '' }, 'bob', { by: 'bob', comment: 'x\u001b[2J' }]) {
+      const f = await failureOf((await startRestore({ environment: 'production', backupId: firstBackup, kind: 'database', requestedBy: 'mallory', releaseApproval: bad })).result());
+      assert.equal(f.type, 'BadInput');
+      assert.match(f.message, /releaseApproval/);
+    }
+    // the ordinary path: waits for approveRestore from another person, and a rejection changes nothing
+    const h = await startRestore({ environment: 'production', backupId: firstBackup, kind: 'database', requestedBy: 'mallory' });
+    await waitFor('the restore waits for approval', async () => (await h.query<RestoreStatus>('restoreStatus')).state === 'awaiting-approval', 60_000);
+    const self = await h.executeUpdate<DecisionAnswer, [Decision]>('approveRestore', { args: [{ by: 'mallory' }] });
+    assert.equal(self.accepted, false);
+    await h.executeUpdate<DecisionAnswer, [Decision]>('rejectRestore', { args: [{ by: 'bob' }] });
+    assert.equal((await failureOf(h.result())).type, 'RestoreRejected');
+    assert.equal(await sessionsOf(db(), 'still-here'), 1);
+  });
+
+  it('rejected: the schema is left as it is and nothing is restored', T, async () => {
+    const h = await deploy();
+    await awaitingApproval(h);
+    await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup-2', 'kept: nothing restored')");
+    await h.signal('rejectDatabaseRollback', { by: 'bob', comment: 'keep the data' });
+    const f = await failureOf(h.result());
+    assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-left');
+    assert.match(f.message, /database left at level 2: rollback rejected by bob \(keep the data\)/);
+    assert.equal(await levelOf(db()), 2);
+    assert.equal(await sessionsOf(db(), 'after-backup-2'), 1);
+    assert.equal(await servingVersion(fx.url), 'v1');
+  });
+
+  it('the restore child fails (backup corrupted while waiting): the outcome names the restore run and the live database state', T, async () => {
+    // the previous test left the schema at 2: bring it back to 1 so the deploy migrates again
+    await migrateTo(fx.database.url, 1);
+    const h = await deploy();
+    await awaitingApproval(h);
+    const backupId = (await h.query<ReleaseProgress>('progress')).backupId as string;
+    const dir = path.join(getEnvironment(fx.cfg, 'production').paths.backups, backupId);
+    const file = path.join(dir, (await readdir(dir)).find((n) => n.startsWith('database.dump')) as string);
+    const bytes = await readFile(file);
+    const at = Math.floor(bytes.length / 2);
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 0x01, at);
+    await writeFile(file, bytes);
+    await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup-3', 'kept: restore failed')");
+    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    const f = await failureOf(h.result());
+    assert.equal((f.details?.[0] as { outcome: string }).outcome, 'failed');
+    assert.match(f.message, new RegExp(`database restore from backup ${backupId} FAILED \\(approved by bob; restore run ${DATA} \\(run [0-9a-f-]+\\)\\): .*does not match its manifest.*; the live database keeps its name \\(the restore swaps atomically\\) and it is still the deploy's database at level 2 \\(nothing was swapped in\\)`, 'i'));
+    assert.equal(await levelOf(db()), 2);
+    assert.equal(await sessionsOf(db(), 'after-backup-3'), 1);
+    assert.equal(await servingVersion(fx.url), 'v1');
+    assert.equal((await readReleases(stateDir(), 'production')).history.at(-1)?.outcome, 'failed');
+  });
+});
