@@ -113,6 +113,7 @@ function writer(database: string) {
   };
 }
 
+const max = (xs: number[]) => xs.reduce((m, x) => (x > m ? x : m), -Infinity);
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
@@ -149,8 +150,11 @@ async function run(): Promise<void> {
   log('ours: batched purge with the writer running…');
   w = writer(ours);
   let t0 = performance.now();
-  const result = await withDb(ours, (c) => purgeExpired(c, `bench-${now}`, rules));
+  const phaseEnd: Record<string, number> = {};
+  const result = await withDb(ours, (c) => purgeExpired(c, `bench-${now}`, rules, { onBatch: (p) => (phaseEnd[p.phase] = performance.now()) }));
   const oursMs = performance.now() - t0;
+  const sessionsMs = (phaseEnd.sessions ?? t0) - t0;
+  const messagesMs = (phaseEnd.messages ?? t0) - (phaseEnd.sessions ?? t0) - (result.vacuum?.durationMs ?? 0);
   const oursLat = await w.stop();
   const oursDeleted = result.phases.reduce((n, p) => n + p.deleted, 0);
   const oursMaxTx = Math.max(...result.phases.map((p) => p.maxTransactionMs));
@@ -184,7 +188,8 @@ async function run(): Promise<void> {
   line('longest transaction', `${oursMaxTx.toFixed(0)} ms`, `${Math.max(...stmt).toFixed(0)} ms`, '', `ours ≤ 100 ms: ${met(oursMaxTx <= 100)}`);
   line('writer p99 idle', `${pct(idle, 99).toFixed(1)} ms`, '', '', `(${idle.length} statements in ${IDLE_MS / 1000} s)`);
   line('writer p99 during the purge', `${pct(oursLat, 99).toFixed(1)} ms`, `${pct(guideLat, 99).toFixed(1)} ms`, `${(pct(oursLat, 99) / pct(idle, 99)).toFixed(2)}×`, `ours ≤ 2× idle: ${met(pct(oursLat, 99) <= 2 * pct(idle, 99))}; guide ${(pct(guideLat, 99) / pct(idle, 99)).toFixed(1)}× idle`);
-  line('writer max during the purge', `${Math.max(...oursLat).toFixed(0)} ms`, `${Math.max(...guideLat).toFixed(0)} ms`, '', '');
+  line('writer max during the purge', `${max(oursLat).toFixed(0)} ms`, `${max(guideLat).toFixed(0)} ms`, '', '');
+  line('  sessions phase / vacuum / messages', `${(sessionsMs / 1000).toFixed(1)} / ${((result.vacuum?.durationMs ?? 0) / 1000).toFixed(1)} / ${(messagesMs / 1000).toFixed(1)} s`, `${(stmt[0]! / 1000).toFixed(1)} / - / ${(stmt[1]! / 1000).toFixed(1)} s`, '', `vacuum: ${result.vacuum?.result ?? 'none'}`);
   line('batches (sessions + messages)', `${result.phases.map((p) => p.batches).join(' + ')}`, '2 statements', '', '');
   console.log(`after, ours:  ${await after(ours)}`);
   console.log(`after, guide: ${await after(guide)}`);
