@@ -336,7 +336,7 @@ const maintenanceSchema = z.strictObject({
   /** Messages older than this whose session no longer exists are purged (the guide: 90 days). */
   orphanMessageDays: days(90),
   /** Target duration of one purge transaction; the batch size adapts to it (the issue: ≤ 100 ms). */
-  batchTargetMs: z.int().min(5).max(1000).default(50),
+  batchTargetMs: z.int().min(5).max(1000).default(40),
   /** Rows examined by the first batch (then adapted between 100 and 100 000). */
   initialBatchRows: z.int().min(100).max(100_000).default(2000),
   /** Indexes rebuilt with REINDEX INDEX CONCURRENTLY (the guide's two). */

@@ -39,10 +39,12 @@ export interface PhaseProgress {
   done: boolean;
   /** Batches that were already committed when this attempt started (a resumed run). */
   resumedAtBatch?: number;
+  /** The last committed transaction's duration, BEGIN to COMMIT, in ms (progress reports only). */
+  lastTransactionMs?: number;
 }
 
 export interface PurgeOptions {
-  /** Target duration of one transaction (default 50 ms). */
+  /** Target duration of one transaction (default 40 ms: the tail of a loaded machine stays under 100 ms). */
   targetMs?: number;
   /** Rows examined by the first window (default 2000). */
   initialRows?: number;
@@ -185,7 +187,7 @@ function toProgress(phase: PurgePhase, row: ProgressRow): PhaseProgress {
  * returns the recorded result without deleting anything.
  */
 export async function purgeExpired(client: pg.Client, runKey: string, rules: PurgeRules, opts: PurgeOptions = {}): Promise<PurgeResult> {
-  const targetMs = opts.targetMs ?? 50;
+  const targetMs = opts.targetMs ?? 40;
   await ensureProgressTable(client);
   // Each batch commits its deletes and its progress row together, so losing the last commits in a server crash
   // loses both alike and the resume stays exact: no need to wait for the WAL flush of every batch.
@@ -197,6 +199,7 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
     const resumedAtBatch = row.batches > 0 && !row.done ? row.batches : undefined;
     let rows = opts.initialRows ?? 2000;
     let lockFailures = 0;
+    let costPerRow: number | undefined;
     while (!row.done) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('purge cancelled');
       const t0 = performance.now();
@@ -229,9 +232,13 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
       const elapsed = performance.now() - t0;
       if (elapsed > row.max_tx_ms) row.max_tx_ms = elapsed;
       lockFailures = 0;
-      const factor = Math.min(2, Math.max(0.5, targetMs / Math.max(elapsed, 1)));
-      rows = Math.min(MAX_ROWS, Math.max(MIN_ROWS, Math.round(rows * factor)));
-      opts.onBatch?.({ ...toProgress(phase, row), ...(resumedAtBatch ? { resumedAtBatch } : {}) });
+      // The window follows a smoothed cost per row, so one slow batch (a checkpoint, the app's burst) does not halve
+      // it and one quick batch does not double it into a long transaction; it grows by at most a half per batch.
+      const perRow = Math.max(elapsed, 1) / Math.max(batch.examined, 1);
+      costPerRow = costPerRow === undefined ? perRow : 0.7 * costPerRow + 0.3 * perRow;
+      const next = targetMs / costPerRow;
+      rows = Math.min(MAX_ROWS, Math.max(MIN_ROWS, Math.round(Math.min(next, rows * 1.5))));
+      opts.onBatch?.({ ...toProgress(phase, row), ...(resumedAtBatch ? { resumedAtBatch } : {}), lastTransactionMs: Math.round(elapsed * 10) / 10 });
     }
     // Keep the measured maximum including COMMIT time for the report (best effort: a crash right here only loses
     // the COMMIT share of one batch's duration, never counts).
