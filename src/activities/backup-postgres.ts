@@ -6,21 +6,22 @@
  * environment, never from the workflow.
  */
 import { refuseDuringRelease } from './temporal.js';
-import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
+import { Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
 import { parseBackupId, parseTarget } from '../backup/ids.js';
-import { PARTIAL_SUFFIX, type Artifact, type Verification } from '../backup/manifest.js';
+import { PARTIAL_SUFFIX, type Artifact, type BackupManifest, type Verification } from '../backup/manifest.js';
 import {
   compressThroughFifo,
   compressionSuffix,
   compressStage,
   decompressStage,
-  exists,
   fileSink,
+  PipelineError,
   runPipeline,
   writeArtifact,
   type Stage,
@@ -30,7 +31,7 @@ import { createRestoreTestDatabase, resetRestoreTestRole, RestoreTestRoleError }
 import { guarded, permanent, progress, runningAs, runToken, signal, token } from './activity-support.js';
 import { connectPg, MAINTENANCE_DB, withPg } from '../postgres/connect.js';
 import type { RestoreResult } from './backup-catalogue.js';
-import { backupDir, checkArtifact, readManifest, saveManifest } from './backup-store.js';
+import { backupDir, checkArtifact, openArtifact, readManifest, requireChecksum, saveManifest } from './backup-store.js';
 
 /** Connection settings for libpq programs; the password travels only in the child's environment. */
 function pgEnv(env: EnvironmentConfig): Record<string, string> {
@@ -58,19 +59,47 @@ function compareCounts(expected: Record<string, number>, actual: Record<string, 
   for (const table of Object.keys(actual)) if (!(table in expected)) problems.push(`${table}: not in the backup`);
   return problems;
 }
-/** Decompresses an artifact into a temp file (pg_restore needs a seekable file for parallel jobs). */
-async function unpackToTemp(env: EnvironmentConfig, artifactPath: string, a: Artifact, name: string): Promise<string> {
-  if (a.compression.program === 'none') return artifactPath;
+/**
+ * Decompresses the database artifact into a temp file (pg_restore needs a seekable file for parallel jobs) in ONE
+ * read of the artifact, opened once and never through a link: the bytes hashed are exactly the bytes decompressed,
+ * so an artifact swapped or rewritten while a restore runs cannot be restored under the checksum of another. The
+ * temp file is kept only if the checksum matched. Uncompressed (`none`) artifacts are copied while hashed, for the
+ * same reason. zstd writes the decompressed file itself: only the compressed bytes pass through this process.
+ */
+async function unpackVerified(env: EnvironmentConfig, m: BackupManifest, a: Artifact, name: string): Promise<string> {
   await mkdir(env.paths.temp, { recursive: true });
   const out = path.join(env.paths.temp, name);
   await rm(out, { force: true });
+  const fh = await openArtifact(env, m, a);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const beat = progress('checksum and decompress database');
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, done: (err: Error | null, data?: Buffer) => void) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      beat({ bytes, of: a.bytes });
+      done(null, chunk);
+    },
+  });
   try {
-    if (a.compression.program === 'zstd') {
-      // zstd writes the file itself: no copy of the (large) uncompressed dump through this process.
-      await runPipeline({ stages: [{ file: 'zstd', args: ['-d', '-q', '-f', '-o', out, artifactPath] }], signal: signal() });
-    } else {
-      await runPipeline({ stages: [decompressStage(a.compression.program) as Stage], source: createReadStream(artifactPath), sink: fileSink(out), signal: signal() });
-    }
+    const read = fh.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 });
+    const source = read.pipe(tap);
+    read.on('error', (err: Error) => tap.destroy(err));
+    const program = a.compression.program;
+    if (program === 'zstd') await runPipeline({ stages: [{ file: 'zstd', args: ['-d', '-q', '-f', '-o', out] }], source, signal: signal() });
+    else if (program === 'gzip') await runPipeline({ stages: [decompressStage(program) as Stage], source, sink: fileSink(out), signal: signal() });
+    else await pipeline(source, fileSink(out), { signal: signal() });
+  } catch (err) {
+    await rm(out, { force: true });
+    await fh.close().catch(() => {});
+    // A damaged artifact usually fails to decompress before its checksum is complete: say which it is.
+    if (!signal()?.aborted) await checkArtifact(env, m, 'database');
+    throw err;
+  }
+  await fh.close();
+  try {
+    requireChecksum(m, a, { bytes, sha256: hash.digest('hex') });
   } catch (err) {
     await rm(out, { force: true });
     throw err;
@@ -271,27 +300,29 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
         const m = await readManifest(e, input.environment, input.backupId);
         const problems: string[] = [];
         const db = m.artifacts.database;
-        const dbFile = db ? path.join(backupDir(e, m.id), db.file) : undefined;
         // Unique per run (stable across its retries): two verifications of one backup at once never share a name.
         const run = runToken();
-        // Checksums are re-read while the database archive is decompressed (both read the same file, from cache).
+        // The database archive is checksummed in the read that decompresses it; the file archives are listed member
+        // by member meanwhile. A decompression failure of an archive whose checksum matched is its own problem.
         const [sums, unpacked] = await Promise.all([
-          Promise.allSettled(m.kinds.map((kind) => checkArtifact(e, m, kind))),
-          db && dbFile && (await exists(dbFile)) ? unpackToTemp(e, dbFile, db, `${m.id}.verify-${run}.dump`).then((f) => ({ ok: true as const, f }), (err: Error) => ({ ok: false as const, err })) : undefined,
+          Promise.allSettled(m.kinds.map((kind) => (kind === 'database' && db ? undefined : checkArtifact(e, m, kind)))),
+          db ? unpackVerified(e, m, db, `${m.id}.verify-${run}.dump`).then((f) => ({ ok: true as const, f }), (err: Error) => ({ ok: false as const, err })) : undefined,
         ]);
+        const undecompressable = unpacked && !unpacked.ok && unpacked.err instanceof PipelineError ? unpacked.err : undefined;
+        if (unpacked && !unpacked.ok && !undecompressable) problems.push(unpacked.err.message);
         for (const r of sums) if (r.status === 'rejected') problems.push((r.reason as Error).message);
         // File archives were listed member by member by checkArtifact (src/backup/tar-members.ts): record the result.
         const fileArchives: NonNullable<Verification['fileArchives']> = {};
         m.kinds.forEach((kind, i) => {
           const r = sums[i]!;
           if (kind === 'database') return;
-          if (r.status === 'fulfilled') fileArchives[kind] = { members: r.value.members ?? 0, status: 'ok' };
+          if (r.status === 'fulfilled') fileArchives[kind] = { members: r.value?.members ?? 0, status: 'ok' };
           else if ((r.reason as { type?: string }).type === 'UnsafeArchive' || (r.reason as { type?: string }).type === 'CorruptArchive') fileArchives[kind] = { members: 0, status: 'refused' };
         });
         // 'mismatch' also when an archive was refused for a member: its listing stopped there, so its checksum was not proven.
         const checksums: Verification['checksums'] = problems.length === 0 ? 'ok' : 'mismatch';
         const v: Verification = { status: 'verified', at: '', checksums, ...(Object.keys(fileArchives).length ? { fileArchives } : {}), problems };
-        if (unpacked && !unpacked.ok) problems.push(`cannot decompress ${db?.file}: ${unpacked.err.message}`);
+        if (undecompressable) problems.push(`cannot decompress ${db?.file}: ${undecompressable.message}`);
         const archive = unpacked?.ok ? unpacked.f : undefined;
         try {
           if (db && archive && checksums === 'ok') {
@@ -332,7 +363,7 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
             }
           }
         } finally {
-          if (archive && archive !== dbFile) await rm(archive, { force: true });
+          if (archive) await rm(archive, { force: true });
         }
         v.status = problems.length === 0 ? 'verified' : 'failed';
         v.at = new Date().toISOString();
@@ -363,19 +394,13 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
         const restoreInto = async (name: string): Promise<string[]> => {
           const artifact = m.artifacts.database;
           if (!artifact) throw permanent(`Backup ${m.id} has no database artifact`, 'KindNotInBackup');
-          const file = path.join(backupDir(e, m.id), artifact.file);
-          // The checksum is re-read while the archive is decompressed; nothing is restored unless it matches.
-          const [sum, unpacked] = await Promise.allSettled([checkArtifact(e, m, 'database'), unpackToTemp(e, file, artifact, `${m.id}.restore-${t}.dump`)]);
-          if (sum.status === 'rejected' || unpacked.status === 'rejected') {
-            if (unpacked.status === 'fulfilled' && unpacked.value !== file) await rm(unpacked.value, { force: true });
-            throw sum.status === 'rejected' ? sum.reason : (unpacked as PromiseRejectedResult).reason;
-          }
-          const archive = unpacked.value;
+          // Checksummed in the same read that decompresses it; nothing is restored unless it matches.
+          const archive = await unpackVerified(e, m, artifact, `${m.id}.restore-${t}.dump`);
           try {
             await createMarkedDatabase(e, name, `${marker} restoring`);
             await pgRestore(e, settings.jobs, archive, name);
           } finally {
-            if (archive !== file) await rm(archive, { force: true });
+            await rm(archive, { force: true });
           }
           const mismatches = compareCounts(expected, await countDatabase(e, name, settings.jobs));
           if (mismatches.length === 0) await withClient(e, MAINTENANCE_DB, (c) => c.query(`COMMENT ON DATABASE ${ident(name)} IS ${pg.escapeLiteral(`${marker} restored`)}`));
