@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Local real services for llmchat-ops: Temporal dev server, PostgreSQL 15, Redis, dockerd.
-#   scripts/services.sh up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools ...]   (no names = all)
+# Local real services for llmchat-ops: Temporal dev server, PostgreSQL 15, Redis, dockerd, and the programs some
+# tests start themselves (Temporal's time-skipping test server, Prometheus, Chromium).
+#   scripts/services.sh up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools|timeskip ...]   (no names = all)
 # Everything listens on loopback only; state and logs live in $LLMCHAT_OPS_STATE (default
 # <repo>/.state). Missing software is installed (apt / PyPI / Go proxy), because CI starts from
-# a fresh machine. `up` reuses whatever already answers on a service's address; `stop` only stops
+# a fresh machine (Maven Central for the Java test server). `up` reuses whatever already answers on a service's address; `stop` only stops
 # what these scripts started (pid files).
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ROOT="$LLMCHAT_OPS_ROOT" STATE="$LLMCHAT_OPS_STATE" LOGS="$LLMCHAT_OPS_STATE/logs"
-ALL=(temporal postgres redis docker monitoring reporttools)
+ALL=(temporal postgres redis docker monitoring reporttools timeskip)
 
 PGBIN=/usr/lib/postgresql/15/bin
 PG_DATA="$STATE/postgres/data" PG_RUN="$STATE/postgres/run"
@@ -330,6 +331,43 @@ reporttools_status() {
 }
 reporttools_stop() { say "reporttools: nothing runs in the background"; }
 
+# ---------------------------------------------------------------- timeskip
+# Not a daemon: Temporal's time-skipping test server (the Java SDK's io.temporal:temporal-test-server from Maven
+# Central; the SDK's own download of a native build needs the internet). Its jars, listed by
+# scripts/timeskip/pom.xml, go to .tools/temporal-test-server/lib; tests start it through
+# scripts/timeskip/temporal-test-server, one private server per test file. A stamp (the pom's sha256) makes a
+# changed pom reinstall.
+TIMESKIP_POM="$ROOT/scripts/timeskip/pom.xml" TIMESKIP_DIR="$ROOT/.tools/temporal-test-server"
+timeskip_stamp() { sha256sum "$TIMESKIP_POM" | cut -d' ' -f1; }
+timeskip_installed() {
+  [[ -f "$TIMESKIP_DIR/installed" && "$(cat "$TIMESKIP_DIR/installed")" == "$(timeskip_stamp)" ]] &&
+    compgen -G "$TIMESKIP_DIR/lib/temporal-test-server-*.jar" >/dev/null
+}
+timeskip_up() {
+  local t0 log="$LOGS/install-timeskip.log" pkgs=()
+  t0="$(now_ms)"
+  command -v java >/dev/null || [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]] || pkgs+=(default-jre-headless)
+  command -v mvn >/dev/null || pkgs+=(maven)
+  if ((${#pkgs[@]})); then
+    apt_install "${pkgs[@]}" || { fail timeskip "apt-get install ${pkgs[*]} failed" "$LOGS/apt.log"; return 1; }
+  fi
+  if timeskip_installed; then say "timeskip: Temporal test server installed ($(timeskip_version))"; return 0; fi
+  say "timeskip: fetching Temporal's test server from Maven Central (scripts/timeskip/pom.xml; log: $log)"
+  rm -rf "$TIMESKIP_DIR.new" && mkdir -p "$TIMESKIP_DIR.new"
+  # -C: a jar whose checksum does not match is an error, not a warning.
+  mvn -B -q -C -f "$TIMESKIP_POM" dependency:copy-dependencies -DoutputDirectory="$TIMESKIP_DIR.new/lib" >>"$log" 2>&1 9>&- ||
+    { fail timeskip "mvn dependency:copy-dependencies failed" "$log"; return 1; }
+  timeskip_stamp >"$TIMESKIP_DIR.new/installed"
+  rm -rf "$TIMESKIP_DIR" && mv "$TIMESKIP_DIR.new" "$TIMESKIP_DIR"
+  say "timeskip: Temporal test server installed ($(timeskip_version), $(since "$t0"))"
+}
+timeskip_version() { local j; j="$(compgen -G "$TIMESKIP_DIR/lib/temporal-test-server-*.jar" | head -n1)"; j="${j##*/temporal-test-server-}"; printf '%s' "${j%.jar}"; }
+timeskip_status() {
+  if timeskip_installed; then say "timeskip: installed ($(timeskip_version)); tests start their own servers"
+  else say "timeskip: NOT installed (scripts/services.sh up timeskip)"; return 1; fi
+}
+timeskip_stop() { say "timeskip: nothing runs in the background (tests stop the servers they start)"; }
+
 # ---------------------------------------------------------------- main
 # ---------------------------------------------------------------- monitoring
 # Prometheus, Alertmanager and node-exporter from Debian, for the monitoring tests (monitoring/ configs run for real).
@@ -348,7 +386,7 @@ monitoring_status() {
 }
 monitoring_stop() { say "monitoring: nothing to stop (tests stop what they start)"; }
 
-usage() { echo "usage: $0 up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools ...]   (no names = all)" >&2; exit 2; }
+usage() { echo "usage: $0 up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools|timeskip ...]   (no names = all)" >&2; exit 2; }
 cmd="${1:-}"; shift || true
 case "$cmd" in up | status | stop) ;; *) usage ;; esac
 names=("$@"); ((${#names[@]})) || names=("${ALL[@]}")

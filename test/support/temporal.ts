@@ -1,4 +1,7 @@
-/** Test support for Temporal: the real dev server binary, a test config, and local alert receivers. */
+/**
+ * Test support for Temporal: the real dev server binary, Temporal's time-skipping test server, a test config, and
+ * local alert receivers.
+ */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
@@ -7,6 +10,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { parseConfig, type OpsConfig } from '../../src/config.js';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { ALL_SEARCH_ATTRIBUTES } from '../../src/search-attributes.js';
 import { WORKFLOWS_PATH } from '../../src/worker.js';
 import { ROOT } from './services.js';
@@ -31,6 +35,34 @@ export async function startDevServer(): Promise<TestWorkflowEnvironment> {
       searchAttributes: [...ALL_SEARCH_ATTRIBUTES],
     },
   });
+}
+
+/** The wrapper that starts Temporal's time-skipping test server (Java, installed by `scripts/services.sh up timeskip`). */
+export const TEST_SERVER = path.join(ROOT, 'scripts/timeskip/temporal-test-server');
+
+/**
+ * A private time-skipping test server (Temporal's Java test server from Maven Central) with our search attributes:
+ * workflow time jumps to the next timer whenever a workflow result is awaited (or `env.sleep`) and nothing else is
+ * running, so a 24 h wait takes a moment. The SDK gives a server 5 s to answer after its start; a JVM on a loaded
+ * machine can take longer, so a start that timed out is tried twice more.
+ */
+export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
+  if (!existsSync(path.join(ROOT, '.tools/temporal-test-server/installed'))) {
+    throw new Error(`Temporal's test server is not installed: run scripts/services.sh up timeskip`);
+  }
+  let env: TestWorkflowEnvironment | undefined;
+  for (let attempt = 1; !env; attempt++) {
+    try {
+      env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEST_SERVER } } });
+    } catch (err) {
+      if (attempt >= 3 || !/did not start within/.test(String(err))) throw err;
+    }
+  }
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: 'default',
+    searchAttributes: Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((k) => [k.name, encodeSearchAttributeIndexedValueType(k.type) as number])),
+  });
+  return env;
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
