@@ -82,23 +82,25 @@ describe('restore approval timeout at the production default, on the time-skippi
       failure = err.cause as Error & { type?: string };
     }
     const wallMs = Date.now() - wall;
-    const now = await env.currentTimeMs();
     assert.ok(failure, 'the restore must fail when nobody decides');
     assert.equal(failure.type, 'ApprovalTimeout');
     assert.match(failure.message, /^No approveRestore within 86400 s; nothing was changed$/);
-    assert.ok(now - openedAt >= DAY_MS, `workflow time passed since the gate opened: ${now - openedAt} ms, at least 24 h`);
     assert.ok(wallMs < 60_000, `a day of workflow time took ${wallMs} ms of wall time`);
 
-    // The history: one 24 h timer for the gate, fired 24 h (workflow time) after it started, and the failure after it.
+    // When it gave up, in workflow time, from the history (the server's clock after the result is no measure: once
+    // the workflow is closed and the result awaited, the test server skips on to its own far-off timers).
     const events = (await h.fetchHistory()).events ?? [];
+    const failed = events.find((e) => e.workflowExecutionFailedEventAttributes);
+    assert.ok(failed, 'the history ends with the failure');
+    const gaveUpAfter = tsToMs(failed.eventTime) - openedAt;
+    assert.ok(gaveUpAfter >= DAY_MS && gaveUpAfter < DAY_MS + 3600_000, `gave up ${gaveUpAfter / 3600_000} h after the gate opened: at 24 h`);
+    // One 24 h timer for the gate, fired a day (workflow time) after it started.
     const timers = events.filter((e) => e.timerStartedEventAttributes?.startToFireTimeout);
     const gateTimer = timers.find((e) => tsToMs(e.timerStartedEventAttributes?.startToFireTimeout) === DAY_MS);
     assert.ok(gateTimer, `a 24 h timer; timers seen: ${timers.map((e) => tsToMs(e.timerStartedEventAttributes?.startToFireTimeout)).join(', ')}`);
     const fired = events.find((e) => e.timerFiredEventAttributes?.timerId === gateTimer.timerStartedEventAttributes?.timerId);
     assert.ok(fired, 'the gate timer fired');
     assert.ok(tsToMs(fired.eventTime) - tsToMs(gateTimer.eventTime) >= DAY_MS, 'fired a day after it started');
-    const failed = events.find((e) => e.workflowExecutionFailedEventAttributes);
-    assert.ok(failed && tsToMs(failed.eventTime) - tsToMs(gateTimer.eventTime) >= DAY_MS, 'the restore failed only after the day');
 
     // Nothing changed: same data, no safety backup taken, no staging database left, the gate says timed-out.
     assert.deepEqual(await tableDigests(fx.database.name), before, 'the live database is untouched');
