@@ -3,9 +3,9 @@
 # tests start themselves (Temporal's time-skipping test server, Prometheus, Chromium).
 #   scripts/services.sh up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools|timeskip ...]   (no names = all)
 # Everything listens on loopback only; state and logs live in $LLMCHAT_OPS_STATE (default
-# <repo>/.state). Missing software is installed (apt / PyPI / Go proxy), because CI starts from
-# a fresh machine (Maven Central for the Java test server). `up` reuses whatever already answers on a service's address; `stop` only stops
-# what these scripts started (pid files).
+# <repo>/.state). Missing software is installed (apt / PyPI / Go proxy / Maven Central), because
+# CI starts from a fresh machine. `up` reuses whatever already answers on a service's address;
+# `stop` only stops what these scripts started (pid files).
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
