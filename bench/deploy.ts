@@ -6,8 +6,9 @@
  *       v1 → v2 on a stack without a front, side by side: failed requests and the longest gap without a
  *       successful response.   Goal: ours 0 failed, gap ≤ 100 ms.
  *   (b) wall time of our deploy (no pre-deploy backup, no bake; plan, image, migrate, switch, health gate, verify,
- *       drain, records) vs the same steps run by a plain script (migrate up in the image, compose up of the idle
- *       slot, readiness poll, nginx config + reload, version check, drain, compose down of the old slot) on the
+ *       drain, records) vs the same steps run by a plain script (migration level with the image, migrate up, compose
+ *       up of the idle slot, readiness poll, nginx config + reload, health gate through the front, version check,
+ *       the rest of the drain time counted from the switch, compose down of the old slot) on the
  *       same stack, alternating v1 → v2 → v1 over BENCH_ROUNDS rounds (default 3), p50 of each.   Goal ≤ 1.2×.
  *       The pre-deploy backup and the bake period are reported separately (one deploy with both).
  *   (c) time from a failed verify after the switch to the previous version serving again (front polled every
@@ -60,20 +61,28 @@ async function plainDeploy(cfg: OpsConfig, fx: DeployFixture, version: string): 
   const t0 = performance.now();
   const composeEnv = { ...env.deploy.composeEnv, LLMCHAT_VERSION: version, LLMCHAT_APP_PORT: String(port), LLMCHAT_SLOT: slot };
   const compose = (project: string, args: string[], e: Record<string, string>) => execa(path.join(ROOT, 'scripts/compose.sh'), ['-p', project, '-f', env.compose.file, ...args], { env: e });
-  await execa('docker', ['run', '--rm', '--network', 'host', '-e', `DATABASE_URL=postgres://llmchat@127.0.0.1:5432/${fx.database.name}`, '-e', 'PGPASSWORD', `llmchat-app:${version}`, 'node', 'migrate.js', 'up'], { env: { PGPASSWORD: PG.password } });
+  const migrate = (args: string[]) =>
+    execa('docker', ['run', '--rm', '--network', 'host', '-e', `DATABASE_URL=postgres://llmchat@127.0.0.1:5432/${fx.database.name}`, '-e', 'PGPASSWORD', `llmchat-app:${version}`, 'node', 'migrate.js', ...args, '--json'], { env: { PGPASSWORD: PG.password } });
+  const healthy = async (base: string) => {
+    for (let ok = 0; ok < env.deploy.healthySuccesses; ) {
+      const r = await freshGet(`${base}/health`, 2000).catch(() => undefined);
+      ok = r?.status === 200 ? ok + 1 : 0;
+      if (ok < env.deploy.healthySuccesses) await new Promise((res) => setTimeout(res, 250));
+    }
+  };
+  await migrate(['status']); // the level before, recorded like ours
+  await migrate(['up']);
   await compose(`${fx.project}-${slot}`, ['up', '-d', '--remove-orphans'], composeEnv);
-  for (let ok = 0; ok < env.deploy.healthySuccesses; ) {
-    const r = await freshGet(`http://127.0.0.1:${port}/health`, 2000).catch(() => undefined);
-    ok = r?.status === 200 ? ok + 1 : 0;
-    if (ok < env.deploy.healthySuccesses) await new Promise((res) => setTimeout(res, 250));
-  }
+  await healthy(`http://127.0.0.1:${port}`);
   await applyFront(frontSpec(env.deploy.stateDir as string, env.url, 'nginx'), port, slot);
+  const switchedAt = performance.now();
+  await healthy(env.url); // the health gate through the front
   for (;;) {
     const r = await freshGet(`${env.url}/version`, 2000).catch(() => undefined);
     if (r?.status === 200 && JSON.parse(r.body).version === version) break;
     await new Promise((res) => setTimeout(res, 50));
   }
-  await new Promise((res) => setTimeout(res, env.deploy.front?.drain ?? 0));
+  await new Promise((res) => setTimeout(res, Math.max(0, (env.deploy.front?.drain ?? 0) - (performance.now() - switchedAt))));
   await compose(`${fx.project}-${cur.slot}`, ['down', '--remove-orphans', '--timeout', '10'], { ...composeEnv, LLMCHAT_SLOT: cur.slot, LLMCHAT_APP_PORT: String(cur.port) });
   const ms = performance.now() - t0;
   // keep the release records true for the next (workflow) round
@@ -150,6 +159,7 @@ async function run(): Promise<void> {
         // (b) wall time, ours vs a plain script, alternating versions; the order of the sides alternates
         const ours: number[] = [];
         const plain: number[] = [];
+        let lastSteps: ReleaseProgress['steps'] = [];
         let version = 'v1';
         for (let i = 0; i < ROUNDS; i++) {
           for (const side of i % 2 ? ['plain', 'ours'] : ['ours', 'plain']) {
@@ -157,6 +167,7 @@ async function run(): Promise<void> {
               const r = await deploy(env, taskQueue, version);
               if (r.outcome !== 'success') throw new Error(`deploy ${version}: ${r.outcome}`);
               ours.push(r.ms);
+              lastSteps = r.progress.steps;
             } else plain.push(await plainDeploy(fx.cfg, fx, version));
             version = version === 'v1' ? 'v2' : 'v1';
           }
@@ -165,6 +176,8 @@ async function run(): Promise<void> {
         say('');
         say(`(b) deploy wall time (no backup, no bake), p50 of ${ROUNDS}: ours ${s(median(ours))} vs plain script ${s(median(plain))} → ${ratio.toFixed(2)}×  goal ≤ 1.2×: ${ratio <= 1.2 ? 'MET' : 'NOT MET'}`);
         say(`    ours: ${ours.map(s).join(', ')}; plain: ${plain.map(s).join(', ')}`);
+        const took = (st: ReleaseProgress['steps'][number]) => (st.startedAt && st.finishedAt ? `${Date.parse(st.finishedAt) - Date.parse(st.startedAt)} ms` : st.state);
+        say(`    ours, the last round step by step: ${lastSteps.map((st) => `${st.name} ${took(st)}`).join(', ')}`);
         const full = await deploy(env, taskQueue, version, { skipBackup: false, bakeSeconds: 10 }); // the config's backupBeforeDeploy is on
         const stepMs = (name: string) => {
           const st = full.progress.steps.find((x) => x.name === name);

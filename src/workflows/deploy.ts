@@ -4,7 +4,7 @@
  * the previous version back by itself; a database that was migrated is rolled back only when a person approves
  * (approveDatabaseRollback / rejectDatabaseRollback, four eyes), with an alert when nobody answers.
  */
-import { ApplicationFailure, CancellationScope, executeChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, executeChild, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ReleasePlan } from '../activities/release.js';
 import { judgeBake, type AppMetricsSample } from '../deploy/metrics.js';
@@ -143,7 +143,8 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     // 5. switch without dropping requests
     failedStep = 'switch';
     started = true;
-    await t.step('switch', () => bringUp(plan, plan.target, () => (switched = true)), (d) => d);
+    let switchedAt = 0;
+    await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now()))), (d) => d);
 
     // 6. health gate through the front, container health included
     failedStep = 'health-gate';
@@ -186,9 +187,14 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     const old = plan.current;
     if (plan.strategy === 'blue-green' && old && old.slot !== plan.target.slot) {
       await t.step('drain', async () => {
-        await durableSleep(plan.drainMs);
+        // The old slot has been draining since the switch (nginx sends it nothing new): the health gate, verify
+        // and bake count towards the drain time, and only what is left of it is waited for here. (Runs recorded
+        // before this change waited the whole drain time after verify; they replay that way.)
+        const wait = patched('drain-counted-from-switch') ? Math.max(0, plan.drainMs - (Date.now() - switchedAt)) : plan.drainMs;
+        if (wait > 0) await durableSleep(wait);
         await stopSlot(plan, old.slot, old.version, old.port);
-      }, () => `slot ${old.slot} (${old.version}) stopped after ${plan.drainMs} ms`);
+        return Date.now() - switchedAt;
+      }, (since) => `slot ${old.slot} (${old.version}) stopped ${since} ms after the switch (drain ${plan.drainMs} ms)`);
     } else t.skip('drain', 'no old slot to stop');
 
     const msg = `${version} serves ${environment}${plan.current ? ` (was ${plan.current.version})` : ''}`;
