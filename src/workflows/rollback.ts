@@ -4,7 +4,7 @@
  * The database goes down to the target's recorded migration level only when asked for, and only after a person
  * approves (approveDatabaseRollback, four eyes). The versions are recorded.
  */
-import { ApplicationFailure, CancellationScope, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ReleasePlan } from '../activities/release.js';
 import type { ReleaseOutcome } from '../deploy/release-store.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../search-attributes.js';
@@ -53,6 +53,7 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
   upsertSearchAttributes([{ key: VersionKey, value: version }]);
 
   let switched = false;
+  let switchedAt = 0;
   let started = false;
   let level: number | null = plan.current?.migrationLevel ?? null;
   let db: RollbackResult['database'];
@@ -64,7 +65,7 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
   try {
     await t.step('image', () => run(DOCKER, 'prepareImage', `image ${plan.target.image}`, { environment, version }), (r) => `${r.image} ${r.source}`);
     started = true;
-    await t.step('switch', () => bringUp(plan, plan.target, () => (switched = true)), (d) => d);
+    await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now()))), (d) => d);
     await t.step('health-gate', async () => {
       const g = await run(WAITS, 'healthGate', `health gate of ${version}`, { environment, slot: plan.target.slot, timeoutMs: plan.healthTimeoutMs, successes: plan.healthySuccesses });
       if (!g.healthy) throw ApplicationFailure.nonRetryable(`not healthy within ${plan.healthTimeoutMs / 1000} s: ${g.lastProblem}`, 'HealthGateFailed');
@@ -92,9 +93,12 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
   const old = plan.current;
   if (plan.strategy === 'blue-green' && old && old.slot !== plan.target.slot) {
     await t.step('drain', async () => {
-      await durableSleep(plan.drainMs);
+      // As in deploy: the old slot has drained since the switch; only what is left of the drain time is waited for.
+      const wait = patched('drain-counted-from-switch') ? Math.max(0, plan.drainMs - (Date.now() - switchedAt)) : plan.drainMs;
+      if (wait > 0) await durableSleep(wait);
       await stopSlot(plan, old.slot, old.version, old.port);
-    }, () => `slot ${old.slot} (${old.version}) stopped`);
+      return Date.now() - switchedAt;
+    }, (since) => `slot ${old.slot} (${old.version}) stopped ${since} ms after the switch (drain ${plan.drainMs} ms)`);
   } else t.skip('drain', 'no old slot to stop');
 
   let outcome: ReleaseOutcome = 'success';
