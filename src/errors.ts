@@ -42,6 +42,8 @@ export const PERMANENT_ERROR_TYPES = [
   'NotAdopted',
   'NothingToRollBackTo',
   'MetricsMissing',
+  // an activity scheduled by a workflow on another task queue (src/activities/caller-guard.ts)
+  'ForeignWorkflow',
 ] as const;
 
 /**

@@ -17,6 +17,7 @@ import { Client, Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.js';
 import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './alertmanager-receiver.js';
 import { configPath, loadConfig, type OpsConfig } from './config.js';
+import { ownWorkflowsOnly } from './activities/caller-guard.js';
 import { claimDataHost } from './data-host.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.js', import.meta.url));
@@ -65,6 +66,8 @@ export async function createWorker(
     maxHeartbeatThrottleInterval: cfg.worker.heartbeatThrottle,
     defaultHeartbeatThrottleInterval: cfg.worker.heartbeatThrottle,
     ...overrides,
+    // Activities refuse workflows of other task queues (a foreign worker's workflow scheduling restoreDatabase).
+    interceptors: { ...overrides.interceptors, activity: [ownWorkflowsOnly(), ...(overrides.interceptors?.activity ?? [])] },
     workflowBundle,
   });
 }

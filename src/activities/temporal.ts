@@ -41,6 +41,36 @@ export function createTemporalActivities(cfg: OpsConfig) {
       }
       return running;
     },
+
+    /**
+     * The restore's check of a `releaseApproval`: its parent (the run Temporal recorded as starting it) must be
+     * our `deploy` — that type, on this worker's task queue, under the environment's release id, still running.
+     * The parent's id alone proves nothing: any client can start a workflow of its own under that id, on a worker
+     * of its own. Throws BadInput naming what the parent is.
+     */
+    async checkReleaseParent(input: { environment: string; parent: { workflowId: string; runId: string } }): Promise<void> {
+      try {
+        getEnvironment(cfg, input.environment);
+      } catch (err) {
+        throw asFailure(err);
+      }
+      const ctx = Context.current();
+      const queue = ctx.info.taskQueue;
+      const id = releaseWorkflowId(input.environment);
+      let d;
+      try {
+        d = await ctx.client.workflow.getHandle(input.parent.workflowId, input.parent.runId).describe();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw permanent(`\`releaseApproval\` refused: the parent run ${input.parent.workflowId} (${input.parent.runId}) does not exist; nothing was changed`, 'BadInput');
+        throw err;
+      }
+      if (d.workflowId !== id || d.type !== 'deploy' || d.taskQueue !== queue || d.status.name !== 'RUNNING') {
+        throw permanent(
+          `\`releaseApproval\` is accepted only from the running deploy workflow ${id} on task queue ${queue}; this restore's parent is a ${d.type} under ${d.workflowId} on task queue ${d.taskQueue} (${d.status.name.toLowerCase()}). A restore over live data needs approveRestore from another person; nothing was changed`,
+          'BadInput',
+        );
+      }
+    },
   };
 }
 

@@ -1,0 +1,125 @@
+/**
+ * An operator with Temporal access but no approval rights runs a worker of their own, on their own task queue
+ * (nothing in Temporal stops a client from polling a queue it names), with workflows they wrote
+ * (test/support/foreign-workflows.ts). Neither of their two ways to replace the live database may work:
+ *
+ * - a workflow of theirs running under `llmchat-release-<env>` (even one whose type is named `deploy`) starts our
+ *   `restore` as a child with a forged `releaseApproval`: the restore sees the release id as its parent's;
+ * - a workflow of theirs schedules our `restoreDatabase` activity on our task queue directly: no restore
+ *   workflow, no gate at all.
+ *
+ * Real dev server, real PostgreSQL; the live database must keep a row written after the backup.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import type { OpsConfig } from '../src/config.js';
+import { dataWorkflowId, releaseWorkflowId } from '../src/names.js';
+import { createWorker } from '../src/worker.js';
+import type { BackupResult } from '../src/workflows/backup.js';
+import { query, seedFixture, type Fixture } from './support/backup-fixture.js';
+import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+
+const FOREIGN = fileURLToPath(new URL('./support/foreign-workflows.js', import.meta.url));
+
+/** The innermost failure of a workflow run: its type and message. */
+async function innermost(p: Promise<unknown>): Promise<{ type?: string; message: string; chain: string }> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof WorkflowFailedError, String(err));
+    let e = err as Error & { type?: string; cause?: unknown };
+    const chain: string[] = [];
+    while (e.cause instanceof Error) {
+      e = e.cause as Error & { type?: string };
+      chain.push(`${e.type ?? e.name}: ${e.message}`);
+    }
+    return { type: e.type, message: e.message, chain: chain.join(' <- ') };
+  }
+  assert.fail('the run should have failed');
+}
+
+describe('a foreign worker cannot replace the live database (forged release parent, direct activity)', { timeout: 600_000 }, () => {
+  let env: TestWorkflowEnvironment;
+  let fx: Fixture;
+  let cfg: OpsConfig;
+  let worker: Worker;
+  let foreign: Worker;
+  let running: Promise<void>;
+  let foreignRunning: Promise<void>;
+  let backupId = '';
+  const taskQueue = `test-impersonation-${randomUUID()}`;
+  const foreignQueue = `foreign-${randomUUID()}`;
+  /** A row written after the backup: a restore of the backup over live data takes it away. */
+  const plantRow = () => query(fx.database.name, (c) => c.query("INSERT INTO chat_sessions (user_id, title) SELECT 'after-backup', 'must survive' WHERE NOT EXISTS (SELECT 1 FROM chat_sessions WHERE user_id = 'after-backup')"));
+  const afterBackupRows = () => query(fx.database.name, async (c) => (await c.query("SELECT 1 FROM chat_sessions WHERE user_id = 'after-backup'")).rowCount);
+
+  before(async () => {
+    env = await startDevServer();
+    fx = await seedFixture(2_000);
+    cfg = testConfig({
+      address: env.address,
+      taskQueue,
+      environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } },
+    });
+    worker = await createWorker(cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
+    running = worker.run();
+    foreign = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: foreignQueue,
+      workflowBundle: await bundleWorkflowCode({ workflowsPath: FOREIGN, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error } as never }),
+    });
+    foreignRunning = foreign.run();
+    const b = await env.client.workflow.execute<(i: unknown) => Promise<BackupResult>>('backup', {
+      taskQueue,
+      workflowId: `backup-${randomUUID()}`,
+      args: [{ environment: 'production', kinds: ['database'], requestedBy: 'test', reason: 'baseline', verify: 'checksums' }],
+    });
+    backupId = b.backupId;
+  });
+
+  after(async () => {
+    foreign?.shutdown();
+    worker?.shutdown();
+    await foreignRunning?.catch(() => {});
+    await running?.catch(() => {});
+    await fx?.database.drop();
+    await env?.teardown();
+  });
+
+  for (const type of ['foreignRelease', 'deploy']) {
+    it(`a foreign workflow (type ${type}) under llmchat-release-production cannot start a pre-approved restore`, async () => {
+      await plantRow();
+      const h = await env.client.workflow.start(type, {
+        taskQueue: foreignQueue,
+        workflowId: releaseWorkflowId('production'),
+        args: [{ taskQueue, environment: 'production', backupId }],
+      });
+      const f = await innermost(h.result());
+      assert.equal(f.type, 'BadInput', f.chain);
+      assert.match(f.message, /releaseApproval.*accepted only from .*deploy.*task queue/i);
+      assert.equal(await afterBackupRows(), 1, 'the live database was not replaced');
+      const child = await env.client.workflow.getHandle(dataWorkflowId('production')).describe();
+      assert.equal(child.type, 'restore');
+      assert.equal(child.parentExecution?.workflowId, releaseWorkflowId('production'));
+    });
+  }
+
+  it('a foreign workflow cannot run restoreDatabase (or any of our activities) on our task queue', async () => {
+    await plantRow();
+    for (const [activity, input] of [
+      ['restoreDatabase', { environment: 'production', backupId, runToken: 'foreign' }],
+      ['listBackups', { environment: 'production' }],
+    ] as const) {
+      const h = await env.client.workflow.start('foreignActivity', { taskQueue: foreignQueue, workflowId: `foreign-${randomUUID()}`, args: [{ taskQueue, activity, input }] });
+      const f = await innermost(h.result());
+      assert.equal(f.type, 'ForeignWorkflow', `${activity}: ${f.chain}`);
+      assert.match(f.message, new RegExp(`${activity} refused: .*task queue ${foreignQueue}.*not ${taskQueue}`));
+    }
+    assert.equal(await afterBackupRows(), 1, 'the live database was not replaced');
+  });
+});
