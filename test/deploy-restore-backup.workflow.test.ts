@@ -168,7 +168,8 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     assert.equal(outcome.approvedIn?.runId, (await h.describe()).runId);
     assert.match(outcome.safetyBackupId ?? '', /^production-/);
     const st = await child.query<RestoreStatus>('restoreStatus');
-    assert.equal(st.approval.state, 'closed');
+    assert.equal(st.approval.state, 'committed', 'pre-approved by the deploy, then past its point of no return');
+    assert.equal(st.approval.approvedBy, 'bob');
     assert.deepEqual(st.approval.decisions, []);
 
     const records = await readReleases(stateDir(), 'production');
@@ -236,5 +237,29 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     assert.equal(await sessionsOf(db(), 'after-backup-3'), 1);
     assert.equal(await servingVersion(fx.url), 'v1');
     assert.equal((await readReleases(stateDir(), 'production')).history.at(-1)?.outcome, 'failed');
+  });
+
+  it('approved, then at once rejected: the rejection reaches the restore before its swap — nothing restored, the answer says so', T, async () => {
+    await migrateTo(fx.database.url, 1);
+    const h = await deploy();
+    await awaitingApproval(h);
+    await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup-4', 'kept: rejected in time')");
+    const ok = await decide(h, 'approveDatabaseRollback', { by: 'bob' });
+    assert.equal(ok.accepted, true, ok.message);
+    const no = await decide(h, 'rejectDatabaseRollback', { by: 'carol', comment: 'wrong call, keep the data' });
+    assert.equal(no.accepted, true, no.message);
+    assert.match(no.message, /rejected by carol after approval by bob; stopped before the point of no return, nothing was changed/);
+    const f = await failureOf(h.result());
+    assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-left');
+    assert.match(f.message, /database left at level 2: rollback rejected by carol \(wrong call, keep the data\)/);
+    assert.equal(await levelOf(db()), 2);
+    assert.equal(await sessionsOf(db(), 'after-backup-4'), 1, 'nothing was restored');
+    assert.equal(await servingVersion(fx.url), 'v1');
+    // the restore child was stopped by the forwarded rejection
+    const child = env.client.workflow.getHandle(DATA);
+    assert.equal((await child.describe()).parentExecution?.runId, (await h.describe()).runId);
+    const c = await failureOf(child.result());
+    assert.match(c.message, /Restore rejected by carol: wrong call, keep the data; nothing was changed/);
+    assert.equal((await readReleases(stateDir(), 'production')).history.at(-1)?.outcome, 'database-left');
   });
 });

@@ -140,10 +140,16 @@ export interface ApprovalGate {
    */
   decide(opts: { subject: string; allowSelfApproval: boolean; timeoutMs: number }): Promise<'approved' | 'rejected' | 'timed-out'>;
   /**
-   * Resolves when a rejection arrives after the approval (race it against the approved work). Never rejects, not
-   * even when the workflow is cancelled, so it can be left pending.
+   * The gate starts approved: the approval was given elsewhere (a failed deploy's approveDatabaseRollback gate, for
+   * the restore it starts). Nothing is awaited; a rejection is still accepted until {@link commit}, as after an
+   * approval given here.
    */
-  rejection(): Promise<void>;
+  preApproved(opts: { subject: string; by: string }): void;
+  /**
+   * Resolves with the rejection that arrives after the approval (race it against the approved work). Never
+   * rejects, not even when the workflow is cancelled, so it can be left pending.
+   */
+  rejection(): Promise<Decision>;
   /**
    * The approved work stopped on a cancellation: if a late rejection caused it, the rejection is accepted and
    * this returns true; otherwise (the workflow itself was cancelled) it returns false and changes nothing.
@@ -275,7 +281,17 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
       }
       return (status.state as GateState) === 'approved' ? 'approved' : 'rejected';
     },
-    rejection: () => CancellationScope.nonCancellable(() => condition(() => lateRejection !== undefined)),
+    preApproved({ subject, by }) {
+      if (status.state !== 'not-open') throw new Error(`approval gate opened twice (state ${status.state})`);
+      status.subject = subject;
+      status.openedAt = new Date().toISOString();
+      status.state = 'approved';
+      status.approvedBy = by;
+    },
+    rejection: () => CancellationScope.nonCancellable(async () => {
+      await condition(() => lateRejection !== undefined);
+      return lateRejection as Decision;
+    }),
     stopped() {
       if (status.state !== 'approved' || !lateRejection) return false;
       status.state = 'rejected';

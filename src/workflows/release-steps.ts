@@ -26,7 +26,7 @@ import { dataWorkflowId } from '../names.js';
 import { OutcomeKey } from '../search-attributes.js';
 import type { ApprovalGate, GateNames } from './approval.js';
 import { notifyAlerts } from './notify-alerts.js';
-import { restore } from './restore.js';
+import { restore, restoreDecisions } from './restore.js';
 
 /** Timeout profiles. quick: bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */
 export const QUICK: ActivityOptions = {
@@ -155,6 +155,15 @@ export function message(err: unknown): string {
   return e instanceof Error ? e.message : String(err);
 }
 
+/** The type of the innermost application failure in a failure chain (child workflow → application failure). */
+export function failureType(err: unknown): string | undefined {
+  let type: string | undefined;
+  for (let e = err as (Error & { cause?: unknown; type?: unknown }) | undefined; e instanceof Error; e = e.cause as typeof e) {
+    if (typeof e.type === 'string') type = e.type;
+  }
+  return type;
+}
+
 /** Runs an activity with a one-line summary that the Web UI shows for it. */
 export function run<K extends keyof Activities>(
   profile: ActivityOptions,
@@ -271,13 +280,17 @@ export async function databaseRollback(opts: {
     gate.close(`the database rollback was ${verdict}`);
     return { decision: verdict, ...(gate.status.rejectedBy ? { by: gate.status.rejectedBy } : {}), ...(gate.status.rejectionComment ? { comment: gate.status.rejectionComment } : {}) };
   }
-  gate.commit();
   const approvedBy = gate.status.approvedBy as string;
   if (opts.restoreBackup) {
-    const r = await restoreBackup(plan, tracker, opts.version, opts.restoreBackup, opts.requestedBy, approvedBy, gate.status.decisions.find((d) => d.accepted && d.verdict === 'approve')?.comment);
-    gate.close('the database restore ran');
+    // Not committed yet: until the restore swaps the data in, a rejectDatabaseRollback still stops it.
+    const r = await restoreBackup(plan, tracker, opts.version, opts.restoreBackup, opts.requestedBy, approvedBy, gate.status.decisions.find((d) => d.accepted && d.verdict === 'approve')?.comment, gate);
+    if (gate.status.state === 'rejected') {
+      return { decision: 'rejected', ...(gate.status.rejectedBy ? { by: gate.status.rejectedBy } : {}), ...(gate.status.rejectionComment ? { comment: gate.status.rejectionComment } : {}), ...r };
+    }
+    gate.close(r.restore?.error ? `the database restore failed: ${r.restore.error}` : 'the database restore ran');
     return { decision: 'approved', by: approvedBy, ...r };
   }
+  gate.commit();
   const down = await tracker.step('database-rollback', () =>
     run(DOCKER, 'migrateDown', `migrate down to ${opts.toLevel}`, { environment: plan.environment, version: opts.version, to: opts.toLevel }),
   (r) => `level ${r.before} → ${r.after}${r.reverted.length ? ` (reverted ${r.reverted.join(', ')})` : ''}, approved by ${gate.status.approvedBy}`);
@@ -291,7 +304,7 @@ export async function databaseRollback(opts: {
  * approved it at this release's gate (it trusts that only because its parent is the release workflow). Never
  * throws: a failed restore is returned with the run that failed and the live database's migration level after it.
  */
-async function restoreBackup(plan: ReleasePlan, tracker: Tracker, version: string, backupId: string, requestedBy: string, approvedBy: string, comment: string | undefined): Promise<Omit<DatabaseRollbackResult, 'decision' | 'by'>> {
+async function restoreBackup(plan: ReleasePlan, tracker: Tracker, version: string, backupId: string, requestedBy: string, approvedBy: string, comment: string | undefined, gate: ApprovalGate): Promise<Omit<DatabaseRollbackResult, 'decision' | 'by'>> {
   const env = plan.environment;
   const workflowId = dataWorkflowId(env);
   const info: NonNullable<DatabaseRollbackResult['restore']> = { workflowId, backupId };
@@ -302,12 +315,19 @@ async function restoreBackup(plan: ReleasePlan, tracker: Tracker, version: strin
         args: [{ environment: env, backupId, kind: 'database', requestedBy, releaseApproval: { by: approvedBy, ...(comment ? { comment } : {}) } }],
       });
       info.runId = child.firstExecutionRunId;
+      // A rejectDatabaseRollback after the approval goes on to the restore's own gate, which stops the restore if
+      // it comes before the swap (the restore then fails RestoreRejected) and is too late after it.
+      void gate.rejection().then((d) =>
+        child.signal(restoreDecisions.rejectSignal, { by: d.by, ...(d.comment ? { comment: d.comment } : {}) }).catch(() => undefined),
+      );
       return child.result();
     }, (r) => `restored from backup ${backupId} by ${workflowId} (run ${info.runId})${r.safetyBackupId ? `, safety backup ${r.safetyBackupId}` : ''}, approved by ${approvedBy}`);
+    gate.commit(); // swapped in: a rejection now is answered "too late"
     if (done.safetyBackupId) info.safetyBackupId = done.safetyBackupId;
   } catch (err) {
     info.error = message(err);
     if (err instanceof WorkflowExecutionAlreadyStartedError) info.error = `a backup or restore of ${env} is already running under ${workflowId}; the restore did not start`;
+    if (failureType(err) === 'RestoreRejected' && gate.stopped()) delete info.error; // stopped by the rejection, nothing swapped in
   }
   let level: number | undefined;
   try {

@@ -126,7 +126,9 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
       status.approvedBy = releaseApproval.by;
       status.approvedIn = approvedIn;
       log.info(`restore of ${backupId} over ${plan.target} approved by ${releaseApproval.by} at approveDatabaseRollback of ${approvedIn.workflowId} (run ${approvedIn.runId})`);
-      gate.close(`approved by ${releaseApproval.by} at approveDatabaseRollback of the deploy ${approvedIn.workflowId} that started this restore`);
+      // Approved there, but not past the point of no return: a rejectRestore here (the deploy forwards its own
+      // rejectDatabaseRollback) still stops the restore until the data is swapped in.
+      gate.preApproved({ subject: `restore ${kind} of backup ${backupId} over ${plan.target} (approved by ${releaseApproval.by} at approveDatabaseRollback of the deploy ${approvedIn.workflowId} that started this restore)`, by: releaseApproval.by });
     } else {
       status.state = 'awaiting-approval';
       upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
