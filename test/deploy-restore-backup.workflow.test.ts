@@ -262,4 +262,33 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     assert.match(c.message, /Restore rejected by carol: wrong call, keep the data; nothing was changed/);
     assert.equal((await readReleases(stateDir(), 'production')).history.at(-1)?.outcome, 'database-left');
   });
+
+  it('a reset of the deploy run (to just before it started the restore) does not replay the old approval over live data', T, async () => {
+    await migrateTo(fx.database.url, 1);
+    const h = await deploy();
+    await awaitingApproval(h);
+    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    const f = await failureOf(h.result());
+    assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-rolled-back');
+    assert.equal(await levelOf(db()), 1);
+    // Written after the approved restore: nobody approved taking it away.
+    await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-restore', 'nobody approved removing this')");
+    const runId = (await h.describe()).runId;
+    const events = (await h.fetchHistory()).events ?? [];
+    let i = events.findIndex((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'restore');
+    assert.ok(i > 0, 'the run started a restore child');
+    while (i > 0 && !events[i]?.workflowTaskCompletedEventAttributes) i--;
+    const reset = await env.client.workflowService.resetWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId: RELEASE, runId },
+      workflowTaskFinishEventId: events[i]?.eventId,
+      requestId: randomUUID(),
+      reason: 'operator reset',
+    });
+    const r = env.client.workflow.getHandle(RELEASE, reset.runId ?? undefined);
+    const g = await failureOf(r.result());
+    assert.equal(await sessionsOf(db(), 'after-restore'), 1, 'the live database was not restored again');
+    assert.equal((g.details?.[0] as { outcome: string }).outcome, 'failed');
+    assert.match(g.message, new RegExp(`database restore from backup \\S+ FAILED \\(approved by bob; .*is a reset of run ${runId}.*nothing was changed; the live database keeps its name .* and it is at migration level 1`));
+  });
 });

@@ -122,4 +122,31 @@ describe('a foreign worker cannot replace the live database (forged release pare
     }
     assert.equal(await afterBackupRows(), 1, 'the live database was not replaced');
   });
+
+  it('a reset of an approved restore run (to just before its restore step) does not replace the live data again', async () => {
+    const h = await env.client.workflow.start('restore', {
+      taskQueue,
+      workflowId: dataWorkflowId('production'),
+      args: [{ environment: 'production', backupId, kind: 'database', requestedBy: 'mallory' }],
+    });
+    await h.signal('approveRestore', { by: 'bob' });
+    await h.result();
+    await plantRow();
+    const runId = (await h.describe()).runId;
+    const events = (await h.fetchHistory()).events ?? [];
+    let i = events.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restoreDatabase');
+    assert.ok(i > 0, 'the run scheduled restoreDatabase');
+    while (i > 0 && !events[i]?.workflowTaskCompletedEventAttributes) i--;
+    const reset = await env.client.workflowService.resetWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId: dataWorkflowId('production'), runId },
+      workflowTaskFinishEventId: events[i]?.eventId,
+      requestId: randomUUID(),
+      reason: 'operator reset',
+    });
+    const f = await innermost(env.client.workflow.getHandle(dataWorkflowId('production'), reset.runId ?? undefined).result());
+    assert.equal(await afterBackupRows(), 1, 'the live database was not replaced again');
+    assert.equal(f.type, 'BadInput', f.chain);
+    assert.match(f.message, new RegExp(`refused: this run \\(\\S+\\) is a reset of run ${runId}; an approval recorded before a reset .* is never acted on again`));
+  });
 });

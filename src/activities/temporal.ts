@@ -70,6 +70,13 @@ export function createTemporalActivities(cfg: OpsConfig) {
           'BadInput',
         );
       }
+      const original = await resetFrom(ctx, input.parent.workflowId, input.parent.runId);
+      if (original) {
+        throw permanent(
+          `\`releaseApproval\` refused: the deploy run ${input.parent.runId} is a reset of run ${original}, and an approval recorded before a reset (or re-applied by it) is never acted on again over live data. A restore over live data needs approveRestore from another person; nothing was changed`,
+          'BadInput',
+        );
+      }
     },
   };
 }
@@ -85,12 +92,19 @@ export function createTemporalActivities(cfg: OpsConfig) {
 export async function refuseDuringRelease(environment: string, what: string): Promise<void> {
   let client;
   let caller;
+  let ctx;
   try {
-    const ctx = Context.current();
+    ctx = Context.current();
     client = ctx.client;
     caller = ctx.info.workflowExecution;
   } catch {
     return;
+  }
+  // A reset run replays the approval its history holds (and the server re-applies later signals): it would
+  // replace the live data again, long after the approval, with no one asked.
+  const original = caller && (await resetFrom(ctx, caller.workflowId, caller.runId));
+  if (original) {
+    throw permanent(`${what} refused: this run (${caller?.runId}) is a reset of run ${original}; an approval recorded before a reset (or re-applied by it) is never acted on again over live data. Start a new restore and have it approved; nothing was changed`, 'BadInput');
   }
   const id = releaseWorkflowId(environment);
   try {
@@ -109,4 +123,18 @@ export async function refuseDuringRelease(environment: string, what: string): Pr
     if (err instanceof WorkflowNotFoundError) return;
     throw err;
   }
+}
+
+/**
+ * The run a workflow run was reset from (`temporal workflow reset`), or undefined if it was not reset: a reset
+ * run keeps the original run id on its WorkflowExecutionStarted event.
+ */
+export async function resetFrom(ctx: Context, workflowId: string, runId: string): Promise<string | undefined> {
+  const res = await ctx.client.workflowService.getWorkflowExecutionHistory({
+    namespace: ctx.info.workflowNamespace ?? ctx.client.options.namespace,
+    execution: { workflowId, runId },
+    maximumPageSize: 1,
+  });
+  const original = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.originalExecutionRunId;
+  return original && original !== runId ? original : undefined;
 }
