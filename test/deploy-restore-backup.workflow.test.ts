@@ -291,4 +291,21 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     assert.equal((g.details?.[0] as { outcome: string }).outcome, 'failed');
     assert.match(g.message, new RegExp(`database restore from backup \\S+ FAILED \\(approved by bob; .*is a reset of run ${runId}.*nothing was changed; the live database keeps its name .* and it is at migration level 1`));
   });
+
+  it('the data id is held by another run when the approval comes: the approved restore waits for it, then runs', T, async () => {
+    await migrateTo(fx.database.url, 1);
+    const h = await deploy();
+    await awaitingApproval(h);
+    await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup-5', 'lost once the restore runs')");
+    // A run nobody works on holds llmchat-data-production (as a long nightly backup would).
+    const holder = await env.client.workflow.start('backup', { taskQueue: `nobody-${randomUUID()}`, workflowId: DATA, args: [{}] });
+    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    await waitFor('the approved restore waits for the data id', async () => /the approved restore waits for llmchat-data-production/.test((await h.query<ReleaseProgress>('progress')).waitingFor ?? ''), 60_000);
+    assert.equal(await sessionsOf(db(), 'after-backup-5'), 1);
+    await holder.terminate('the long backup ended');
+    const f = await failureOf(h.result());
+    assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-rolled-back', f.message);
+    assert.equal(await levelOf(db()), 1);
+    assert.equal(await sessionsOf(db(), 'after-backup-5'), 0);
+  });
 });

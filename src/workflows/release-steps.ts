@@ -298,6 +298,9 @@ export async function databaseRollback(opts: {
   return { decision: 'approved', ...(gate.status.approvedBy ? { by: gate.status.approvedBy } : {}), level: down.after };
 }
 
+/** How often an approved restore retries to start while the data id is held by another run. */
+const BUSY_RETRY_MS = 5_000;
+
 /**
  * Restores `backupId` (the deploy's pre-deploy backup) over the live database: the `restore` workflow as a child
  * under the data id — safety backup, staging database, row-count check, atomic swap — told that `approvedBy`
@@ -310,10 +313,26 @@ async function restoreBackup(plan: ReleasePlan, tracker: Tracker, version: strin
   const info: NonNullable<DatabaseRollbackResult['restore']> = { workflowId, backupId };
   try {
     const done = await tracker.step('database-restore', async () => {
-      const child = await startChild(restore, {
+      // The data id may be held by a backup (the nightly one) or another restore: the approved restore waits for it
+      // (as long as an approval may wait), and a rejection meanwhile still stops it.
+      const start = () => startChild(restore, {
         workflowId,
         args: [{ environment: env, backupId, kind: 'database', requestedBy, releaseApproval: { by: approvedBy, ...(comment ? { comment } : {}) } }],
       });
+      const waitUntil = Date.now() + plan.approvalTimeoutMs;
+      let child: Awaited<ReturnType<typeof start>> | undefined;
+      while (!child) {
+        try {
+          child = await start();
+        } catch (err) {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError) || Date.now() >= waitUntil) throw err;
+          tracker.waiting(`the approved restore waits for ${workflowId} (a backup or restore of ${env}) to finish; rejectDatabaseRollback still stops it`);
+          let rejected = false;
+          await Promise.race([sleep(BUSY_RETRY_MS), gate.rejection().then(() => (rejected = true))]);
+          tracker.waiting(undefined);
+          if (rejected && gate.stopped()) return undefined; // rejected before it started: nothing restored
+        }
+      }
       info.runId = child.firstExecutionRunId;
       // A rejectDatabaseRollback after the approval goes on to the restore's own gate, which stops the restore if
       // it comes before the swap (the restore then fails RestoreRejected) and is too late after it.
@@ -321,12 +340,14 @@ async function restoreBackup(plan: ReleasePlan, tracker: Tracker, version: strin
         child.signal(restoreDecisions.rejectSignal, { by: d.by, ...(d.comment ? { comment: d.comment } : {}) }).catch(() => undefined),
       );
       return child.result();
-    }, (r) => `restored from backup ${backupId} by ${workflowId} (run ${info.runId})${r.safetyBackupId ? `, safety backup ${r.safetyBackupId}` : ''}, approved by ${approvedBy}`);
-    gate.commit(); // swapped in: a rejection now is answered "too late"
-    if (done.safetyBackupId) info.safetyBackupId = done.safetyBackupId;
+    }, (r) => (r ? `restored from backup ${backupId} by ${workflowId} (run ${info.runId})${r.safetyBackupId ? `, safety backup ${r.safetyBackupId}` : ''}, approved by ${approvedBy}` : `not started: rejected by ${gate.status.rejectedBy} while it waited for ${workflowId}`));
+    if (done) {
+      gate.commit(); // swapped in: a rejection now is answered "too late"
+      if (done.safetyBackupId) info.safetyBackupId = done.safetyBackupId;
+    }
   } catch (err) {
     info.error = message(err);
-    if (err instanceof WorkflowExecutionAlreadyStartedError) info.error = `a backup or restore of ${env} is already running under ${workflowId}; the restore did not start`;
+    if (err instanceof WorkflowExecutionAlreadyStartedError) info.error = `a backup or restore of ${env} was still running under ${workflowId} after ${Math.round(plan.approvalTimeoutMs / 60_000)} min of waiting; the restore did not start`;
     if (failureType(err) === 'RestoreRejected' && gate.stopped()) delete info.error; // stopped by the rejection, nothing swapped in
   }
   let level: number | undefined;
