@@ -308,4 +308,23 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     assert.equal(await levelOf(db()), 1);
     assert.equal(await sessionsOf(db(), 'after-backup-5'), 0);
   });
+
+  it('…and a rejection while it waits for the data id stops it: nothing restored', T, async () => {
+    await migrateTo(fx.database.url, 1);
+    const h = await deploy();
+    await awaitingApproval(h);
+    await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup-6', 'kept: rejected while waiting')");
+    const holder = await env.client.workflow.start('backup', { taskQueue: `nobody-${randomUUID()}`, workflowId: DATA, args: [{}] });
+    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    await waitFor('the approved restore waits for the data id', async () => /the approved restore waits for llmchat-data-production/.test((await h.query<ReleaseProgress>('progress')).waitingFor ?? ''), 60_000);
+    const no = await decide(h, 'rejectDatabaseRollback', { by: 'carol' });
+    assert.equal(no.accepted, true, no.message);
+    assert.match(no.message, /stopped before the point of no return/);
+    const f = await failureOf(h.result());
+    await holder.terminate('probe done');
+    assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-left', f.message);
+    assert.match(f.message, /database left at level 2: rollback rejected by carol/);
+    assert.equal(await levelOf(db()), 2);
+    assert.equal(await sessionsOf(db(), 'after-backup-6'), 1);
+  });
 });
