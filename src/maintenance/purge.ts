@@ -78,6 +78,9 @@ const MAX_LOCK_RETRIES = 30;
 export const PROGRESS_TABLE = 'llmchat_ops.purge_progress';
 
 export async function ensureProgressTable(client: pg.Client): Promise<void> {
+  // Present already (the usual case): nothing to create. CREATE … IF NOT EXISTS would still demand the right to
+  // create (on the database, on the schema) and fail for a role that may only use the table.
+  if ((await client.query<{ present: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS present`, [PROGRESS_TABLE])).rows[0]?.present) return;
   await client.query(`CREATE SCHEMA IF NOT EXISTS llmchat_ops`).catch(ignoreDuplicate);
   await client
     .query(
@@ -96,6 +99,33 @@ export async function ensureProgressTable(client: pg.Client): Promise<void> {
         PRIMARY KEY (run_key, phase))`,
     )
     .catch(ignoreDuplicate);
+}
+
+/** Rules no workflow sends (a cut-off in the future would purge live sessions; 'infinity' all of them). */
+export class PurgeRulesError extends Error {
+  override readonly name = 'BadInput';
+}
+
+const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$/;
+
+/** Both cut-offs must be ISO 8601 UTC instants not later than the database's now(): refused before anything else runs. */
+async function checkRules(client: pg.Client, rules: PurgeRules): Promise<void> {
+  for (const [name, value] of Object.entries({ sessionCutoff: rules?.sessionCutoff, messageCutoff: rules?.messageCutoff })) {
+    if (typeof value !== 'string' || !ISO_UTC.test(value) || Number.isNaN(Date.parse(value))) {
+      throw new PurgeRulesError(`purge ${name} must be an ISO 8601 UTC instant (…Z), got ${JSON.stringify(value)}; nothing was deleted`);
+    }
+  }
+  let row: { s_future: boolean; m_future: boolean; now: string };
+  try {
+    row = (await client.query(`SELECT $1::timestamptz > now() AS s_future, $2::timestamptz > now() AS m_future, now()::text AS now`, [rules.sessionCutoff, rules.messageCutoff])).rows[0];
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === '22007' || code === '22008') throw new PurgeRulesError(`purge cut-offs ${JSON.stringify(rules)} are not valid instants (${(err as Error).message}); nothing was deleted`);
+    throw err;
+  }
+  if (row.s_future || row.m_future) {
+    throw new PurgeRulesError(`purge cut-offs must not be later than the database's now() (${row.now}), got ${JSON.stringify(rules)}: that would purge live rows; nothing was deleted`);
+  }
 }
 
 /** Two runs creating the schema at once: the loser's "already exists" is fine. */
@@ -188,6 +218,7 @@ function toProgress(phase: PurgePhase, row: ProgressRow): PhaseProgress {
  */
 export async function purgeExpired(client: pg.Client, runKey: string, rules: PurgeRules, opts: PurgeOptions = {}): Promise<PurgeResult> {
   const targetMs = opts.targetMs ?? 40;
+  await checkRules(client, rules);
   await ensureProgressTable(client);
   // Each batch commits its deletes and its progress row together, so losing the last commits in a server crash
   // loses both alike and the resume stays exact: no need to wait for the WAL flush of every batch.
@@ -207,7 +238,19 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
       try {
         await client.query('BEGIN');
         await client.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-        batch = await runBatch(client, phase, row, rules, rows);
+        // The committed cursor, locked for this batch: another attempt of the same run still at work (a worker
+        // that lost its heartbeat but not its connection) then takes turns with this one on one cursor, and neither
+        // walks a window twice, moves the cursor back or undoes a finished phase.
+        const current = (await client.query<ProgressRow>(
+          `SELECT cursor, upper_bound, examined, deleted, batches, max_tx_ms, done FROM ${PROGRESS_TABLE} WHERE run_key = $1 AND phase = $2 FOR UPDATE`,
+          [runKey, phase],
+        )).rows[0]!;
+        if (current.done) {
+          await client.query('COMMIT');
+          row = { ...current, max_tx_ms: Math.max(current.max_tx_ms, row.max_tx_ms) };
+          break;
+        }
+        batch = await runBatch(client, phase, current, rules, rows);
         const done = batch.examined < rows;
         const { rows: updated } = await client.query<ProgressRow>(
           `UPDATE ${PROGRESS_TABLE} SET cursor = coalesce($3, cursor), examined = examined + $4, deleted = deleted + $5,
@@ -221,11 +264,21 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
         row = updated[0]!;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});
-        if ((err as { code?: string }).code === '55P03' && ++lockFailures <= MAX_LOCK_RETRIES) {
-          // A row of this window is locked by the app: let it finish, then try a smaller window.
-          rows = Math.max(MIN_ROWS, Math.floor(rows / 2));
-          await new Promise((r) => setTimeout(r, 200));
-          continue;
+        if ((err as { code?: string }).code === '55P03') {
+          if (++lockFailures <= MAX_LOCK_RETRIES) {
+            // A row of this window is locked by the app: let it finish, then try a smaller window.
+            rows = Math.max(MIN_ROWS, Math.floor(rows / 2));
+            await new Promise((r) => setTimeout(r, 200));
+            continue;
+          }
+          throw Object.assign(
+            new Error(
+              `purge ${phase} phase: gave up after ${MAX_LOCK_RETRIES} lock timeouts in a row (${LOCK_TIMEOUT} each) on a row after key ${row.cursor ?? '(the start)'} ` +
+                `held by another transaction; the ${row.batches} committed batches stay and a retry resumes after them (${(err as Error).message})`,
+              { cause: err },
+            ),
+            { code: '55P03' },
+          );
         }
         throw err;
       }
@@ -262,6 +315,16 @@ async function vacuumSessions(client: pg.Client, runKey: string): Promise<Vacuum
   const marker = `${runKey}`;
   const { rowCount } = await client.query(`SELECT 1 FROM ${PROGRESS_TABLE} WHERE run_key = $1 AND phase = 'vacuum:chat_sessions'`, [marker]);
   if (rowCount) return { table: 'chat_sessions', result: 'already done by this run', durationMs: 0 };
+  // VACUUM by a role that may not vacuum the table does not fail: it prints a WARNING and does nothing. Ask first.
+  const { rows: may } = await client.query<{ may: boolean; who: string }>(
+    `SELECT CASE WHEN current_setting('server_version_num')::int >= 170000 THEN has_table_privilege(c.oid, 'MAINTAIN')
+                 ELSE pg_has_role(current_user, c.relowner, 'USAGE') OR pg_has_role(current_user, d.datdba, 'USAGE') END AS may,
+            current_user::text AS who
+       FROM pg_class c, pg_database d WHERE c.oid = 'chat_sessions'::regclass AND d.datname = current_database()`,
+  );
+  if (!may[0]?.may) {
+    return { table: 'chat_sessions', result: `skipped: role ${may[0]?.who ?? '?'} neither owns chat_sessions nor may maintain it (VACUUM would only warn and do nothing)`, durationMs: Math.round(performance.now() - t0) };
+  }
   try {
     await client.query(`SET lock_timeout = '5s'`);
     await client.query(`VACUUM (ANALYZE, TRUNCATE false) chat_sessions`);
