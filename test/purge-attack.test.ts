@@ -196,6 +196,32 @@ describe('purge under attack (real PostgreSQL)', { timeout: 600_000 }, () => {
     }
   });
 
+  it('an old orphan the app moves to a live session while the purge\'s DELETE waits for it survives (as with the guide\'s NOT IN)', async () => {
+    const fx = await seeded('llmchat_pa_move', 1000, 6000);
+    try {
+      const rules = rulesAt(Date.now());
+      const app = await connect(fx.name);
+      const liveSession = (await app.query(`SELECT id FROM chat_sessions WHERE updated_at >= $1 LIMIT 1`, [rules.sessionCutoff])).rows[0].id;
+      const orphans = (await app.query(`SELECT id::text FROM messages m WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = m.session_id) ORDER BY id`, [rules.messageCutoff])).rows.map((r) => r.id as string);
+      const moved = orphans[Math.floor(orphans.length / 2)]!;
+      // The app moves the message into a live session, in a transaction still open when the purge gets there.
+      await app.query('BEGIN');
+      await app.query(`UPDATE messages SET session_id = $2 WHERE id = $1`, [moved, liveSession]);
+      const run = await purgeWithPid(fx.name, `move-${Date.now()}`, rules, { initialRows: 200, targetMs: 2 });
+      await waitingOnLock(fx.name, run.pid, 'DELETE FROM messages');
+      await app.query('COMMIT');
+      const result = await run.run;
+      await app.end();
+      const left = await survivors(fx.name, fx.maxMessageId);
+      assert.ok(left.messages.includes(Number(moved)), `message ${moved}, in a live session at delete time, survives`);
+      // Every other old orphan went, and the counts add up.
+      for (const id of orphans) if (id !== moved) assert.ok(!left.messages.includes(Number(id)), `orphan ${id} purged`);
+      assert.equal(result.phases[1]!.deleted, fx.messages - left.messages.length);
+    } finally {
+      await fx.drop();
+    }
+  });
+
   it('terminated mid-batch (sessions, then messages): the re-run resumes, nothing twice, nothing skipped', async () => {
     const fx = await seeded('llmchat_pa_kill');
     try {

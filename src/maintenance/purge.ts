@@ -176,11 +176,15 @@ const WINDOW = {
 };
 const DELETE = {
   sessions: `DELETE FROM chat_sessions WHERE ($1::uuid IS NULL OR id > $1::uuid) AND id <= $2::uuid AND updated_at < $3::timestamptz`,
-  // The orphan test probes chat_sessions' primary key once per old message (a nested loop: cost linear in the window,
-  // so the window adapts smoothly). Hash and merge joins are off for the batch: each would read all of chat_sessions
-  // in every transaction.
+  // The orphan test probes chat_sessions' primary key once per old message (cost linear in the window, so the window
+  // adapts smoothly). It is a subplan run per row, not an anti-join (OFFSET 0 keeps the planner from pulling it up):
+  // when the app changes a message's session_id while this DELETE waits for the row, PostgreSQL re-checks the new
+  // row version, and only a subplan probes again for the new session — an anti-join re-uses its first answer and
+  // would delete a message that by then belongs to a live session (the guide's NOT IN keeps it). Bitmap scans are off
+  // for the batch: the planner would otherwise AND the key range with idx_messages_created_at, reading that index's
+  // entries for all old messages in every transaction.
   messages: `DELETE FROM messages m WHERE ($1::bigint IS NULL OR m.id > $1::bigint) AND m.id <= $2::bigint AND m.created_at < $3::timestamptz
-               AND NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = m.session_id)`,
+               AND NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = m.session_id OFFSET 0)`,
 };
 
 interface BatchRow {
@@ -195,7 +199,7 @@ async function runBatch(client: pg.Client, phase: PurgePhase, row: ProgressRow, 
   const windowParams = phase === 'sessions' ? [row.cursor, rows] : [row.cursor, rows, row.upper_bound];
   const { hi, n } = (await client.query<{ hi: string | null; n: number }>(WINDOW[phase], windowParams)).rows[0]!;
   if (n === 0 || hi === null) return { last: null, examined: 0, deleted: 0 };
-  if (phase === 'messages') await client.query(`SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`);
+  if (phase === 'messages') await client.query(`SET LOCAL enable_bitmapscan = off`);
   const cutoff = phase === 'sessions' ? rules.sessionCutoff : rules.messageCutoff;
   const res = await client.query(DELETE[phase], [row.cursor, hi, cutoff]);
   return { last: hi, examined: n, deleted: res.rowCount ?? 0 };
