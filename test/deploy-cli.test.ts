@@ -8,20 +8,17 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
-import { createWorker } from '../src/worker.js';
-import { servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
+import { servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { ROOT, waitFor } from './support/services.js';
-import { startDevServer, temporalBinary, workflowBundle } from './support/temporal.js';
+import { temporalBinary } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
 
 describe('llmchat-ops deploy / rollback / status / releases (and temporal workflow start)', { timeout: 1_200_000 }, () => {
   let env: TestWorkflowEnvironment;
   let fx: DeployFixture;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: DeployStack;
   const taskQueue = `test-deploy-cli-${randomUUID()}`;
   const cli = (user: string, ...args: string[]) =>
     execa('node', ['bin/llmchat-ops.js', '--config', fx.configFile, ...args], { cwd: ROOT, reject: false, env: { LLMCHAT_OPS_OPERATOR: user } });
@@ -31,17 +28,12 @@ describe('llmchat-ops deploy / rollback / status / releases (and temporal workfl
   };
 
   before(async () => {
-    env = await startDevServer();
-    fx = await startDeployFixture({ address: env.address, taskQueue, deploy: { backupBeforeDeploy: false } });
-    worker = await createWorker(fx.cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
-    running = worker.run();
+    stack = await startDeployStack({ taskQueue, deploy: { backupBeforeDeploy: false } });
+    ({ env, fx } = stack);
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running?.catch(() => {});
-    await fx?.teardown();
-    await env?.teardown();
+    await stack?.stop();
   });
 
   it('refuses hostile versions before anything starts', T, async () => {

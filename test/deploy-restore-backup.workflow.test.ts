@@ -14,19 +14,17 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { getEnvironment } from '../src/config.js';
 import { readReleases } from '../src/deploy/release-store.js';
 import { dataWorkflowId, releaseWorkflowId } from '../src/names.js';
-import { createWorker } from '../src/worker.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
-import { migrateTo, servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
+import { migrateTo, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { PG, waitFor } from './support/services.js';
-import { alertReceiver, startDevServer, workflowBundle } from './support/temporal.js';
+import { alertReceiver } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
 const RELEASE = releaseWorkflowId('production');
@@ -61,8 +59,7 @@ const sessionsOf = async (db: string, user: string) => (await sql(db, `SELECT 1 
 describe('deploy.databaseRollback: restore-backup — the pre-deploy backup restored through the restore workflow', { timeout: 1_800_000 }, () => {
   let env: TestWorkflowEnvironment;
   let fx: DeployFixture;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: DeployStack;
   let sink: Awaited<ReturnType<typeof alertReceiver>>;
   let firstBackup = '';
   const taskQueue = `test-deploy-restore-${randomUUID()}`;
@@ -78,25 +75,14 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
   const db = () => fx.database.name;
 
   before(async () => {
-    env = await startDevServer();
-    sink = await alertReceiver();
     // /api/sessions/<unknown id> answers 404: a smoke check expecting 200 makes every deploy fail verify.
-    fx = await startDeployFixture({
-      address: env.address,
-      taskQueue,
-      webhookUrl: sink.url,
-      deploy: { smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }], databaseRollback: 'restore-backup', backupBeforeDeploy: true },
-    });
-    worker = await createWorker(fx.cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
-    running = worker.run();
+    stack = await startDeployStack({ taskQueue, alerts: true, deploy: { smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }], databaseRollback: 'restore-backup', backupBeforeDeploy: true } });
+    ({ env, fx } = stack);
+    sink = stack.sink!;
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running?.catch(() => {});
-    await fx?.teardown();
-    await sink?.close();
-    await env?.teardown();
+    await stack?.stop();
   });
 
   it('refuses, before any change, a deploy that could not restore its backup: another workflow id, or skipBackup', T, async () => {

@@ -10,18 +10,16 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { getEnvironment } from '../src/config.js';
 import { readReleases } from '../src/deploy/release-store.js';
-import { createWorker } from '../src/worker.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import type { RollbackResult } from '../src/workflows/rollback.js';
-import { migrateTo, requestLoop, servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
+import { migrateTo, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { PG, waitFor } from './support/services.js';
-import { alertReceiver, startDevServer, workflowBundle } from './support/temporal.js';
+import { alertReceiver } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
 
@@ -51,8 +49,7 @@ const hasTokenCount = async (db: string) => (await sql(db, "SELECT 1 FROM inform
 describe('failed deploy after migration: app rolled back by itself, database only on approval; rollback workflow', { timeout: 1_800_000 }, () => {
   let env: TestWorkflowEnvironment;
   let fx: DeployFixture;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: DeployStack;
   let sink: Awaited<ReturnType<typeof alertReceiver>>;
   const taskQueue = `test-deploy-rb-${randomUUID()}`;
   const start = (type: 'deploy' | 'rollback', input: unknown) =>
@@ -65,25 +62,14 @@ describe('failed deploy after migration: app rolled back by itself, database onl
   const stateDir = () => getEnvironment(fx.cfg, 'production').deploy.stateDir as string;
 
   before(async () => {
-    env = await startDevServer();
-    sink = await alertReceiver();
     // /api/sessions/<unknown id> answers 404: a smoke check expecting 200 makes every deploy fail verify.
-    fx = await startDeployFixture({
-      address: env.address,
-      taskQueue,
-      webhookUrl: sink.url,
-      deploy: { smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }], escalateAfter: '3s', backupBeforeDeploy: false },
-    });
-    worker = await createWorker(fx.cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
-    running = worker.run();
+    stack = await startDeployStack({ taskQueue, alerts: true, deploy: { smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }], escalateAfter: '3s', backupBeforeDeploy: false } });
+    ({ env, fx } = stack);
+    sink = stack.sink!;
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running?.catch(() => {});
-    await fx?.teardown();
-    await sink?.close();
-    await env?.teardown();
+    await stack?.stop();
   });
 
   it('v2 migrates, fails verify: app back on v1 by itself; self-approval refused; escalation; approved → schema back at 1, data intact', T, async () => {

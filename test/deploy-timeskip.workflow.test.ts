@@ -13,16 +13,14 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { getEnvironment } from '../src/config.js';
 import { readReleases } from '../src/deploy/release-store.js';
-import { createWorker } from '../src/worker.js';
 import type { ApprovalStatus } from '../src/workflows/approval.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
-import { servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
+import { servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { PG, waitFor } from './support/services.js';
-import { alertReceiver, startTimeSkippingServer, workflowBundle } from './support/temporal.js';
+import { alertReceiver, startTimeSkippingServer } from './support/temporal.js';
 
 const MIN_MS = 60_000;
 const DAY_MS = 24 * 60 * MIN_MS;
@@ -42,32 +40,20 @@ const hasTokenCount = async (db: string) => (await sql(db, "SELECT 1 FROM inform
 describe('database-rollback gate at the production defaults (24h, escalation at 30m), on the time-skipping test server', { timeout: 900_000 }, () => {
   let env: TestWorkflowEnvironment;
   let fx: DeployFixture;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: DeployStack;
   let sink: Awaited<ReturnType<typeof alertReceiver>>;
   const taskQueue = `test-deploy-timeskip-${randomUUID()}`;
 
   before(async () => {
-    env = await startTimeSkippingServer();
-    sink = await alertReceiver();
     // /api/sessions/<unknown id> answers 404: a smoke check expecting 200 makes the deploy fail verify after it
     // migrated. No approvalTimeout or escalateAfter here: the defaults apply, as in production.
-    fx = await startDeployFixture({
-      address: env.address,
-      taskQueue,
-      webhookUrl: sink.url,
-      deploy: { smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }], backupBeforeDeploy: false },
-    });
-    worker = await createWorker(fx.cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
-    running = worker.run();
+    stack = await startDeployStack({ taskQueue, alerts: true, server: startTimeSkippingServer, deploy: { smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }], backupBeforeDeploy: false } });
+    ({ env, fx } = stack);
+    sink = stack.sink!;
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running?.catch(() => {});
-    await fx?.teardown();
-    await sink?.close();
-    await env?.teardown();
+    await stack?.stop();
   });
 
   it('no alert at 29 min, the escalation alert at 30 min, then the gate gives up at 24 h and the schema stays', { timeout: 300_000 }, async () => {

@@ -10,17 +10,15 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { projectContainers, slotProject } from '../src/activities/docker.js';
 import { readReleases } from '../src/deploy/release-store.js';
 import { getEnvironment } from '../src/config.js';
-import { createWorker } from '../src/worker.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
-import { requestLoop, servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
+import { requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { PG, waitFor } from './support/services.js';
-import { alertReceiver, startDevServer, workflowBundle } from './support/temporal.js';
+import { alertReceiver } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
 
@@ -51,8 +49,7 @@ async function migrationLevel(database: string): Promise<number> {
 describe('deploy (blue/green behind nginx, real Docker and PostgreSQL)', { timeout: 1_800_000 }, () => {
   let env: TestWorkflowEnvironment;
   let fx: DeployFixture;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: DeployStack;
   let sink: Awaited<ReturnType<typeof alertReceiver>>;
   const taskQueue = `test-deploy-${randomUUID()}`;
   const start = (input: unknown, workflowId = `deploy-${randomUUID()}`) =>
@@ -60,19 +57,13 @@ describe('deploy (blue/green behind nginx, real Docker and PostgreSQL)', { timeo
   const containersOf = async (slot: 'blue' | 'green') => projectContainers(getEnvironment(fx.cfg, 'production'), slotProject(getEnvironment(fx.cfg, 'production'), slot));
 
   before(async () => {
-    env = await startDevServer();
-    sink = await alertReceiver();
-    fx = await startDeployFixture({ address: env.address, taskQueue, webhookUrl: sink.url });
-    worker = await createWorker(fx.cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
-    running = worker.run();
+    stack = await startDeployStack({ taskQueue, alerts: true });
+    ({ env, fx } = stack);
+    sink = stack.sink!;
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running?.catch(() => {});
-    await fx?.teardown();
-    await sink?.close();
-    await env?.teardown();
+    await stack?.stop();
   });
 
   it('deploys v1 → v2: backup, migration 002, switch with no failed request, records, progress', T, async () => {

@@ -10,7 +10,10 @@ import { parse, stringify } from 'yaml';
 import { parseConfig, type OpsConfig } from '../../src/config.js';
 import { upEnvironment, downEnvironment } from '../../src/deploy/bootstrap.js';
 import { freePort, PG, ROOT, scratchDatabase, tempDir } from './services.js';
-import { testConfigYaml } from './temporal.js';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { createWorker } from '../../src/worker.js';
+import { alertReceiver, startDevServer, testConfigYaml, workflowBundle } from './temporal.js';
 
 export interface DeployFixture {
   cfg: OpsConfig;
@@ -147,4 +150,41 @@ export function requestLoop(url: string, ratePerSecond = 50) {
       return stats;
     },
   };
+}
+
+export interface DeployStack {
+  env: TestWorkflowEnvironment;
+  fx: DeployFixture;
+  /** The webhook receiver the fixture's alerts go to (when asked for). */
+  sink?: Awaited<ReturnType<typeof alertReceiver>>;
+  /** Stops the worker, then removes the fixture, the receiver and the server (each part that was started). */
+  stop: () => Promise<void>;
+}
+
+/**
+ * What every deploy test file needs: a Temporal server (the dev server unless given), optionally a webhook receiver
+ * for the alerts, the deploy fixture on the test's task queue and a worker running for it. If a part fails to
+ * start, what was started is stopped again.
+ */
+export async function startDeployStack(opts: Omit<DeployFixtureOptions, 'address' | 'webhookUrl'> & { alerts?: boolean; server?: () => Promise<TestWorkflowEnvironment> }): Promise<DeployStack> {
+  const { alerts, server, ...fixture } = opts;
+  const parts: { env?: TestWorkflowEnvironment; sink?: DeployStack['sink']; fx?: DeployFixture; worker?: Worker; running?: Promise<void> } = {};
+  const stop = async () => {
+    parts.worker?.shutdown();
+    await parts.running?.catch(() => {});
+    await parts.fx?.teardown();
+    await parts.sink?.close();
+    await parts.env?.teardown();
+  };
+  try {
+    parts.env = await (server ?? startDevServer)();
+    if (alerts) parts.sink = await alertReceiver();
+    parts.fx = await startDeployFixture({ ...fixture, address: parts.env.address, ...(parts.sink ? { webhookUrl: parts.sink.url } : {}) });
+    parts.worker = await createWorker(parts.fx.cfg, parts.env.nativeConnection, { workflowBundle: await workflowBundle() });
+    parts.running = parts.worker.run();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { env: parts.env, fx: parts.fx, ...(parts.sink ? { sink: parts.sink } : {}), stop };
 }
