@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { getEnvironment } from '../src/config.js';
@@ -22,38 +22,14 @@ import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
-import { migrateTo, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
-import { PG, waitFor } from './support/services.js';
+import { failureOf, hasTokenCount, levelOf, sql, migrateTo, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
+import { waitFor } from './support/services.js';
 import { alertReceiver } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
 const RELEASE = releaseWorkflowId('production');
 const DATA = dataWorkflowId('production');
 
-async function failureOf(p: Promise<unknown>): Promise<{ type?: string; message: string; details?: unknown[] }> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof WorkflowFailedError, String(err));
-    const outer = err.cause as Error & { type?: string; details?: unknown[] };
-    let inner = outer;
-    while (inner.cause instanceof Error) inner = inner.cause as Error & { type?: string; details?: unknown[] };
-    return { type: outer.type ?? inner.type, message: outer.message, details: outer.details };
-  }
-  assert.fail('the workflow should have failed');
-}
-
-async function sql<T extends pg.QueryResultRow>(database: string, text: string): Promise<T[]> {
-  const c = new pg.Client({ ...PG, database });
-  await c.connect();
-  try {
-    return (await c.query<T>(text)).rows;
-  } finally {
-    await c.end();
-  }
-}
-const levelOf = async (db: string) => Number((await sql<{ v: number }>(db, 'SELECT max(version) AS v FROM schema_migrations'))[0]?.v ?? 0);
-const hasTokenCount = async (db: string) => (await sql(db, "SELECT 1 FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'token_count'")).length === 1;
 const sessionsOf = async (db: string, user: string) => (await sql(db, `SELECT 1 FROM chat_sessions WHERE user_id = ${pg.escapeLiteral(user)}`)).length;
 
 describe('deploy.databaseRollback: restore-backup — the pre-deploy backup restored through the restore workflow', { timeout: 1_800_000 }, () => {

@@ -8,43 +8,19 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import pg from 'pg';
 import { getEnvironment } from '../src/config.js';
 import { readReleases } from '../src/deploy/release-store.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import type { RollbackResult } from '../src/workflows/rollback.js';
-import { migrateTo, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
-import { PG, waitFor } from './support/services.js';
+import { failureOf, hasTokenCount, levelOf, sql, migrateTo, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
+import { waitFor } from './support/services.js';
 import { alertReceiver } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
-
-async function failureOf(p: Promise<unknown>): Promise<{ type?: string; message: string; details?: unknown[] }> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof WorkflowFailedError, String(err));
-    const outer = err.cause as Error & { type?: string; details?: unknown[] };
-    return { type: outer.type, message: outer.message, details: outer.details };
-  }
-  assert.fail('the workflow should have failed');
-}
-
-async function sql<T extends pg.QueryResultRow>(database: string, text: string): Promise<T[]> {
-  const c = new pg.Client({ ...PG, database });
-  await c.connect();
-  try {
-    return (await c.query<T>(text)).rows;
-  } finally {
-    await c.end();
-  }
-}
-const levelOf = async (db: string) => Number((await sql<{ v: number }>(db, 'SELECT max(version) AS v FROM schema_migrations'))[0]?.v ?? 0);
-const hasTokenCount = async (db: string) => (await sql(db, "SELECT 1 FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'token_count'")).length === 1;
 
 describe('failed deploy after migration: app rolled back by itself, database only on approval; rollback workflow', { timeout: 1_800_000 }, () => {
   let env: TestWorkflowEnvironment;

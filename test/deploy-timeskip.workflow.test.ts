@@ -13,29 +13,16 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import pg from 'pg';
 import { getEnvironment } from '../src/config.js';
 import { readReleases } from '../src/deploy/release-store.js';
 import type { ApprovalStatus } from '../src/workflows/approval.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
-import { servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
-import { PG, waitFor } from './support/services.js';
+import { hasTokenCount, levelOf, sql, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
+import { waitFor } from './support/services.js';
 import { alertReceiver, startTimeSkippingServer } from './support/temporal.js';
 
 const MIN_MS = 60_000;
 const DAY_MS = 24 * 60 * MIN_MS;
-
-async function sql<T extends pg.QueryResultRow>(database: string, text: string): Promise<T[]> {
-  const c = new pg.Client({ ...PG, database });
-  await c.connect();
-  try {
-    return (await c.query<T>(text)).rows;
-  } finally {
-    await c.end();
-  }
-}
-const levelOf = async (db: string) => Number((await sql<{ v: number }>(db, 'SELECT max(version) AS v FROM schema_migrations'))[0]?.v ?? 0);
-const hasTokenCount = async (db: string) => (await sql(db, "SELECT 1 FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'token_count'")).length === 1;
 
 describe('database-rollback gate at the production defaults (24h, escalation at 30m), on the time-skipping test server', { timeout: 900_000 }, () => {
   let env: TestWorkflowEnvironment;

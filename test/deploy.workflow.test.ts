@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { projectContainers, slotProject } from '../src/activities/docker.js';
@@ -16,24 +16,11 @@ import { readReleases } from '../src/deploy/release-store.js';
 import { getEnvironment } from '../src/config.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
-import { requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
+import { failureOf, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { PG, waitFor } from './support/services.js';
 import { alertReceiver } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
-
-async function failureOf(p: Promise<unknown>): Promise<{ type?: string; message: string; details?: unknown[] }> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof WorkflowFailedError, String(err));
-    const outer = err.cause as Error & { type?: string; details?: unknown[] };
-    let inner = outer;
-    while (inner.cause instanceof Error) inner = inner.cause as Error & { type?: string; details?: unknown[] };
-    return { type: outer.type ?? inner.type, message: outer.message, details: outer.details };
-  }
-  assert.fail('the workflow should have failed');
-}
 
 async function migrationLevel(database: string): Promise<number> {
   const c = new pg.Client({ ...PG, database });

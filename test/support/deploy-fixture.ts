@@ -3,9 +3,12 @@
  * private nginx front and two slot ports (all free ports), unique compose projects, its own release records;
  * brought up at v1 by `upEnvironment` (what `llmchat-ops up` does). `teardown()` removes what it created.
  */
+import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
 import { execa } from 'execa';
+import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { parseConfig, type OpsConfig } from '../../src/config.js';
 import { upEnvironment, downEnvironment } from '../../src/deploy/bootstrap.js';
@@ -187,4 +190,33 @@ export async function startDeployStack(opts: Omit<DeployFixtureOptions, 'address
     throw err;
   }
   return { env: parts.env, fx: parts.fx, ...(parts.sink ? { sink: parts.sink } : {}), stop };
+}
+
+/** Rows of one query on a database of the fixture (a fresh connection each time). */
+export async function sql<T extends pg.QueryResultRow>(database: string, text: string): Promise<T[]> {
+  const c = new pg.Client({ ...PG, database });
+  await c.connect();
+  try {
+    return (await c.query<T>(text)).rows;
+  } finally {
+    await c.end();
+  }
+}
+/** The app's migration level as its schema_migrations table says. */
+export const levelOf = async (db: string) => Number((await sql<{ v: number }>(db, 'SELECT max(version) AS v FROM schema_migrations'))[0]?.v ?? 0);
+/** Whether migration 002's column is there. */
+export const hasTokenCount = async (db: string) => (await sql(db, "SELECT 1 FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'token_count'")).length === 1;
+
+/** The failure a workflow ended with: its outer type (else the innermost cause's), message and details. */
+export async function failureOf(p: Promise<unknown>): Promise<{ type?: string; message: string; details?: unknown[] }> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof WorkflowFailedError, String(err));
+    const outer = err.cause as Error & { type?: string; details?: unknown[] };
+    let inner = outer;
+    while (inner.cause instanceof Error) inner = inner.cause as Error & { type?: string; details?: unknown[] };
+    return { type: outer.type ?? inner.type, message: outer.message, details: outer.details };
+  }
+  assert.fail('the workflow should have failed');
 }
