@@ -46,7 +46,7 @@ async function seed(): Promise<void> {
     return;
   }
   await withDb('llmchat', async (c) => {
-    await c.query(`DROP DATABASE IF EXISTS ${SEED} WITH (FORCE)`);
+    await c.query(`DROP DATABASE IF EXISTS ${SEED}`); // not WITH (FORCE): that fails for the app role while autovacuum is in it
     await c.query(`CREATE DATABASE ${SEED}`);
   });
   const { execa } = await import('execa');

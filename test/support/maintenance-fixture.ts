@@ -5,7 +5,7 @@
  * copy gets the guide's own two DELETE statements, and is the expected result.
  */
 import pg from 'pg';
-import { PG, scratchDatabase } from './services.js';
+import { dropDatabaseOf, PG, scratchDatabase } from './services.js';
 
 export interface PurgeFixture {
   name: string;
@@ -70,7 +70,9 @@ export async function copyDatabase(source: string, target: string): Promise<void
 }
 
 export async function dropDb(name: string): Promise<void> {
-  await withDb('llmchat', (c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`));
+  // Not WITH (FORCE): for the app role that fails when an autovacuum worker is in the database (seen in a full run,
+  // after the purge left dead tuples); the shared helper ends our own sessions and retries while it is in use.
+  await withDb('llmchat', (c) => dropDatabaseOf(c, name));
 }
 
 export async function purgeFixture(sessions: number, messages: number, prefix = 'llmchat_mt'): Promise<PurgeFixture> {
