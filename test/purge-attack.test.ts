@@ -12,8 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createPostgresMaintenanceActivities } from '../src/activities/postgres-maintenance.js';
 import { purgeExpired, type PurgeOptions, type PurgeResult, type PurgeRules } from '../src/maintenance/purge.js';
-import { copyDatabase, dropDb, runGuidePurge, seedPurgeDatabase, survivors, withDb } from './support/maintenance-fixture.js';
-import { PG, scratchDatabase, tempDir, waitFor } from './support/services.js';
+import { purgeFixture, survivors, withDb } from './support/maintenance-fixture.js';
+import { PG, tempDir, waitFor } from './support/services.js';
 import { testConfig } from './support/temporal.js';
 
 const DAY = 86_400_000;
@@ -63,25 +63,10 @@ const waitingOnLock = (database: string, pid: number, prefix: string) =>
     20,
   );
 
-/** A fresh seeded database and an identical copy that ran the guide's two DELETEs. */
+/** A fresh seeded database and an identical copy that ran the guide's two DELETEs (the shared purge fixture). */
 async function seeded(prefix: string, sessions = 3000, messages = 15_000) {
-  process.env.LLMCHAT_DB_PASSWORD ??= PG.password;
-  const db = await scratchDatabase(prefix);
-  const maxMessageId = await seedPurgeDatabase(db.name, sessions, messages);
-  const expected = `${db.name}_exp`;
-  await copyDatabase(db.name, expected);
-  await runGuidePurge(expected);
-  return {
-    name: db.name,
-    expected,
-    sessions,
-    messages,
-    maxMessageId,
-    drop: async () => {
-      await dropDb(expected).catch(() => {});
-      await dropDb(db.name).catch(() => {});
-    },
-  };
+  const fx = await purgeFixture(sessions, messages, prefix);
+  return { ...fx, sessions, messages, maxMessageId: fx.seededMaxMessageId };
 }
 type Seeded = Awaited<ReturnType<typeof seeded>>;
 
