@@ -316,8 +316,7 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
  */
 async function vacuumSessions(client: pg.Client, runKey: string): Promise<VacuumOutcome> {
   const t0 = performance.now();
-  const marker = `${runKey}`;
-  const { rowCount } = await client.query(`SELECT 1 FROM ${PROGRESS_TABLE} WHERE run_key = $1 AND phase = 'vacuum:chat_sessions'`, [marker]);
+  const { rowCount } = await client.query(`SELECT 1 FROM ${PROGRESS_TABLE} WHERE run_key = $1 AND phase = 'vacuum:chat_sessions'`, [runKey]);
   if (rowCount) return { table: 'chat_sessions', result: 'already done by this run', durationMs: 0 };
   // VACUUM by a role that may not vacuum the table does not fail: it prints a WARNING and does nothing. Ask first.
   const { rows: may } = await client.query<{ may: boolean; who: string }>(
@@ -339,7 +338,7 @@ async function vacuumSessions(client: pg.Client, runKey: string): Promise<Vacuum
   } finally {
     await client.query(`RESET lock_timeout`).catch(() => {});
   }
-  await client.query(`INSERT INTO ${PROGRESS_TABLE} (run_key, phase, done) VALUES ($1, 'vacuum:chat_sessions', true) ON CONFLICT DO NOTHING`, [marker]);
+  await client.query(`INSERT INTO ${PROGRESS_TABLE} (run_key, phase, done) VALUES ($1, 'vacuum:chat_sessions', true) ON CONFLICT DO NOTHING`, [runKey]);
   return { table: 'chat_sessions', result: 'done', durationMs: Math.round(performance.now() - t0) };
 }
 
