@@ -223,7 +223,7 @@ describe('purge under attack (real PostgreSQL)', { timeout: 600_000 }, () => {
       await terminate(fx.name, first.pid);
       await assert.rejects(first.run);
       await holder.query('ROLLBACK');
-      const p1 = await withDb(fx.name, async (c) => (await c.query(`SELECT phase, batches, done FROM llmchat_ops.purge_progress WHERE run_key = $1`, [runKey])).rows);
+      const p1 = await withDb(fx.name, async (c) => (await c.query(`SELECT phase, batches, done FROM llmchat_ops.purge_progress WHERE run_key = $1 AND phase <> 'rules'`, [runKey])).rows);
       assert.deepEqual(p1.map((r) => [r.phase, r.done]), [['sessions', false]]);
       assert.ok(p1[0].batches > 0, 'some batches committed before the kill');
 
@@ -263,7 +263,7 @@ describe('purge under attack (real PostgreSQL)', { timeout: 600_000 }, () => {
       await holder.query('ROLLBACK');
       await holder.end();
       const phases = await withDb(fx.name, async (c) => (await c.query(`SELECT phase, done FROM llmchat_ops.purge_progress WHERE run_key = $1 ORDER BY phase`, [runKey])).rows);
-      assert.deepEqual(phases.map((r) => [r.phase, r.done]), [['sessions', true]], 'no vacuum recorded, messages not started');
+      assert.deepEqual(phases.map((r) => [r.phase, r.done]), [['rules', true], ['sessions', true]], 'no vacuum recorded, messages not started');
 
       // Stopped right after the sessions phase: the VACUUM runs (now free), the messages phase is not walked.
       const stop = new AbortController();
@@ -272,7 +272,7 @@ describe('purge under attack (real PostgreSQL)', { timeout: 600_000 }, () => {
         /stop/,
       );
       const second = await withDb(fx.name, async (c) => (await c.query(`SELECT phase, done, batches FROM llmchat_ops.purge_progress WHERE run_key = $1 ORDER BY phase`, [runKey])).rows);
-      assert.deepEqual(second.map((r) => [r.phase, r.done]), [['messages', false], ['sessions', true], ['vacuum:chat_sessions', true]]);
+      assert.deepEqual(second.map((r) => [r.phase, r.done]), [['messages', false], ['rules', true], ['sessions', true], ['vacuum:chat_sessions', true]]);
 
       const result = await withDb(fx.name, (c) => purgeExpired(c, runKey, rules));
       assert.equal(result.vacuum?.result, 'already done by this run');
@@ -439,6 +439,71 @@ describe('purge under attack (real PostgreSQL)', { timeout: 600_000 }, () => {
       // The far past is a valid rule: nothing is old enough.
       const none = await withDb(fx.name, (c) => purgeExpired(c, `cut-past-${Date.now()}`, { sessionCutoff: '1970-01-01T00:00:00Z', messageCutoff: '1970-01-01T00:00:00.000Z' }));
       assert.deepEqual(none.phases.map((p) => p.deleted), [0, 0]);
+    } finally {
+      await fx.drop();
+    }
+  });
+
+  it('a run applies one rule: the same run key with other cut-offs (or a tampered record of them) is refused, nothing deleted', async () => {
+    const fx = await seeded('llmchat_pa_rules', 2000, 8000);
+    try {
+      const rules = rulesAt(Date.now());
+      const runKey = `rules-${Date.now()}`;
+      const stop = new AbortController();
+      await assert.rejects(
+        withDb(fx.name, (c) => purgeExpired(c, runKey, rules, { initialRows: 200, signal: stop.signal, onBatch: (p) => p.batches >= 2 && stop.abort(new Error('stop')) })),
+        /stop/,
+      );
+      const count = () => withDb(fx.name, async (c) => (await c.query(`SELECT (SELECT count(*) FROM chat_sessions)::int AS s, (SELECT count(*) FROM messages)::int AS m, (SELECT batches FROM llmchat_ops.purge_progress WHERE run_key = $1 AND phase = 'sessions') AS b`, [runKey])).rows[0]);
+      const stopped = await count();
+      assert.ok(stopped.s < fx.sessions, 'two batches of sessions went before the stop');
+      // A later attempt of the same run asks for a later message cut-off (more messages would qualify).
+      const other = { ...rules, messageCutoff: new Date(Date.parse(rules.messageCutoff) + 30 * DAY).toISOString() };
+      const err = (await withDb(fx.name, (c) => purgeExpired(c, runKey, other)).then(() => undefined, (e: Error) => e))!;
+      assert.equal(err?.name, 'BadInput', String(err));
+      assert.match(err.message, new RegExp(`started with the cut-offs .*${rules.messageCutoff}.*asks for .*${other.messageCutoff}`));
+      assert.deepEqual(await count(), stopped, 'nothing deleted, nothing recorded');
+      // The same instants written differently are the same rule.
+      const sameInstants = { sessionCutoff: rules.sessionCutoff.replace(/Z$/, '000Z'), messageCutoff: rules.messageCutoff };
+      assert.notEqual(sameInstants.sessionCutoff, rules.sessionCutoff);
+      // A tampered record of the rules (not JSON, or other instants) is refused too.
+      await withDb(fx.name, (c) => c.query(`UPDATE llmchat_ops.purge_progress SET cursor = 'not json' WHERE run_key = $1 AND phase = 'rules'`, [runKey]));
+      await assert.rejects(withDb(fx.name, (c) => purgeExpired(c, runKey, rules)), (e: Error) => e.name === 'BadInput' && /not json/.test(e.message));
+      assert.deepEqual(await count(), stopped);
+      await withDb(fx.name, (c) => c.query(`UPDATE llmchat_ops.purge_progress SET cursor = $2 WHERE run_key = $1 AND phase = 'rules'`, [runKey, JSON.stringify(rules)]));
+      const result = await withDb(fx.name, (c) => purgeExpired(c, runKey, sameInstants));
+      assert.equal(result.phases[0]!.resumedAtBatch, stopped.b, 'resumed where the first attempt stopped');
+      await assertGuideResult(fx, result);
+    } finally {
+      await fx.drop();
+    }
+  });
+
+  it('a deadlock with the app (the purge its victim): the batch is rolled back and tried again, the app goes on, exact result', async () => {
+    const fx = await seeded('llmchat_pa_deadlock', 2000, 8000);
+    try {
+      const rules = rulesAt(Date.now());
+      // Two messages the guide deletes, near the start of the first messages window: X first in key order, then Y.
+      const gone = await withDb(fx.name, async (c) => (await c.query(`SELECT id FROM messages ORDER BY id`)).rows.map((r) => Number(r.id)));
+      const kept = new Set((await survivors(fx.expected, fx.maxMessageId)).messages);
+      const deleted = gone.filter((id) => !kept.has(id));
+      const [x, y] = [deleted[0]!, deleted[40]!];
+      const app = await connect(fx.name);
+      await app.query('BEGIN');
+      await app.query(`UPDATE messages SET content = content || ' (edited)' WHERE id = $1`, [y]);
+      // The purge's own lock timeout above deadlock_timeout (1 s), so that PostgreSQL's deadlock check ends the wait.
+      const purge = await purgeWithPid(fx.name, `deadlock-${Date.now()}`, rules, { initialRows: 2000, lockTimeoutMs: 5000 });
+      await waitingOnLock(fx.name, purge.pid, 'DELETE FROM messages');
+      // The purge holds X (deleted, uncommitted) and waits for Y; the app now wants X: a cycle.
+      const t0 = Date.now();
+      await app.query(`UPDATE messages SET content = content || ' (edited)' WHERE id = $1`, [x]);
+      const appWaited = Date.now() - t0;
+      await app.query('COMMIT');
+      await app.end();
+      const result = await purge.run;
+      assert.ok(appWaited < 4000, `the app's statement went on after the deadlock check (${appWaited} ms), not after the purge's 5 s lock timeout`);
+      assert.ok(result.phases[1]!.retriedBatches! >= 1, `the messages batch was retried: ${JSON.stringify(result.phases[1])}`);
+      await assertGuideResult(fx, result);
     } finally {
       await fx.drop();
     }

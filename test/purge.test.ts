@@ -100,7 +100,7 @@ describe('purgeExpired (real PostgreSQL)', () => {
       /stopped by the test/,
     );
     const mid = await withDb(db.name, async (c) => (await c.query(`SELECT phase, batches, done, deleted FROM llmchat_ops.purge_progress WHERE run_key = $1 ORDER BY phase`, [runKey])).rows);
-    assert.deepEqual(mid.map((r) => [r.phase, r.done]), [['messages', false], ['sessions', true], ['vacuum:chat_sessions', true]]);
+    assert.deepEqual(mid.map((r) => [r.phase, r.done]), [['messages', false], ['rules', true], ['sessions', true], ['vacuum:chat_sessions', true]]);
 
     // Written after the phase fixed its bound: old and orphaned, but not the guide's to purge in this run.
     await withDb(db.name, (c) => c.query(`INSERT INTO messages (id, session_id, role, content, created_at) VALUES (9223372036854775807, gen_random_uuid(), 'user', 'written later', now() - interval '100 days')`));

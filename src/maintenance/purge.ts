@@ -41,6 +41,11 @@ export interface PhaseProgress {
   resumedAtBatch?: number;
   /** The last committed transaction's duration, BEGIN to COMMIT, in ms (progress reports only). */
   lastTransactionMs?: number;
+  /**
+   * Batches of this attempt rolled back and tried again smaller: a row the app held past the lock timeout, a deadlock
+   * with the app, a serialization failure (a measure of contention; nothing of a rolled-back batch was kept).
+   */
+  retriedBatches?: number;
 }
 
 export interface PurgeOptions {
@@ -52,6 +57,12 @@ export interface PurgeOptions {
   onBatch?: (progress: PhaseProgress) => void;
   /** Stops between batches; the committed work stays and a later call resumes it. */
   signal?: AbortSignal;
+  /**
+   * How long one batch waits for a row the app holds before it rolls back and tries a smaller window (default 500 ms).
+   * Rows the batch already deleted stay locked while it waits, so this also bounds how long the app can wait on the
+   * purge. Below PostgreSQL's deadlock_timeout (1 s by default), a deadlock with the app ends as our lock timeout.
+   */
+  lockTimeoutMs?: number;
 }
 
 export interface VacuumOutcome {
@@ -72,8 +83,10 @@ export interface PurgeResult {
 const MIN_ROWS = 100;
 const MAX_ROWS = 100_000;
 /** A purge batch never waits long for a row the app holds: it gives up, backs off and tries a smaller window. */
-const LOCK_TIMEOUT = '1s';
+const DEFAULT_LOCK_TIMEOUT_MS = 500;
 const MAX_LOCK_RETRIES = 30;
+/** What rolls a batch back and tries it again smaller: lock timeout, deadlock, serialization failure. */
+const RETRIED: Record<string, string> = { '55P03': 'lock timeout', '40P01': 'deadlock', '40001': 'serialization failure' };
 
 export const PROGRESS_TABLE = 'llmchat_ops.purge_progress';
 
@@ -125,6 +138,32 @@ async function checkRules(client: pg.Client, rules: PurgeRules): Promise<void> {
   }
   if (row.s_future || row.m_future) {
     throw new PurgeRulesError(`purge cut-offs must not be later than the database's now() (${row.now}), got ${JSON.stringify(rules)}: that would purge live rows; nothing was deleted`);
+  }
+}
+
+/**
+ * A run applies one rule from its first batch to its last: the cut-offs are stored with the run key when the run
+ * starts, and a later call of the same run key with other cut-offs (a hand-made activity input, a bug) is refused
+ * before it deletes anything, naming both.
+ */
+async function pinRules(client: pg.Client, runKey: string, rules: PurgeRules): Promise<void> {
+  const wanted = JSON.stringify({ sessionCutoff: rules.sessionCutoff, messageCutoff: rules.messageCutoff });
+  await client.query(`INSERT INTO ${PROGRESS_TABLE} (run_key, phase, cursor, done) VALUES ($1, 'rules', $2, true) ON CONFLICT DO NOTHING`, [runKey, wanted]);
+  const stored = (await client.query<{ cursor: string | null }>(`SELECT cursor FROM ${PROGRESS_TABLE} WHERE run_key = $1 AND phase = 'rules'`, [runKey])).rows[0]?.cursor ?? null;
+  let same = false;
+  try {
+    const was = JSON.parse(stored ?? 'null') as Partial<PurgeRules> | null;
+    same =
+      typeof was?.sessionCutoff === 'string' && typeof was.messageCutoff === 'string' &&
+      Date.parse(was.sessionCutoff) === Date.parse(rules.sessionCutoff) && Date.parse(was.messageCutoff) === Date.parse(rules.messageCutoff);
+  } catch {
+    same = false;
+  }
+  if (!same) {
+    throw new PurgeRulesError(
+      `purge run ${runKey} was started with the cut-offs ${stored ?? '(unreadable)'}; this call asks for ${wanted}. ` +
+        `A run applies one rule throughout (start a new run for other cut-offs); nothing was deleted by this call`,
+    );
   }
 }
 
@@ -222,11 +261,17 @@ function toProgress(phase: PurgePhase, row: ProgressRow): PhaseProgress {
  */
 export async function purgeExpired(client: pg.Client, runKey: string, rules: PurgeRules, opts: PurgeOptions = {}): Promise<PurgeResult> {
   const targetMs = opts.targetMs ?? 40;
+  const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 1 || lockTimeoutMs > 60_000) throw new PurgeRulesError(`purge lockTimeoutMs must be an integer 1–60000, got ${lockTimeoutMs}`);
   await checkRules(client, rules);
   await ensureProgressTable(client);
+  await pinRules(client, runKey, rules);
   // Each batch commits its deletes and its progress row together, so losing the last commits in a server crash
   // loses both alike and the resume stays exact: no need to wait for the WAL flush of every batch.
   await client.query(`SET synchronous_commit = off`);
+  // A window whose estimated cost crosses jit_above_cost (from ~25 k messages on) would be compiled by LLVM first:
+  // 10–30 ms more for that one transaction, measured, and nothing gained for statements this short.
+  await client.query(`SET jit = off`);
   const phases: PhaseProgress[] = [];
   let vacuum: VacuumOutcome | undefined;
   for (const phase of ['sessions', 'messages'] as const) {
@@ -234,6 +279,7 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
     const resumedAtBatch = row.batches > 0 && !row.done ? row.batches : undefined;
     let rows = opts.initialRows ?? 2000;
     let lockFailures = 0;
+    let retriedBatches = 0;
     let costPerRow: number | undefined;
     while (!row.done) {
       if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('purge cancelled');
@@ -241,7 +287,7 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
       let batch: BatchRow;
       try {
         await client.query('BEGIN');
-        await client.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+        await client.query(`SET LOCAL lock_timeout = '${lockTimeoutMs}ms'`);
         // The committed cursor, locked for this batch: another attempt of the same run still at work (a worker
         // that lost its heartbeat but not its connection) then takes turns with this one on one cursor, and neither
         // walks a window twice, moves the cursor back or undoes a finished phase.
@@ -268,20 +314,24 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
         row = updated[0]!;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});
-        if ((err as { code?: string }).code === '55P03') {
+        const code = (err as { code?: string }).code ?? '';
+        const why = RETRIED[code];
+        if (why) {
+          retriedBatches++;
           if (++lockFailures <= MAX_LOCK_RETRIES) {
-            // A row of this window is locked by the app: let it finish, then try a smaller window.
+            // A row of this window is held by the app (or the app and this batch waited on each other): let it
+            // finish, then try a smaller window. Nothing of the rolled-back batch was kept.
             rows = Math.max(MIN_ROWS, Math.floor(rows / 2));
             await new Promise((r) => setTimeout(r, 200));
             continue;
           }
           throw Object.assign(
             new Error(
-              `purge ${phase} phase: gave up after ${MAX_LOCK_RETRIES} lock timeouts in a row (${LOCK_TIMEOUT} each) on a row after key ${row.cursor ?? '(the start)'} ` +
+              `purge ${phase} phase: gave up after ${MAX_LOCK_RETRIES} ${why}s in a row (lock timeout ${lockTimeoutMs} ms) on a row after key ${row.cursor ?? '(the start)'} ` +
                 `held by another transaction; the ${row.batches} committed batches stay and a retry resumes after them (${(err as Error).message})`,
               { cause: err },
             ),
-            { code: '55P03' },
+            { code },
           );
         }
         throw err;
@@ -295,12 +345,12 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
       costPerRow = costPerRow === undefined ? perRow : 0.7 * costPerRow + 0.3 * perRow;
       const next = targetMs / costPerRow;
       rows = Math.min(MAX_ROWS, Math.max(MIN_ROWS, Math.round(Math.min(next, rows * 1.5))));
-      opts.onBatch?.({ ...toProgress(phase, row), ...(resumedAtBatch ? { resumedAtBatch } : {}), lastTransactionMs: Math.round(elapsed * 10) / 10 });
+      opts.onBatch?.({ ...toProgress(phase, row), ...(resumedAtBatch ? { resumedAtBatch } : {}), retriedBatches, lastTransactionMs: Math.round(elapsed * 10) / 10 });
     }
     // Keep the measured maximum including COMMIT time for the report (best effort: a crash right here only loses
     // the COMMIT share of one batch's duration, never counts).
     await client.query(`UPDATE ${PROGRESS_TABLE} SET max_tx_ms = greatest(max_tx_ms, $3) WHERE run_key = $1 AND phase = $2`, [runKey, phase, row.max_tx_ms]);
-    phases.push({ ...toProgress(phase, row), ...(resumedAtBatch ? { resumedAtBatch } : {}) });
+    phases.push({ ...toProgress(phase, row), ...(resumedAtBatch ? { resumedAtBatch } : {}), retriedBatches });
     if (phase === 'sessions' && Number(row.deleted) > 0) vacuum = await vacuumSessions(client, runKey);
   }
   return { runKey, rules, phases, ...(vacuum ? { vacuum } : {}) };
