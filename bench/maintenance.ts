@@ -8,6 +8,8 @@
  *   longest single transaction (goal: ours ≤ 100 ms; the guide's is each whole DELETE),
  *   p99 latency of the writer's statements during the purge vs idle (goal: ours ≤ 2×; the guide's reported too),
  *   table sizes and dead tuples afterwards, and the rows each side deleted (must be equal).
+ * Then, on a third copy: the floor of an exact purge in key windows (read + one probe per old message, no deletes)
+ * and the guide's messages DELETE as written, with the server's work_mem (BENCH_AS_WRITTEN_CAP_S, default 60; 0 skips).
  * The guide's side runs with work_mem = 512MB: with the default 4 MB its NOT IN subplan is not hashed and the
  * DELETE of messages does not finish (measured: still running after 3.5 min, cancelled).
  * Run: `npm run bench:maintenance` (PostgreSQL up first: scripts/services.sh up postgres).
@@ -25,6 +27,8 @@ const SEED = 'llmchat_bench_maint_seed';
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1_000_000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5_000_000);
 const IDLE_MS = 10_000;
+/** The guide's DELETE as written (the server's work_mem) is cancelled after this many seconds; 0 skips that part. */
+const AS_WRITTEN_CAP_S = Number(process.env.BENCH_AS_WRITTEN_CAP_S ?? 60);
 
 async function withDb<T>(database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ ...PG, database, application_name: 'bench-maintenance' });
@@ -199,6 +203,53 @@ async function run(): Promise<void> {
   console.log(`load average: ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   await dropDb(ours);
   await dropDb(guide);
+  if (AS_WRITTEN_CAP_S > 0) await asWrittenAndFloor(rules, oursMs, guideMs);
+}
+
+/**
+ * On a third copy, after the comparison (no writer): (1) where the time of any exact batched purge in key order must
+ * go — the messages walked in windows of their primary key (the heap order a short transaction must follow) with one
+ * probe of chat_sessions' primary key per old message, read-only, no deletes — and (2) the guide's messages DELETE as
+ * the guide writes it, with the server's own work_mem, cancelled after AS_WRITTEN_CAP_S.
+ */
+async function asWrittenAndFloor(rules: { sessionCutoff: string; messageCutoff: string }, oursMs: number, guideMs: number): Promise<void> {
+  const name = `${SEED.replace('_seed', '')}_aswritten`;
+  await copyOf(name);
+  try {
+    await withDb(name, async (c) => {
+      const workMem = (await c.query(`SHOW work_mem`)).rows[0].work_mem as string;
+      await c.query(`DELETE FROM chat_sessions WHERE updated_at < $1::timestamptz`, [rules.sessionCutoff]);
+      await c.query(`VACUUM (ANALYZE) chat_sessions`);
+      await c.query(`SET jit = off`);
+      await c.query(`SET enable_bitmapscan = off`);
+      const maxId = Number((await c.query(`SELECT max(id) AS m FROM messages`)).rows[0].m);
+      let probes = 0;
+      const t0 = performance.now();
+      for (let lo = 0; lo < maxId; lo += 20_000) {
+        probes += Number((await c.query(
+          `SELECT count(*) AS n FROM messages m WHERE m.id > $1 AND m.id <= $2 AND m.created_at < $3::timestamptz
+             AND NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = m.session_id OFFSET 0)`,
+          [lo, lo + 20_000, rules.messageCutoff],
+        )).rows[0].n);
+      }
+      const floorMs = performance.now() - t0;
+      console.log(`floor: reading the messages in key windows of 20,000 with a probe per old message, no deletes: ${(floorMs / 1000).toFixed(1)} s ` +
+        `(${probes} orphans found) = ${(floorMs / guideMs).toFixed(2)}× the guide's whole purge; ours spent ${(oursMs / 1000).toFixed(1)} s in all`);
+      await c.query(`RESET enable_bitmapscan`);
+      await c.query(`SET statement_timeout = '${AS_WRITTEN_CAP_S}s'`);
+      const s = performance.now();
+      try {
+        const n = (await c.query(`DELETE FROM messages WHERE created_at < $1::timestamptz AND session_id NOT IN (SELECT id FROM chat_sessions)`, [rules.messageCutoff])).rowCount;
+        console.log(`the guide as written (work_mem ${workMem}, the server's): messages DELETE finished in ${((performance.now() - s) / 1000).toFixed(1)} s (${n} rows)`);
+      } catch (err) {
+        if ((err as { code?: string }).code !== '57014') throw err;
+        console.log(`the guide as written (work_mem ${workMem}, the server's): messages DELETE cancelled unfinished after ${AS_WRITTEN_CAP_S} s ` +
+          `(its NOT IN list of sessions does not fit work_mem, so it is scanned for every old message); ours, whole purge: ${(oursMs / 1000).toFixed(1)} s`);
+      }
+    });
+  } finally {
+    await dropDb(name);
+  }
 }
 
 /** DROP without FORCE (autovacuum may be in there, and only a superuser may terminate it), retried a few times. */

@@ -339,10 +339,12 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
       const elapsed = performance.now() - t0;
       if (elapsed > row.max_tx_ms) row.max_tx_ms = elapsed;
       lockFailures = 0;
-      // The window follows a smoothed cost per row, so one slow batch (a checkpoint, the app's burst) does not halve
-      // it and one quick batch does not double it into a long transaction; it grows by at most a half per batch.
+      // The window follows the cost per row: at once when a batch was dearer than expected (autovacuum starting on the
+      // table, a checkpoint, the app's burst: the benchmark's slow transactions came in pairs while the window was
+      // smoothed), slowly when it was cheaper, so one quick batch does not double it into a long transaction; it
+      // grows by at most a half per batch.
       const perRow = Math.max(elapsed, 1) / Math.max(batch.examined, 1);
-      costPerRow = costPerRow === undefined ? perRow : 0.7 * costPerRow + 0.3 * perRow;
+      costPerRow = costPerRow === undefined || perRow > costPerRow ? perRow : 0.7 * costPerRow + 0.3 * perRow;
       const next = targetMs / costPerRow;
       rows = Math.min(MAX_ROWS, Math.max(MIN_ROWS, Math.round(Math.min(next, rows * 1.5))));
       opts.onBatch?.({ ...toProgress(phase, row), ...(resumedAtBatch ? { resumedAtBatch } : {}), retriedBatches, lastTransactionMs: Math.round(elapsed * 10) / 10 });
