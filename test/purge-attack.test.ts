@@ -463,6 +463,10 @@ describe('purge under attack (real PostgreSQL)', { timeout: 600_000 }, () => {
       assert.equal(err?.name, 'BadInput', String(err));
       assert.match(err.message, new RegExp(`started with the cut-offs .*${rules.messageCutoff}.*asks for .*${other.messageCutoff}`));
       assert.deepEqual(await count(), stopped, 'nothing deleted, nothing recorded');
+      // One microsecond apart is another rule too.
+      const oneMicro = { ...rules, sessionCutoff: rules.sessionCutoff.replace(/Z$/, '001Z') };
+      await assert.rejects(withDb(fx.name, (c) => purgeExpired(c, runKey, oneMicro)), (e: Error) => e.name === 'BadInput');
+      assert.deepEqual(await count(), stopped);
       // The same instants written differently are the same rule.
       const sameInstants = { sessionCutoff: rules.sessionCutoff.replace(/Z$/, '000Z'), messageCutoff: rules.messageCutoff };
       assert.notEqual(sameInstants.sessionCutoff, rules.sessionCutoff);

@@ -153,9 +153,13 @@ async function pinRules(client: pg.Client, runKey: string, rules: PurgeRules): P
   let same = false;
   try {
     const was = JSON.parse(stored ?? 'null') as Partial<PurgeRules> | null;
-    same =
-      typeof was?.sessionCutoff === 'string' && typeof was.messageCutoff === 'string' &&
-      Date.parse(was.sessionCutoff) === Date.parse(rules.sessionCutoff) && Date.parse(was.messageCutoff) === Date.parse(rules.messageCutoff);
+    if (typeof was?.sessionCutoff === 'string' && typeof was.messageCutoff === 'string') {
+      // Compared as the database compares them (to the microsecond), whatever the spelling.
+      same = (await client.query<{ same: boolean }>(
+        `SELECT $1::timestamptz = $2::timestamptz AND $3::timestamptz = $4::timestamptz AS same`,
+        [was.sessionCutoff, rules.sessionCutoff, was.messageCutoff, rules.messageCutoff],
+      )).rows[0]!.same;
+    }
   } catch {
     same = false;
   }
