@@ -82,6 +82,43 @@ describe('failed deploy after migration: app rolled back by itself, database onl
     assert.deepEqual(gate.decisions.map((d) => [d.by, d.accepted]), [['alice', false], ['bob', true]]);
   });
 
+  it('a reset of an approved migrate-down deploy does not migrate down again over what a later release wrote', T, async () => {
+    await migrateTo(fx.database.url, 1);
+    const h = await start('deploy', { environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 });
+    await awaitingApproval(h);
+    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    const f = await failureOf(h.result());
+    assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-rolled-back');
+    assert.equal(await levelOf(fx.database.name), 1);
+    // A later release brings level 2 back and writes into its new column: nobody approved dropping that.
+    await migrateTo(fx.database.url, 2);
+    await sql(fx.database.name, "INSERT INTO messages (session_id, role, content, token_count) VALUES (gen_random_uuid(), 'user', 'written by v2', 42)");
+    const { runId } = await h.describe();
+    const events = (await h.fetchHistory()).events ?? [];
+    let i = events.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'migrateDown');
+    assert.ok(i > 0, 'the run migrated down');
+    while (i > 0 && !events[i]?.workflowTaskCompletedEventAttributes) i--;
+    const reset = await env.client.workflowService.resetWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId: h.workflowId, runId },
+      workflowTaskFinishEventId: events[i]?.eventId,
+      requestId: randomUUID(),
+      reason: 'operator reset',
+    });
+    try {
+      const r = env.client.workflow.getHandle(h.workflowId, reset.runId ?? undefined);
+      const g = await failureOf(r.result());
+      assert.equal(await levelOf(fx.database.name), 2, 'not migrated down again');
+      assert.equal((await sql(fx.database.name, 'SELECT 1 FROM messages WHERE token_count = 42')).length, 1, 'what v2 wrote is still there');
+      assert.equal(g.type, 'DeployFailed', g.message);
+      assert.equal((g.details?.[0] as { outcome: string }).outcome, 'failed');
+      assert.match(g.message, new RegExp(`database migrate-down to level 1 FAILED \\(approved by bob\\): migrate down to level 1 refused: this run \\(${reset.runId}\\) is a reset of run ${runId}.*llmchat-ops rollback --env production --database.*nothing was changed; the database is at level 2`), g.message);
+      assert.equal((await readReleases(stateDir(), 'production')).history.at(-1)?.outcome, 'failed', 'the reset run recorded how it ended');
+    } finally {
+      await migrateTo(fx.database.url, 1);
+    }
+  });
+
   it('rejected: the schema is left as it is and the outcome says so (plain signal)', T, async () => {
     const h = await start('deploy', { environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 });
     await awaitingApproval(h);

@@ -17,6 +17,7 @@ import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig }
 import { readFile } from 'node:fs/promises';
 import { releaseFile, type SlotName } from '../deploy/release-store.js';
 import { context, guarded, permanent, progress, token } from './activity-support.js';
+import { refuseInResetRun } from './temporal.js';
 
 let docker: Docker | undefined;
 /** One dockerode client (DOCKER_HOST from the worker's environment); its errors are activity errors. */
@@ -244,10 +245,16 @@ export function createDockerActivities(cfg: OpsConfig) {
       });
     },
 
-    /** Reverts every migration newer than `to`, with the given version's image. Safe to retry. */
+    /**
+     * Reverts every migration newer than `to`, with the given version's image. Safe to retry. Refused in a reset
+     * run of a deploy or rollback: the approval in its history was given for the schema of that time, and running
+     * it again would drop whatever a later release has written into the newer schema since.
+     */
     async migrateDown(input: { environment: string; version: string; to: number }): Promise<{ before: number; after: number; reverted: string[] }> {
       return guarded(async () => {
         if (!Number.isInteger(input.to) || input.to < 0) throw permanent(`Expected a migration level, got ${input.to}`, 'BadInput');
+        const ctx = context();
+        if (ctx) await refuseInResetRun(ctx, `migrate down to level ${input.to}`, `Run \`llmchat-ops rollback --env ${input.environment} --database\` (a new run, approved anew) if the schema must still go back`);
         const env = envOf(input.environment);
         const image = imageRef(env, input.version);
         const before = (await runMigrate(env, input.environment, image, ['status'])).current ?? 0;

@@ -102,10 +102,7 @@ export async function refuseDuringRelease(environment: string, what: string): Pr
   }
   // A reset run replays the approval its history holds (and the server re-applies later signals): it would
   // replace the live data again, long after the approval, with no one asked.
-  const original = caller && (await resetFrom(ctx, caller.workflowId, caller.runId));
-  if (original) {
-    throw permanent(`${what} refused: this run (${caller?.runId}) is a reset of run ${original}; an approval recorded before a reset (or re-applied by it) is never acted on again over live data. Start a new restore and have it approved; nothing was changed`, 'BadInput');
-  }
+  await refuseInResetRun(ctx, what, 'Start a new restore and have it approved');
   const id = releaseWorkflowId(environment);
   try {
     const d = await client.workflow.getHandle(id).describe();
@@ -122,6 +119,20 @@ export async function refuseDuringRelease(environment: string, what: string): Pr
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return;
     throw err;
+  }
+}
+
+/**
+ * Refuses (non-retryable, nothing done) when the workflow run that scheduled the activity is a reset of another run:
+ * its history holds an approval given before the reset (and the server re-applies signals and updates sent later),
+ * so a destructive step would run again, long after the approval and over whatever the data has become since, with
+ * no one asked. `remedy` says what to do instead.
+ */
+export async function refuseInResetRun(ctx: Context, what: string, remedy: string): Promise<void> {
+  const caller = ctx.info.workflowExecution;
+  const original = caller && (await resetFrom(ctx, caller.workflowId, caller.runId));
+  if (original) {
+    throw permanent(`${what} refused: this run (${caller.runId}) is a reset of run ${original}; an approval recorded before a reset (or re-applied by it) is never acted on again over live data. ${remedy}; nothing was changed`, 'BadInput');
   }
 }
 

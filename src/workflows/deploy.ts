@@ -249,6 +249,9 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
                   : `it is at migration level ${db.level}`;
             done.push(`database restore from backup ${r.backupId} FAILED (approved by ${db.by}; ${where}): ${r.error}; the live database keeps its name (the restore swaps atomically) and ${state}`);
           }
+        } else if (db.decision === 'approved' && db.error) {
+          outcome = 'failed';
+          done.push(`database migrate-down to level ${migration.before} FAILED (approved by ${db.by}): ${db.error}; the database is at level ${db.level ?? '(could not be read)'}`);
         } else if (db.decision === 'approved') {
           outcome = 'database-rolled-back';
           done.push(`database migrated down to level ${db.level} (approved by ${db.by})`);

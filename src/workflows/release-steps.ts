@@ -242,6 +242,8 @@ export interface DatabaseRollbackResult {
   level?: number;
   /** restore-backup: the restore run (a child under the data id) and how it ended. */
   restore?: { workflowId: string; runId?: string; backupId: string; safetyBackupId?: string; error?: string };
+  /** Approved, but the migrate-down failed or was refused (a reset run): why, with `level` as read afterwards. */
+  error?: string;
 }
 
 /**
@@ -291,9 +293,17 @@ export async function databaseRollback(opts: {
     return { decision: 'approved', by: approvedBy, ...r };
   }
   gate.commit();
-  const down = await tracker.step('database-rollback', () =>
-    run(DOCKER, 'migrateDown', `migrate down to ${opts.toLevel}`, { environment: plan.environment, version: opts.version, to: opts.toLevel }),
-  (r) => `level ${r.before} → ${r.after}${r.reverted.length ? ` (reverted ${r.reverted.join(', ')})` : ''}, approved by ${gate.status.approvedBy}`);
+  let down: { before: number; after: number; reverted: string[] };
+  try {
+    down = await tracker.step('database-rollback', () =>
+      run(DOCKER, 'migrateDown', `migrate down to ${opts.toLevel}`, { environment: plan.environment, version: opts.version, to: opts.toLevel }),
+    (r) => `level ${r.before} → ${r.after}${r.reverted.length ? ` (reverted ${r.reverted.join(', ')})` : ''}, approved by ${gate.status.approvedBy}`);
+  } catch (err) {
+    // The release still ends with its record and its notification, saying where the schema is now.
+    gate.close(`the database rollback failed: ${message(err)}`);
+    const level = await run(DOCKER, 'migrationLevel', 'migration level after the failed rollback', { environment: plan.environment, version: opts.version }).catch(() => undefined);
+    return { decision: 'approved', ...(gate.status.approvedBy ? { by: gate.status.approvedBy } : {}), error: message(err), ...(level !== undefined ? { level } : {}) };
+  }
   gate.close('the database rollback ran');
   return { decision: 'approved', ...(gate.status.approvedBy ? { by: gate.status.approvedBy } : {}), level: down.after };
 }

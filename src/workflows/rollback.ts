@@ -20,7 +20,7 @@ export interface RollbackResult {
   version: string;
   fromVersion: string | null;
   outcome: ReleaseOutcome;
-  database?: { decision: string; by?: string; level?: number };
+  database?: { decision: string; by?: string; level?: number; error?: string };
   progress: ReleaseProgress;
 }
 
@@ -115,8 +115,11 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
       t.skip('database', `already at level ${current} (target ${to})`);
     } else {
       const r = await databaseRollback({ plan, gate, tracker: t, version: old?.version ?? version, fromLevel: current, toLevel: to, requestedBy, why: `rollback to ${version}` });
-      db = { decision: r.decision, ...(r.by ? { by: r.by } : {}), ...(r.level !== undefined ? { level: r.level } : {}) };
-      if (r.decision === 'approved') {
+      db = { decision: r.decision, ...(r.by ? { by: r.by } : {}), ...(r.level !== undefined ? { level: r.level } : {}), ...(r.error ? { error: r.error } : {}) };
+      if (r.decision === 'approved' && r.error) {
+        level = r.level ?? null;
+        outcome = 'failed';
+      } else if (r.decision === 'approved') {
         level = r.level ?? to;
         outcome = 'database-rolled-back';
       } else outcome = 'database-left';
@@ -126,9 +129,15 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
     t.skip('database', 'not requested');
   }
 
-  const msg = `${version} serves ${environment} again (was ${old?.version ?? 'nothing'})${db ? `; database ${db.decision === 'approved' ? `migrated down to level ${db.level}` : `left as it is (${db.decision})`}` : ''}`;
+  const dbPart = !db ? '' : db.error ? `; database migrate-down FAILED after approval by ${db.by}: ${db.error}; it is at level ${db.level ?? '(could not be read)'}` : `; database ${db.decision === 'approved' ? `migrated down to level ${db.level}` : `left as it is (${db.decision})`}`;
+  const msg = `${version} serves ${environment} again (was ${old?.version ?? 'nothing'})${dbPart}`;
   await run(QUICK, 'finishRelease', 'record the rollback', { environment, entry: entry(outcome, msg), serving: releaseOf(plan, plan.target, level, requestedBy) });
   t.finish(outcome, msg);
+  if (outcome === 'failed') {
+    // The app serves the target version; the approved database part did not happen as approved.
+    await notify(plan, 'critical', 'rollback_failed', `Rollback of ${environment} to ${version}: the database part failed`, msg, 'outcome');
+    throw ApplicationFailure.nonRetryable(msg, 'RollbackFailed', { outcome, progress: t.progress, ...(db ? { database: db } : {}) });
+  }
   await notify(plan, outcome === 'success' || outcome === 'database-rolled-back' ? 'info' : 'warning', 'rollback_finished', `Rollback of ${environment} to ${version}: ${outcome}`, msg, 'outcome');
   return { environment, version, fromVersion: old?.version ?? null, outcome, ...(db ? { database: db } : {}), progress: t.progress };
 }

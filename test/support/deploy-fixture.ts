@@ -45,8 +45,12 @@ export interface DeployFixtureOptions {
   initial?: string | null;
 }
 
+/** Brings the database to migration `level` with the app's own migrate.js. */
 export async function migrateTo(databaseUrl: string, level: number): Promise<void> {
-  await execa('node', ['app/migrate.js', 'down', '--to', String(level)], { cwd: ROOT, env: { DATABASE_URL: databaseUrl, PGPASSWORD: PG.password } });
+  // Up to the newest level, then down to the one asked for: either direction ends at `level`.
+  const opts = { cwd: ROOT, env: { DATABASE_URL: databaseUrl, PGPASSWORD: PG.password } };
+  await execa('node', ['app/migrate.js', 'up'], opts);
+  await execa('node', ['app/migrate.js', 'down', '--to', String(level)], opts);
 }
 
 export async function startDeployFixture(opts: DeployFixtureOptions): Promise<DeployFixture> {
