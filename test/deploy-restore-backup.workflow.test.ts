@@ -24,7 +24,7 @@ import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
 import { failureOf, hasTokenCount, levelOf, sql, migrateTo, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { waitFor } from './support/services.js';
-import { alertReceiver } from './support/temporal.js';
+import { alertReceiver, resetBefore } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
 const RELEASE = releaseWorkflowId('production');
@@ -235,19 +235,9 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     assert.equal(await levelOf(db()), 1);
     // Written after the approved restore: nobody approved taking it away.
     await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-restore', 'nobody approved removing this')");
-    const runId = (await h.describe()).runId;
-    const events = (await h.fetchHistory()).events ?? [];
-    let i = events.findIndex((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'restore');
-    assert.ok(i > 0, 'the run started a restore child');
-    while (i > 0 && !events[i]?.workflowTaskCompletedEventAttributes) i--;
-    const reset = await env.client.workflowService.resetWorkflowExecution({
-      namespace: 'default',
-      workflowExecution: { workflowId: RELEASE, runId },
-      workflowTaskFinishEventId: events[i]?.eventId,
-      requestId: randomUUID(),
-      reason: 'operator reset',
-    });
-    const r = env.client.workflow.getHandle(RELEASE, reset.runId ?? undefined);
+    const reset = await resetBefore(env, h, (e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name === 'restore');
+    const runId = reset.originalRunId;
+    const r = env.client.workflow.getHandle(RELEASE, reset.runId);
     const g = await failureOf(r.result());
     assert.equal(await sessionsOf(db(), 'after-restore'), 1, 'the live database was not restored again');
     assert.equal((g.details?.[0] as { outcome: string }).outcome, 'failed');

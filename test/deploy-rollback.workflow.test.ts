@@ -18,7 +18,7 @@ import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import type { RollbackResult } from '../src/workflows/rollback.js';
 import { failureOf, hasTokenCount, levelOf, sql, migrateTo, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { waitFor } from './support/services.js';
-import { alertReceiver } from './support/temporal.js';
+import { alertReceiver, resetBefore } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
 
@@ -93,20 +93,10 @@ describe('failed deploy after migration: app rolled back by itself, database onl
     // A later release brings level 2 back and writes into its new column: nobody approved dropping that.
     await migrateTo(fx.database.url, 2);
     await sql(fx.database.name, "INSERT INTO messages (session_id, role, content, token_count) VALUES (gen_random_uuid(), 'user', 'written by v2', 42)");
-    const { runId } = await h.describe();
-    const events = (await h.fetchHistory()).events ?? [];
-    let i = events.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'migrateDown');
-    assert.ok(i > 0, 'the run migrated down');
-    while (i > 0 && !events[i]?.workflowTaskCompletedEventAttributes) i--;
-    const reset = await env.client.workflowService.resetWorkflowExecution({
-      namespace: 'default',
-      workflowExecution: { workflowId: h.workflowId, runId },
-      workflowTaskFinishEventId: events[i]?.eventId,
-      requestId: randomUUID(),
-      reason: 'operator reset',
-    });
+    const reset = await resetBefore(env, h, (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'migrateDown');
+    const runId = reset.originalRunId;
     try {
-      const r = env.client.workflow.getHandle(h.workflowId, reset.runId ?? undefined);
+      const r = env.client.workflow.getHandle(h.workflowId, reset.runId);
       const g = await failureOf(r.result());
       assert.equal(await levelOf(fx.database.name), 2, 'not migrated down again');
       assert.equal((await sql(fx.database.name, 'SELECT 1 FROM messages WHERE token_count = 42')).length, 1, 'what v2 wrote is still there');

@@ -22,7 +22,7 @@ import { dataWorkflowId, releaseWorkflowId } from '../src/names.js';
 import { createWorker } from '../src/worker.js';
 import type { BackupResult } from '../src/workflows/backup.js';
 import { query, seedFixture, type Fixture } from './support/backup-fixture.js';
-import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+import { resetBefore, startDevServer, testConfig, workflowBundle } from './support/temporal.js';
 
 const FOREIGN = fileURLToPath(new URL('./support/foreign-workflows.js', import.meta.url));
 
@@ -132,19 +132,9 @@ describe('a foreign worker cannot replace the live database (forged release pare
     await h.signal('approveRestore', { by: 'bob' });
     await h.result();
     await plantRow();
-    const runId = (await h.describe()).runId;
-    const events = (await h.fetchHistory()).events ?? [];
-    let i = events.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restoreDatabase');
-    assert.ok(i > 0, 'the run scheduled restoreDatabase');
-    while (i > 0 && !events[i]?.workflowTaskCompletedEventAttributes) i--;
-    const reset = await env.client.workflowService.resetWorkflowExecution({
-      namespace: 'default',
-      workflowExecution: { workflowId: dataWorkflowId('production'), runId },
-      workflowTaskFinishEventId: events[i]?.eventId,
-      requestId: randomUUID(),
-      reason: 'operator reset',
-    });
-    const f = await innermost(env.client.workflow.getHandle(dataWorkflowId('production'), reset.runId ?? undefined).result());
+    const reset = await resetBefore(env, h, (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restoreDatabase');
+    const runId = reset.originalRunId;
+    const f = await innermost(env.client.workflow.getHandle(dataWorkflowId('production'), reset.runId).result());
     assert.equal(await afterBackupRows(), 1, 'the live database was not replaced again');
     assert.equal(f.type, 'BadInput', f.chain);
     assert.match(f.message, new RegExp(`refused: this run \\(\\S+\\) is a reset of run ${runId}; an approval recorded before a reset .* is never acted on again`));

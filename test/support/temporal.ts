@@ -2,10 +2,14 @@
  * Test support for Temporal: the real dev server binary, Temporal's time-skipping test server, a test config, and
  * local alert receivers.
  */
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { stringify } from 'yaml';
@@ -160,4 +164,25 @@ export async function alertReceiver(status = 200): Promise<{ url: string; receiv
     received,
     close: () => new Promise((r) => server.close(() => r())),
   };
+}
+
+/**
+ * `temporal workflow reset` of a closed run, as an operator would: to the last workflow task completed before the
+ * first history event that `at` picks (which must exist). Returns the new run's id and the original's.
+ */
+export async function resetBefore(env: TestWorkflowEnvironment, h: WorkflowHandle, at: (e: temporal.api.history.v1.IHistoryEvent) => boolean): Promise<{ runId: string; originalRunId: string }> {
+  const { runId: originalRunId } = await h.describe();
+  const events = (await h.fetchHistory()).events ?? [];
+  let i = events.findIndex(at);
+  assert.ok(i > 0, 'the run has the event to reset before');
+  while (i > 0 && !events[i]?.workflowTaskCompletedEventAttributes) i--;
+  const reset = await env.client.workflowService.resetWorkflowExecution({
+    namespace: 'default',
+    workflowExecution: { workflowId: h.workflowId, runId: originalRunId },
+    workflowTaskFinishEventId: events[i]?.eventId,
+    requestId: randomUUID(),
+    reason: 'operator reset',
+  });
+  assert.ok(reset.runId, 'the reset started a new run');
+  return { runId: reset.runId, originalRunId };
 }
