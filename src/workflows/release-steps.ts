@@ -7,6 +7,7 @@ import {
   ApplicationFailure,
   condition,
   defineQuery,
+  isCancellation,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -299,6 +300,7 @@ export async function databaseRollback(opts: {
       run(DOCKER, 'migrateDown', `migrate down to ${opts.toLevel}`, { environment: plan.environment, version: opts.version, to: opts.toLevel }),
     (r) => `level ${r.before} → ${r.after}${r.reverted.length ? ` (reverted ${r.reverted.join(', ')})` : ''}, approved by ${gate.status.approvedBy}`);
   } catch (err) {
+    if (isCancellation(err)) throw err;
     // The release still ends with its record and its notification, saying where the schema is now.
     gate.close(`the database rollback failed: ${message(err)}`);
     const level = await run(DOCKER, 'migrationLevel', 'migration level after the failed rollback', { environment: plan.environment, version: opts.version }).catch(() => undefined);
