@@ -160,4 +160,36 @@ describe('failed deploy after migration: app rolled back by itself, database onl
       ['rollback', 'v2', 'success'],
     ]);
   });
+
+  it('rollback --database whose approved migrate-down fails: failed, recorded, notified; a new rollback --to v1 --database then goes down', T, async () => {
+    // v2 serves (the test before), the schema is brought back to v2's level; a view on 002's column blocks its down migration.
+    await migrateTo(fx.database.url, 2);
+    await sql(fx.database.name, 'CREATE VIEW token_report AS SELECT token_count FROM messages');
+    try {
+      const back = await start('rollback', { environment: 'production', requestedBy: 'carol', database: true });
+      await awaitingApproval(back);
+      assert.equal((await decide(back, 'approveDatabaseRollback', { by: 'dave' })).accepted, true);
+      const f = await failureOf(back.result());
+      assert.equal(f.type, 'RollbackFailed', f.message);
+      assert.equal((f.details?.[0] as { outcome: string }).outcome, 'failed');
+      assert.match(f.message, /v1 serves production again \(was v2\); database migrate-down FAILED after approval by dave: .*depend.*; it is at level 2/, f.message);
+      assert.equal(await servingVersion(fx.url), 'v1');
+      assert.equal(await levelOf(fx.database.name), 2);
+      const records = await readReleases(stateDir(), 'production');
+      assert.equal(records.current?.version, 'v1');
+      assert.equal(records.previous?.version, 'v2');
+      assert.equal(records.history.at(-1)?.outcome, 'failed');
+      await waitFor('the critical rollback_failed alert', async () => sink.received.some((r) => r.body.type === 'rollback_failed'), 30_000);
+    } finally {
+      await sql(fx.database.name, 'DROP VIEW IF EXISTS token_report');
+    }
+    // The way out the message names: a new rollback to v1 with the database part, approved anew.
+    const again = await start('rollback', { environment: 'production', version: 'v1', requestedBy: 'carol', database: true });
+    await awaitingApproval(again);
+    assert.equal((await decide(again, 'approveDatabaseRollback', { by: 'dave' })).accepted, true);
+    const r = (await again.result()) as RollbackResult;
+    assert.equal(r.outcome, 'database-rolled-back');
+    assert.equal(await levelOf(fx.database.name), 1);
+    assert.equal(await servingVersion(fx.url), 'v1');
+  });
 });
