@@ -483,6 +483,35 @@ describe('purge under attack (real PostgreSQL)', { timeout: 600_000 }, () => {
     }
   });
 
+  it('the connection lost while the stored cut-offs are compared: a retryable error, not BadInput; the retry finishes the run', async () => {
+    const fx = await seeded('llmchat_pa_rulesconn', 1000, 4000);
+    try {
+      const rules = rulesAt(Date.now());
+      const runKey = `rulesconn-${Date.now()}`;
+      // The first attempt pins the rules and does two batches.
+      const stop = new AbortController();
+      await assert.rejects(
+        withDb(fx.name, (c) => purgeExpired(c, runKey, rules, { initialRows: 200, signal: stop.signal, onBatch: (p) => p.batches >= 2 && stop.abort(new Error('stop')) })),
+        /stop/,
+      );
+      // The next attempt's session is terminated (a server restart, a network cut, a DBA) just as it compares the rules.
+      const c = await connect(fx.name);
+      const pid = Number((await c.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+      const query = c.query.bind(c) as (...a: unknown[]) => Promise<unknown>;
+      (c as unknown as { query: unknown }).query = async (...a: unknown[]) => {
+        if (typeof a[0] === 'string' && /::timestamptz = \$2::timestamptz/.test(a[0])) await terminate(fx.name, pid);
+        return query(...a);
+      };
+      const err = (await purgeExpired(c, runKey, rules).then(() => undefined, (e: Error) => e).finally(() => c.end().catch(() => {})))!;
+      assert.ok(err, 'the attempt failed');
+      assert.notEqual(err.name, 'BadInput', `a lost connection is not a tampered rule (it would not be retried): ${err.message}`);
+      const result = await withDb(fx.name, (d) => purgeExpired(d, runKey, rules));
+      await assertGuideResult(fx, result);
+    } finally {
+      await fx.drop();
+    }
+  });
+
   it('a deadlock with the app (the purge its victim): the batch is rolled back and tried again, the app goes on, exact result', async () => {
     const fx = await seeded('llmchat_pa_deadlock', 2000, 8000);
     try {

@@ -160,7 +160,11 @@ async function pinRules(client: pg.Client, runKey: string, rules: PurgeRules): P
         [was.sessionCutoff, rules.sessionCutoff, was.messageCutoff, rules.messageCutoff],
       )).rows[0]!.same;
     }
-  } catch {
+  } catch (err) {
+    // Unreadable (not JSON) or not instants (a data exception, SQLSTATE class 22): a tampered record, refused below.
+    // Anything else — the connection lost, the server restarting — is not about the rules: it stays retryable.
+    const code = (err as { code?: unknown }).code;
+    if (!(err instanceof SyntaxError) && !(typeof code === 'string' && code.startsWith('22'))) throw err;
     same = false;
   }
   if (!same) {
