@@ -307,7 +307,10 @@ export async function databaseRollback(opts: {
     if (!patched('migrate-down-failure-recorded')) throw err;
     // The release still ends with its record and its notification, saying where the schema is now.
     gate.close(`the database rollback failed: ${message(err)}`);
-    const level = await run(DOCKER, 'migrationLevel', 'migration level after the failed rollback', { environment: plan.environment, version: opts.version }).catch(() => undefined);
+    const level = await run(DOCKER, 'migrationLevel', 'migration level after the failed rollback', { environment: plan.environment, version: opts.version }).catch((e: unknown) => {
+      if (isCancellation(e)) throw e; // cancelled while reading the level: the run ends cancelled, as before
+      return undefined;
+    });
     return { decision: 'approved', ...(gate.status.approvedBy ? { by: gate.status.approvedBy } : {}), error: message(err), ...(level !== undefined ? { level } : {}) };
   }
   gate.close('the database rollback ran');
