@@ -11,7 +11,6 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { createActivities } from '../src/activities/index.js';
 import type { ImportSummary } from '../src/activities/backup-import.js';
@@ -19,9 +18,9 @@ import { makeBackupId } from '../src/backup/ids.js';
 import type { BackupManifest, CatalogueEntry } from '../src/backup/manifest.js';
 import { keyId, signingKeys, signManifest } from '../src/backup/signature.js';
 import type { OpsConfig } from '../src/config.js';
-import { createWorker } from '../src/worker.js';
 import type { BackupResult } from '../src/workflows/backup.js';
-import { seedFixture, treeDigest, type Fixture } from './support/backup-fixture.js';
+import { treeDigest, type Fixture } from './support/backup-fixture.js';
+import { startBackupStack, type BackupStack } from './support/backup-stack.js';
 import { startDevServer, testConfig, testConfigYaml, workflowBundle } from './support/temporal.js';
 import { ROOT } from './support/services.js';
 import { craftTar, type CraftedEntry } from './support/tar-craft.js';
@@ -30,8 +29,7 @@ describe('backups are trusted only if llmchat-ops wrote them; archives cannot es
   let env: TestWorkflowEnvironment;
   let fx: Fixture;
   let cfg: OpsConfig;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: BackupStack;
   let baseline: BackupResult;
   const taskQueue = `test-backup-trust-${randomUUID()}`;
   const backups = () => cfg.environments.production!.paths.backups;
@@ -96,23 +94,13 @@ describe('backups are trusted only if llmchat-ops wrote them; archives cannot es
   }
 
   before(async () => {
-    env = await startDevServer();
-    fx = await seedFixture(300);
-    cfg = testConfig({
-      address: env.address,
-      taskQueue,
-      environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } },
-    });
-    worker = await createWorker(cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
-    running = worker.run();
+    stack = await startBackupStack(taskQueue, 300);
+    ({ env, fx, cfg } = stack);
     baseline = await run<BackupResult>('backup', { environment: 'production', requestedBy: 'test', reason: 'baseline', verify: 'checksums' });
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
-    await fx?.database.drop();
-    await env?.teardown();
+    await stack?.stop();
     await rm(fx.root, { recursive: true, force: true });
   });
 

@@ -10,18 +10,16 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import type { BackupManifest } from '../src/backup/manifest.js';
 import { signingKeys, signManifest } from '../src/backup/signature.js';
 import type { OpsConfig } from '../src/config.js';
 import { dataWorkflowId } from '../src/names.js';
-import { createWorker } from '../src/worker.js';
 import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
-import { databaseExists, query, seedFixture, tableDigests, treeDigest, type Fixture } from './support/backup-fixture.js';
+import { databaseExists, query, tableDigests, treeDigest, type Fixture } from './support/backup-fixture.js';
+import { startBackupStack, type BackupStack } from './support/backup-stack.js';
 import { dropDatabaseOf, PG, waitFor } from './support/services.js';
-import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
 import pg from 'pg';
 
 async function connect(database: string): Promise<pg.Client> {
@@ -34,8 +32,7 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
   let env: TestWorkflowEnvironment;
   let fx: Fixture;
   let cfg: OpsConfig;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: BackupStack;
   let first: BackupResult;
   const taskQueue = `test-backup-${randomUUID()}`;
   const backups = () => cfg.environments.production!.paths.backups;
@@ -61,23 +58,13 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
   const manifestOf = async (id: string) => JSON.parse(await readFile(path.join(backups(), id, 'manifest.json'), 'utf8')) as BackupManifest;
 
   before(async () => {
-    env = await startDevServer();
-    fx = await seedFixture(5_000);
-    cfg = testConfig({
-      address: env.address,
-      taskQueue,
-      environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } },
-    });
-    worker = await createWorker(cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
-    running = worker.run();
+    stack = await startBackupStack(taskQueue, 5_000);
+    ({ env, fx, cfg } = stack);
     first = await run<BackupResult>('backup', { environment: 'production', requestedBy: 'test', reason: 'baseline' });
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
-    await fx?.database.drop();
-    await env?.teardown();
+    await stack?.stop();
   });
 
   it('backs up database, application, config and uploads; verified by a restore test; artifacts match their manifest', async () => {

@@ -19,10 +19,10 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import type { OpsConfig } from '../src/config.js';
 import { dataWorkflowId, releaseWorkflowId } from '../src/names.js';
-import { createWorker } from '../src/worker.js';
 import type { BackupResult } from '../src/workflows/backup.js';
-import { query, seedFixture, type Fixture } from './support/backup-fixture.js';
-import { resetBefore, startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+import { query, type Fixture } from './support/backup-fixture.js';
+import { startBackupStack, type BackupStack } from './support/backup-stack.js';
+import { resetBefore } from './support/temporal.js';
 
 const FOREIGN = fileURLToPath(new URL('./support/foreign-workflows.js', import.meta.url));
 
@@ -46,10 +46,8 @@ async function innermost(p: Promise<unknown>): Promise<{ type?: string; message:
 describe('a foreign worker cannot replace the live database (forged release parent, direct activity)', { timeout: 600_000 }, () => {
   let env: TestWorkflowEnvironment;
   let fx: Fixture;
-  let cfg: OpsConfig;
-  let worker: Worker;
+  let stack: BackupStack;
   let foreign: Worker;
-  let running: Promise<void>;
   let foreignRunning: Promise<void>;
   let backupId = '';
   const taskQueue = `test-impersonation-${randomUUID()}`;
@@ -59,15 +57,8 @@ describe('a foreign worker cannot replace the live database (forged release pare
   const afterBackupRows = () => query(fx.database.name, async (c) => (await c.query("SELECT 1 FROM chat_sessions WHERE user_id = 'after-backup'")).rowCount);
 
   before(async () => {
-    env = await startDevServer();
-    fx = await seedFixture(2_000);
-    cfg = testConfig({
-      address: env.address,
-      taskQueue,
-      environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } },
-    });
-    worker = await createWorker(cfg, env.nativeConnection, { workflowBundle: await workflowBundle() });
-    running = worker.run();
+    stack = await startBackupStack(taskQueue, 2_000);
+    ({ env, fx } = stack);
     foreign = await Worker.create({
       connection: env.nativeConnection,
       taskQueue: foreignQueue,
@@ -84,11 +75,8 @@ describe('a foreign worker cannot replace the live database (forged release pare
 
   after(async () => {
     foreign?.shutdown();
-    worker?.shutdown();
     await foreignRunning?.catch(() => {});
-    await running?.catch(() => {});
-    await fx?.database.drop();
-    await env?.teardown();
+    await stack?.stop();
   });
 
   for (const type of ['foreignRelease', 'deploy']) {
