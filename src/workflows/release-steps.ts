@@ -29,6 +29,7 @@ import { OutcomeKey } from '../search-attributes.js';
 import type { ApprovalGate, GateNames } from './approval.js';
 import { notifyAlerts } from './notify-alerts.js';
 import { restore, restoreDecisions } from './restore.js';
+import { checkedSwitch, frontBack, type SwitchState } from './front-switch.js';
 
 /** Timeout profiles. quick: bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */
 export const QUICK: ActivityOptions = {
@@ -188,7 +189,7 @@ export function releaseOf(plan: ReleasePlan, target: ReleasePlan['target'], migr
  * on its own port, then the front is switched to it (nginx reload: nothing refused). recreate: the guide's
  * `compose up -d` replaces the container in place. Returns whether the front (or the container) was switched.
  */
-export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], markSwitched: () => void): Promise<string> {
+export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], markSwitched: () => void, sw?: SwitchState): Promise<string> {
   const env = plan.environment;
   await run(DOCKER, 'startSlot', `compose up ${target.version} in slot ${target.slot} (:${target.port})`, { environment: env, version: target.version, slot: target.slot, port: target.port });
   if (plan.strategy === 'recreate') {
@@ -205,9 +206,15 @@ export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], 
   if (!ready.healthy) {
     throw ApplicationFailure.nonRetryable(`${target.version} did not become healthy in slot ${target.slot} within ${plan.healthTimeoutMs / 1000} s (${ready.lastProblem ?? 'no answer'}); the front was not switched`, 'NotReady');
   }
-  const sw = await run(QUICK, 'switchFront', `front → ${target.slot} (${target.version})`, { environment: env, slot: target.slot, port: target.port, version: target.version });
+  // The switch checked through the front and put back at once when it fails (issue 15); runs recorded before it
+  // used switchFront, retried with the new build serving, and replay that way.
+  if (sw && patched('front-switch-checked')) {
+    const d = await checkedSwitch(plan, target, sw, markSwitched);
+    return `${target.version} healthy in ${Math.round(ready.elapsedMs)} ms on slot ${target.slot}; ${d}`;
+  }
+  const sw0 = await run(QUICK, 'switchFront', `front → ${target.slot} (${target.version})`, { environment: env, slot: target.slot, port: target.port, version: target.version });
   markSwitched();
-  return `${target.version} healthy in ${Math.round(ready.elapsedMs)} ms on slot ${target.slot}; front ${sw.action}, serving it after ${sw.servedAfterMs} ms`;
+  return `${target.version} healthy in ${Math.round(ready.elapsedMs)} ms on slot ${target.slot}; front ${sw0.action}, serving it after ${sw0.servedAfterMs} ms`;
 }
 
 /** Stops a slot that does not serve (the failed new one, or the drained old one). Never the recreate slot. */
@@ -224,16 +231,18 @@ export async function restorePrevious(plan: ReleasePlan): Promise<string> {
   const prev = plan.current;
   if (!prev) throw ApplicationFailure.nonRetryable('there is no previous release to go back to', 'NoPreviousRelease');
   const env = plan.environment;
+  let back = '';
   if (plan.strategy === 'blue-green') {
     await run(DOCKER, 'startSlot', `ensure ${prev.version} runs in slot ${prev.slot}`, { environment: env, version: prev.version, slot: prev.slot, port: prev.port });
-    await run(QUICK, 'switchFront', `front → ${prev.slot} (${prev.version}) again`, { environment: env, slot: prev.slot, port: prev.port, version: prev.version });
+    if (patched('front-switch-checked')) back = await frontBack(plan);
+    else await run(QUICK, 'switchFront', `front → ${prev.slot} (${prev.version}) again`, { environment: env, slot: prev.slot, port: prev.port, version: prev.version });
   } else {
     await run(DOCKER, 'startSlot', `compose up ${prev.version} again`, { environment: env, version: prev.version, slot: 'main', port: prev.port });
   }
   const gate = await run(WAITS, 'healthGate', `health gate of ${prev.version}`, { environment: env, slot: prev.slot, timeoutMs: plan.healthTimeoutMs, successes: plan.healthySuccesses });
   if (!gate.healthy) throw ApplicationFailure.nonRetryable(`${prev.version} is serving again but not healthy: ${gate.lastProblem}`, 'PreviousUnhealthy');
   if (plan.strategy === 'blue-green' && plan.target.slot !== prev.slot) await stopSlot(plan, plan.target.slot, plan.target.version, plan.target.port);
-  return `${prev.version} serves again (slot ${prev.slot}), healthy`;
+  return `${prev.version} serves again (slot ${prev.slot}), healthy${back ? ` (${back})` : ''}`;
 }
 
 export interface DatabaseRollbackResult {

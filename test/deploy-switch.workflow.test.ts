@@ -1,0 +1,163 @@
+/**
+ * Switches that always leave a serving app (issue 15, point 1), on the real dev server, Docker engine, nginx front
+ * and PostgreSQL, each under a request loop through the front: the front is switched to a new slot and the switch
+ * fails after the reload — an image that reports another version, nginx refusing the reload, the new slot dying at
+ * the switch — and each time the front goes back at once to the slot that served before, is checked through the
+ * front, and only then is the new slot stopped: no failed request, the previous version serving, and the outcome,
+ * the release record and the alert saying what happened. The same for a rollback. (The worker killed between the
+ * reload and the check: test/deploy-crash.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
+import { projectContainers, slotProject } from '../src/activities/docker.js';
+import { getEnvironment } from '../src/config.js';
+import { configuredUpstream, frontSpec } from '../src/deploy/front.js';
+import { readReleases } from '../src/deploy/release-store.js';
+import type { DeployResult } from '../src/workflows/deploy.js';
+import type { ReleaseProgress } from '../src/workflows/release-steps.js';
+import { failureOf, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
+import { tempDir } from './support/services.js';
+import { alertReceiver } from './support/temporal.js';
+
+const T = { timeout: 300_000 };
+
+/**
+ * A stand-in for the nginx binary in front of the real one: a mode written to `mode` makes the next `-s reload`
+ * fail once — `refuse`: nginx refuses it (exit 1, nothing reloaded); `kill-new <project>`: the slot the new config
+ * points at is killed just before the reload (the new slot dies at the switch).
+ */
+async function nginxStandIn(dir: string): Promise<{ bin: string; mode: (m: string) => Promise<void> }> {
+  await mkdir(dir, { recursive: true });
+  const bin = path.join(dir, 'nginx');
+  const modeFile = path.join(dir, 'mode');
+  await writeFile(
+    bin,
+    `#!/usr/bin/env bash
+set -u
+mode="$(cat '${modeFile}' 2>/dev/null || true)"
+if [[ " $* " == *" -s reload "* && -n "$mode" ]]; then
+  rm -f '${modeFile}'
+  conf=""; prev=""
+  for a in "$@"; do [[ "$prev" == "-c" ]] && conf="$a"; prev="$a"; done
+  case "$mode" in
+    refuse) echo "nginx: [alert] kill(1234, 1) failed (1: Operation not permitted)" >&2; exit 1 ;;
+    kill-new*)
+      slot="$(sed -n 's/^# serving slot: \\([a-z]*\\) .*/\\1/p' "$conf")"
+      project="\${mode#kill-new }"
+      docker ps -q --filter "label=com.docker.compose.project=$project-$slot" | xargs -r docker kill >/dev/null ;;
+  esac
+fi
+exec nginx "$@"
+`,
+  );
+  await chmod(bin, 0o755);
+  return { bin, mode: (m) => writeFile(modeFile, m) };
+}
+
+describe('switches that fall back (blue/green behind nginx, real Docker)', { timeout: 1_800_000 }, () => {
+  let env: TestWorkflowEnvironment;
+  let fx: DeployFixture;
+  let stack: DeployStack;
+  let sink: Awaited<ReturnType<typeof alertReceiver>>;
+  let nginx: Awaited<ReturnType<typeof nginxStandIn>>;
+  const taskQueue = `test-deploy-switch-${randomUUID()}`;
+  // v1's build under another name (reports v1), and a rebuild of v1 that reports its own name (a good release)
+  const wrong = `sw${process.pid}`;
+  const good = `ok${process.pid}`;
+  const start = (type: 'deploy' | 'rollback', input: unknown) =>
+    env.client.workflow.start<(i: unknown) => Promise<DeployResult>>(type, { taskQueue, workflowId: `${type}-${randomUUID()}`, args: [input] });
+  const production = () => getEnvironment(fx.cfg, 'production');
+  const containersOf = async (slot: 'blue' | 'green') => (await projectContainers(production(), slotProject(production(), slot))).map((c) => c.state);
+  const records = () => readReleases(production().deploy.stateDir as string, 'production');
+  const frontSlot = async () => (await configuredUpstream(frontSpec(production().deploy.stateDir as string, fx.url, 'nginx')))?.slot;
+
+  before(async () => {
+    await execa('docker', ['tag', 'llmchat-app:v1', `llmchat-app:${wrong}`]);
+    const ctx = tempDir('switch-image');
+    await writeFile(path.join(ctx, 'build-info.json'), JSON.stringify({ version: good, maxMigration: 1, flags: {} }));
+    await writeFile(path.join(ctx, 'Dockerfile'), 'FROM llmchat-app:v1\nCOPY build-info.json /app/build-info.json\n');
+    await execa('docker', ['build', '--quiet', '--tag', `llmchat-app:${good}`, ctx], { env: { DOCKER_BUILDKIT: '0' } });
+    nginx = await nginxStandIn(tempDir('switch-nginx'));
+    stack = await startDeployStack({ taskQueue, alerts: true, nginx: nginx.bin, deploy: { backupBeforeDeploy: false } });
+    ({ env, fx } = stack);
+    sink = stack.sink!;
+  });
+
+  after(async () => {
+    await stack?.stop();
+    await execa('docker', ['rmi', `llmchat-app:${wrong}`, `llmchat-app:${good}`], { reject: false });
+  });
+
+  /** A deploy or rollback whose switch fails, under a request loop through the front; what it ended with. */
+  async function failedSwitch(type: 'deploy' | 'rollback', version: string, serving: string, servingSlot: 'blue' | 'green') {
+    assert.equal(await servingVersion(fx.url), serving);
+    const loop = requestLoop(fx.url, 50);
+    const t0 = Date.now();
+    const h = await start(type, { environment: 'production', version, requestedBy: 'alice', ...(type === 'deploy' ? { bakeSeconds: 0 } : {}) });
+    const f = await failureOf(h.result());
+    const took = Date.now() - t0;
+    const stats = await loop.stop();
+    assert.equal(stats.failed, 0, `failed requests during the failed switch: ${stats.errors.join(', ')}`);
+    assert.ok(stats.ok > 50, `the loop ran (${stats.ok} ok)`);
+    assert.equal(await servingVersion(fx.url), serving, 'the previous version serves again');
+    assert.equal(await frontSlot(), servingSlot, 'the front points at the slot that served before');
+    const other = servingSlot === 'blue' ? 'green' : 'blue';
+    assert.deepEqual(await containersOf(other), [], 'the new slot was stopped (after the front was back)');
+    assert.deepEqual(await containersOf(servingSlot), ['running']);
+    const p = await h.query<ReleaseProgress>('progress');
+    assert.equal(p.outcome, 'app-rolled-back', `outcome: ${p.outcome}; ${p.message}`);
+    const history = await h.fetchHistory();
+    const switches = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'switchFrontChecked');
+    assert.equal(switches.length, 1, 'the switch ran once');
+    const attempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && switches.some((s) => String(s.eventId) === String(e.activityTaskStartedEventAttributes?.scheduledEventId)));
+    assert.deepEqual(attempts.map((e) => e.activityTaskStartedEventAttributes?.attempt), [1], 'never retried with the unverified build serving');
+    const rec = await records();
+    assert.equal(rec.current?.version, serving);
+    assert.equal(rec.lease, null);
+    assert.equal(rec.history.at(-1)?.outcome, 'app-rolled-back');
+    assert.equal(rec.history.at(-1)?.detail, p.message);
+    assert.doesNotMatch(f.message, /nothing was changed|never switched/);
+    const alert = sink.received.find((r) => String(r.body.title).includes(version) && /failed/.test(String(r.body.type)) && String(r.body.message) === f.message);
+    assert.ok(alert, `the critical alert says what happened: ${sink.received.map((r) => r.body.message).join(' | ')}`);
+    console.log(`${type} ${version}: ${stats.ok} requests ok, ${stats.failed} failed, ${took} ms; ${f.message}`);
+    return { f, took };
+  }
+
+  it('an image that reports another version: switched back at once, 0 failed requests, the record says what happened', T, async () => {
+    const { f, took } = await failedSwitch('deploy', wrong, 'v1', 'blue');
+    assert.equal(f.type, 'DeployFailed');
+    assert.match(f.message, new RegExp(`switched the front to ${wrong} \\(slot green\\) at \\S+Z, it served v1's build`));
+    assert.match(f.message, /switched back to v1 \(slot blue\) at \S+Z, checked through the front/);
+    assert.match(f.message, /0 requests failed at the front/);
+    assert.ok(took < 60_000, `no 90 s of retries (${took} ms)`);
+  });
+
+  it('nginx refuses the reload: the front is put back and checked, 0 failed requests', T, async () => {
+    await nginx.mode('refuse');
+    const { f } = await failedSwitch('deploy', good, 'v1', 'blue');
+    assert.match(f.message, new RegExp(`the reload of the front to ${good} \\(slot green\\) failed at \\S+Z: .*Operation not permitted`));
+    assert.match(f.message, /switched back to v1 \(slot blue\) at \S+Z, checked through the front/);
+  });
+
+  it('the new slot dies at the switch: the front falls back and goes back, 0 failed requests', T, async () => {
+    await nginx.mode(`kill-new ${fx.project}`);
+    const { f } = await failedSwitch('deploy', good, 'v1', 'blue');
+    assert.match(f.message, new RegExp(`switched the front to ${good} \\(slot green\\) at \\S+Z, slot green did not answer through the front`));
+    assert.match(f.message, /switched back to v1 \(slot blue\) at \S+Z, checked through the front/);
+  });
+
+  it('a rollback whose switch fails the same way puts the serving version back', T, async () => {
+    const ok = await start('deploy', { environment: 'production', version: good, requestedBy: 'alice', bakeSeconds: 0 });
+    assert.equal((await ok.result()).outcome, 'success');
+    assert.equal(await servingVersion(fx.url), good);
+    const { f } = await failedSwitch('rollback', wrong, good, 'green');
+    assert.equal(f.type, 'RollbackFailed');
+    assert.match(f.message, new RegExp(`switched the front to ${wrong} \\(slot blue\\) at \\S+Z, it served v1's build`));
+    assert.match(f.message, new RegExp(`switched back to ${good} \\(slot green\\) at \\S+Z`));
+  });
+});
