@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -21,43 +21,11 @@ import { readReleases } from '../src/deploy/release-store.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import { failureOf, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
+import { nginxStandIn } from './support/nginx-stand-in.js';
 import { tempDir } from './support/services.js';
 import { alertReceiver } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
-
-/**
- * A stand-in for the nginx binary in front of the real one: a mode written to `mode` makes the next `-s reload`
- * fail once — `refuse`: nginx refuses it (exit 1, nothing reloaded); `kill-new <project>`: the slot the new config
- * points at is killed just before the reload (the new slot dies at the switch).
- */
-async function nginxStandIn(dir: string): Promise<{ bin: string; mode: (m: string) => Promise<void> }> {
-  await mkdir(dir, { recursive: true });
-  const bin = path.join(dir, 'nginx');
-  const modeFile = path.join(dir, 'mode');
-  await writeFile(
-    bin,
-    `#!/usr/bin/env bash
-set -u
-mode="$(cat '${modeFile}' 2>/dev/null || true)"
-if [[ " $* " == *" -s reload "* && -n "$mode" ]]; then
-  rm -f '${modeFile}'
-  conf=""; prev=""
-  for a in "$@"; do [[ "$prev" == "-c" ]] && conf="$a"; prev="$a"; done
-  case "$mode" in
-    refuse) echo "nginx: [alert] kill(1234, 1) failed (1: Operation not permitted)" >&2; exit 1 ;;
-    kill-new*)
-      slot="$(sed -n 's/^# serving slot: \\([a-z]*\\) .*/\\1/p' "$conf")"
-      project="\${mode#kill-new }"
-      docker ps -q --filter "label=com.docker.compose.project=$project-$slot" | xargs -r docker kill >/dev/null ;;
-  esac
-fi
-exec nginx "$@"
-`,
-  );
-  await chmod(bin, 0o755);
-  return { bin, mode: (m) => writeFile(modeFile, m) };
-}
 
 describe('switches that fall back (blue/green behind nginx, real Docker)', { timeout: 1_800_000 }, () => {
   let env: TestWorkflowEnvironment;
