@@ -129,3 +129,39 @@ describe('switches that fall back (blue/green behind nginx, real Docker)', { tim
     assert.match(f.message, new RegExp(`switched back to ${good} \\(slot green\\) at \\S+Z`));
   });
 });
+
+describe('recreate in place: a `compose up -d` that fails part-way is recorded as it left the app', { timeout: 600_000 }, () => {
+  let stack: DeployStack;
+  const taskQueue = `test-deploy-recreate-${randomUUID()}`;
+  const broken = `bad${process.pid}`;
+
+  before(async () => {
+    // v1 with an entrypoint that does not exist: the container is created (the old one already removed), its start fails
+    const ctx = tempDir('switch-broken-image');
+    await writeFile(path.join(ctx, 'Dockerfile'), 'FROM llmchat-app:v1\nENTRYPOINT ["/nonexistent"]\n');
+    await execa('docker', ['build', '--quiet', '--tag', `llmchat-app:${broken}`, ctx], { env: { DOCKER_BUILDKIT: '0' } });
+    stack = await startDeployStack({ taskQueue, strategy: 'recreate', deploy: { backupBeforeDeploy: false } });
+  });
+
+  after(async () => {
+    await stack?.stop();
+    await execa('docker', ['rmi', `llmchat-app:${broken}`], { reject: false });
+  });
+
+  it('says which state the container was left in, puts the previous version back, outcome app-rolled-back', T, async () => {
+    const { env, fx } = stack;
+    assert.equal(await servingVersion(fx.url), 'v1');
+    const h = await env.client.workflow.start('deploy', { taskQueue, workflowId: `deploy-${randomUUID()}`, args: [{ environment: 'production', version: broken, requestedBy: 'alice', bakeSeconds: 0 }] });
+    const f = await failureOf(h.result());
+    assert.equal(f.type, 'DeployFailed');
+    assert.doesNotMatch(f.message, /nothing was changed/);
+    assert.match(f.message, new RegExp(`compose up -d of ${broken} left (container \\S+ (created|exited) with image llmchat-app:${broken}|no app container at all); v1 put back: v1 serves again`));
+    const p = await h.query<ReleaseProgress>('progress');
+    assert.equal(p.outcome, 'app-rolled-back');
+    assert.equal(await servingVersion(fx.url), 'v1');
+    const rec = await readReleases(getEnvironment(fx.cfg, 'production').deploy.stateDir as string, 'production');
+    assert.equal(rec.history.at(-1)?.outcome, 'app-rolled-back');
+    assert.equal(rec.history.at(-1)?.detail, p.message);
+    console.log(f.message);
+  });
+});

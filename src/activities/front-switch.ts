@@ -6,7 +6,7 @@
  */
 import { getEnvironment, type OpsConfig } from '../config.js';
 import { applyFront } from '../deploy/front.js';
-import { accessLogSize, checkThroughFront, clearSwitchRecord, describeRecord, failedSince, putFrontBack, readSwitchRecord, writeSwitchRecord, type SlotRef } from '../deploy/front-switch.js';
+import { accessLogSize, checkThroughFront, clearSwitchRecord, describeRecord, failedSince, frontServes, putFrontBack, readSwitchRecord, writeSwitchRecord, type SlotRef } from '../deploy/front-switch.js';
 import { frontOf } from './front.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { guarded } from './activity-support.js';
@@ -95,6 +95,8 @@ export function createFrontSwitchActivities(cfg: OpsConfig) {
         const stateDir = env.deploy.stateDir as string;
         const pending = await readSwitchRecord(stateDir);
         const mine = pending && pending.runId === input.runId ? pending : undefined;
+        // The front's actual state is the truth: what it served when this run came back to it.
+        const found = mine ? await frontServes(env) : '';
         const back = await putFrontBack(env, spec, input.to);
         let counted = '';
         let failedRequests: number | undefined;
@@ -105,7 +107,7 @@ export function createFrontSwitchActivities(cfg: OpsConfig) {
           counted = `; ${failedPart(n)}`;
           await clearSwitchRecord(stateDir);
         }
-        const what = mine ? `${mine.reloadedAt ? `the front had been reloaded to ${mine.to.version} (slot ${mine.to.slot}) at ${mine.reloadedAt}` : `the switch to ${mine.to.version} (slot ${mine.to.slot}) begun ${mine.startedAt} may have reloaded the front`}; ` : '';
+        const what = mine ? `the switch to ${mine.to.version} (slot ${mine.to.slot}) begun ${mine.startedAt} ${mine.reloadedAt ? `had reloaded the front at ${mine.reloadedAt}` : 'had not reported its reload'}; ${found} when the run came back to it; ` : '';
         return { text: `${what}switched back to ${input.to.version} (slot ${input.to.slot}) at ${back.at}, checked through the front (healthy, ${input.to.version})${counted}`, ...(failedRequests !== undefined ? { failedRequests } : {}) };
       });
     },

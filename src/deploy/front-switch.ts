@@ -138,6 +138,13 @@ async function ask(env: EnvironmentConfig, pathname: string, timeoutMs: number):
   }
 }
 
+/** What the front serves now, in words: the config (slot) that answered, the slot behind it and the version. */
+export async function frontServes(env: EnvironmentConfig): Promise<string> {
+  const a = await ask(env, env.deploy.versionPath, 2000);
+  if (a.error) return `the front did not answer (${a.error})`;
+  return `the front answered from slot ${a.slot ?? '(unknown)'}${a.servedBy && a.servedBy !== a.slot ? ` (served by slot ${a.servedBy})` : ''} with ${a.version ?? `HTTP ${a.status}`}`;
+}
+
 export type CheckResult = { ok: true; afterMs: number } | { ok: false; problem: string; afterMs: number };
 
 /**

@@ -226,7 +226,7 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
       } else if (sw.attempted) {
         // The switch failed or did not finish after the front may have been reloaded: the front back first (the
         // switch did that itself when it could), the new slot stopped only then.
-        const undo = await t.step('app-rollback', () => undoSwitch(plan, sw, () => stopSlot(plan, plan.target.slot, version, plan.target.port)), (u) => u.text).catch((e: unknown) => ({ text: `putting the front back FAILED: ${message(e)}`, outcome: 'failed' as const }));
+        const undo = await t.step('app-rollback', () => undoSwitch(plan, sw, () => stopSlot(plan, plan.target.slot, version, plan.target.port), () => restorePrevious(plan)), (u) => u.text).catch((e: unknown) => ({ text: `putting the front back FAILED: ${message(e)}`, outcome: 'failed' as const }));
         done.push(undo.text);
         outcome = undo.outcome;
       } else if (started && plan.strategy === 'blue-green' && plan.target.slot !== plan.current?.slot) {

@@ -16,7 +16,7 @@ const SWITCH: ActivityOptions = { startToCloseTimeout: '2 minutes', heartbeatTim
 /** Putting the front back is safe to repeat. */
 const RESTORE: ActivityOptions = { startToCloseTimeout: '2 minutes', heartbeatTimeout: '10 seconds', retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 } };
 const { switchFrontChecked } = proxyActivities<Activities>(SWITCH);
-const { restoreFront } = proxyActivities<Activities>(RESTORE);
+const { restoreFront, appContainers } = proxyActivities<Activities>(RESTORE);
 
 /** What a release knows about its switch of the front. */
 export interface SwitchState {
@@ -75,9 +75,19 @@ export async function frontBack(plan: ReleasePlan): Promise<string> {
  * The compensation of a switch that failed or did not finish: the front back on the previous slot first (if the
  * switch did not do it itself), then the new slot stopped — never while the front may still send it traffic.
  */
-export async function undoSwitch(plan: ReleasePlan, sw: SwitchState, stopNew: () => Promise<void>): Promise<{ text: string; outcome: 'app-rolled-back' | 'failed' }> {
+export async function undoSwitch(plan: ReleasePlan, sw: SwitchState, stopNew: () => Promise<void>, putBack: () => Promise<string>): Promise<{ text: string; outcome: 'app-rolled-back' | 'failed' }> {
   const prev = plan.current;
   const target = plan.target;
+  if (plan.strategy === 'recreate') {
+    // `compose up -d` failed part-way: say what it left the container in, then put the previous version back.
+    const left = await inPlaceApp(plan);
+    if (!prev) return { text: `compose up -d of ${target.version} left ${left}; there is no previous release to put back`, outcome: 'failed' };
+    try {
+      return { text: `compose up -d of ${target.version} left ${left}; ${prev.version} put back: ${await putBack()}`, outcome: 'app-rolled-back' };
+    } catch (err) {
+      return { text: `compose up -d of ${target.version} left ${left}; putting ${prev.version} back FAILED: ${innermost(err)}; now ${await inPlaceApp(plan)}`, outcome: 'failed' };
+    }
+  }
   const parts: string[] = [];
   if (sw.unknown) {
     if (!prev) return { text: `the front may be serving ${target.version} (slot ${target.slot}), unverified; there is no previous release to go back to`, outcome: 'failed' };
@@ -93,4 +103,15 @@ export async function undoSwitch(plan: ReleasePlan, sw: SwitchState, stopNew: ()
   await stopNew();
   parts.push(`slot ${target.slot} (${target.version}) stopped after the front was back on ${prev?.version}`);
   return { text: parts.join('; '), outcome: 'app-rolled-back' };
+}
+
+/** The in-place app's container(s) as Docker has them now, in words. */
+async function inPlaceApp(plan: ReleasePlan): Promise<string> {
+  try {
+    const list = (await appContainers({ environment: plan.environment })).filter((c) => c.slot === 'main');
+    if (list.length === 0) return 'no app container at all';
+    return list.map((c) => `container ${c.name} ${c.state}${c.health ? ` (${c.health})` : ''} with image ${c.image}`).join(', ');
+  } catch (err) {
+    return `the app container in a state that could not be read (${innermost(err)})`;
+  }
 }

@@ -47,6 +47,8 @@ export const WAITS: ActivityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 };
 
+const RECREATE_ONCE: ActivityOptions = { ...DOCKER, retry: { ...DOCKER.retry, maximumAttempts: 1 } };
+
 export const quick = proxyActivities<Activities>(QUICK);
 export const docker = proxyActivities<Activities>(DOCKER);
 export const waits = proxyActivities<Activities>(WAITS);
@@ -191,7 +193,14 @@ export function releaseOf(plan: ReleasePlan, target: ReleasePlan['target'], migr
  */
 export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], markSwitched: () => void, sw?: SwitchState): Promise<string> {
   const env = plan.environment;
-  await run(DOCKER, 'startSlot', `compose up ${target.version} in slot ${target.slot} (:${target.port})`, { environment: env, version: target.version, slot: target.slot, port: target.port });
+  // Checked switches (issue 15): from here on the release counts as having touched what serves. Runs recorded before
+  // it replay without (`patched`); there, only a switch that returned counted.
+  const checked = sw !== undefined && patched('front-switch-checked');
+  if (checked) sw.attempted = true;
+  // In place, `compose up -d` replaces the serving container: one attempt, then the previous version is put back
+  // (a retry would leave the app down through its backoff).
+  const once = checked && plan.strategy === 'recreate';
+  await run(once ? RECREATE_ONCE : DOCKER, 'startSlot', `compose up ${target.version} in slot ${target.slot} (:${target.port})`, { environment: env, version: target.version, slot: target.slot, port: target.port });
   if (plan.strategy === 'recreate') {
     markSwitched();
     return `recreated in place with ${target.version}`;
@@ -208,7 +217,7 @@ export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], 
   }
   // The switch checked through the front and put back at once when it fails (issue 15); runs recorded before it
   // used switchFront, retried with the new build serving, and replay that way.
-  if (sw && patched('front-switch-checked')) {
+  if (checked) {
     const d = await checkedSwitch(plan, target, sw, markSwitched);
     return `${target.version} healthy in ${Math.round(ready.elapsedMs)} ms on slot ${target.slot}; ${d}`;
   }

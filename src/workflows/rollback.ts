@@ -81,7 +81,7 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
         what = await restorePrevious(plan).catch((e) => `putting ${plan.current?.version} back FAILED: ${message(e)}`);
       } else if (sw.attempted) {
         // As in deploy: the front back first (the switch did that itself when it could), then the new slot stopped.
-        const undo = await undoSwitch(plan, sw, () => stopSlot(plan, plan.target.slot, version, plan.target.port)).catch((e: unknown) => ({ text: `putting the front back FAILED: ${message(e)}`, outcome: 'failed' as const }));
+        const undo = await undoSwitch(plan, sw, () => stopSlot(plan, plan.target.slot, version, plan.target.port), () => restorePrevious(plan)).catch((e: unknown) => ({ text: `putting the front back FAILED: ${message(e)}`, outcome: 'failed' as const }));
         what = undo.text;
         outcome = undo.outcome;
       } else if (started && plan.strategy === 'blue-green' && plan.target.slot !== plan.current?.slot) {
