@@ -89,7 +89,8 @@ export async function undoSwitch(plan: ReleasePlan, sw: SwitchState, stopNew: ()
     }
   }
   const parts: string[] = [];
-  if (sw.unknown) {
+  if (sw.unknown || !sw.restored) {
+    // Not finished, or the switch could not put the front back itself: again here, with retries.
     if (!prev) return { text: `the front may be serving ${target.version} (slot ${target.slot}), unverified; there is no previous release to go back to`, outcome: 'failed' };
     try {
       sw.report = await frontBack(plan);
@@ -99,7 +100,6 @@ export async function undoSwitch(plan: ReleasePlan, sw: SwitchState, stopNew: ()
       return { text: `${innermost(err)}; slot ${target.slot} (${target.version}) is left running as the front may send it traffic`, outcome: 'failed' };
     }
   }
-  if (!sw.restored) return { text: `slot ${target.slot} (${target.version}) is left running as the front may send it traffic`, outcome: 'failed' };
   await stopNew();
   parts.push(`slot ${target.slot} (${target.version}) stopped after the front was back on ${prev?.version}`);
   return { text: parts.join('; '), outcome: 'app-rolled-back' };

@@ -193,13 +193,13 @@ export function releaseOf(plan: ReleasePlan, target: ReleasePlan['target'], migr
  */
 export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], markSwitched: () => void, sw?: SwitchState): Promise<string> {
   const env = plan.environment;
-  // Checked switches (issue 15): from here on the release counts as having touched what serves. Runs recorded before
-  // it replay without (`patched`); there, only a switch that returned counted.
+  // Checked switches (issue 15): a switch counts from the moment it may have touched what serves, not from when it
+  // returned. Runs recorded before replay without (`patched`).
   const checked = sw !== undefined && patched('front-switch-checked');
-  if (checked) sw.attempted = true;
   // In place, `compose up -d` replaces the serving container: one attempt, then the previous version is put back
-  // (a retry would leave the app down through its backoff).
+  // (a retry would leave the app down through its backoff). Blue/green counts from the switch (checkedSwitch).
   const once = checked && plan.strategy === 'recreate';
+  if (once) sw.attempted = true;
   await run(once ? RECREATE_ONCE : DOCKER, 'startSlot', `compose up ${target.version} in slot ${target.slot} (:${target.port})`, { environment: env, version: target.version, slot: target.slot, port: target.port });
   if (plan.strategy === 'recreate') {
     markSwitched();
