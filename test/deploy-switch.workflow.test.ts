@@ -136,11 +136,15 @@ describe('recreate in place: a `compose up -d` that fails part-way is recorded a
   const broken = `bad${process.pid}`;
 
   before(async () => {
-    // v1 with a file where compose mounts the log directory: its migration runner works (no mount), but the
-    // container compose creates cannot start — after the running one was stopped
+    // v1 with a file at /var/log where compose mounts the log directory (/var/log/llmchat): its migration runner works
+    // (no mount), but the container compose creates cannot start — after the running one was stopped
     const ctx = tempDir('switch-broken-image');
-    await writeFile(path.join(ctx, 'llmchat'), 'not a directory\n');
-    await writeFile(path.join(ctx, 'Dockerfile'), 'FROM llmchat-app:v1\nCOPY llmchat /var/log/llmchat\n');
+    await writeFile(path.join(ctx, 'log'), 'not a directory\n');
+    await writeFile(
+      path.join(ctx, 'Dockerfile'),
+      ['FROM llmchat-app:v1 AS v1', 'FROM scratch', ...['app', 'etc', 'lib', 'lib64', 'tmp', 'usr'].map((d) => `COPY --from=v1 /${d} /${d}`), 'COPY log /var/log',
+        'ENV PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production', 'WORKDIR /app', 'CMD ["node", "src/server.js"]', ''].join('\n'),
+    );
     await execa('docker', ['build', '--quiet', '--tag', `llmchat-app:${broken}`, ctx], { env: { DOCKER_BUILDKIT: '0' } });
     stack = await startDeployStack({ taskQueue, strategy: 'recreate', deploy: { backupBeforeDeploy: false } });
   });
