@@ -87,6 +87,7 @@ describe('deploy plan: refuses what cannot work, reports a hand-edited front', {
     const alerts = alertsOf(h.workflowId);
     assert.deepEqual(alerts.map((a) => [a.body.type, a.body.severity]), [['deploy_refused', 'warning']], JSON.stringify(alerts.map((a) => a.body)));
     assert.match(String(alerts[0]?.body.message), /llmchat-app:v404/);
+    console.log(`refused: ${f.message}`);
   });
 
   it('a hand edit of the front config is reported in the plan, the outcome and an alert before the switch rewrites it, and kept', T, async () => {
@@ -125,6 +126,7 @@ describe('deploy plan: refuses what cannot work, reports a hand-edited front', {
     assert.equal(alert.body.severity, 'warning');
     assert.ok(String(alert.body.message).includes(kept[0] as string), String(alert.body.message));
     const sw = p.steps.find((s) => s.name === 'switch');
+    console.log(`plan: ${plan?.detail}\noutcome: ${p.message}\nalert: ${alert.body.message}`);
     assert.ok(alert.at <= Date.parse(sw?.startedAt ?? ''), `alert at ${new Date(alert.at).toISOString()}, switch started ${sw?.startedAt}`);
 
     // the next deploy finds the config as it was written: nothing reported
