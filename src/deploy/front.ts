@@ -12,6 +12,7 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
+import { checkFrontDrift, recordFrontWrite } from './front-drift.js';
 
 export interface FrontSpec {
   /** <stateDir>/front */
@@ -56,7 +57,7 @@ export function renderFrontConfig(spec: FrontSpec, upstreamPort: number, slot: s
   const listen = spec.listenHost.includes(':') ? `[${spec.listenHost}]:${spec.listenPort}` : `${spec.listenHost}:${spec.listenPort}`;
   return `# Written by llmchat-ops (front proxy of a blue/green environment); rewritten at every switch.
 # serving slot: ${slot} (127.0.0.1:${upstreamPort})
-worker_processes 1;
+${fallback ? `# fallback slot: ${fallback.slot} (127.0.0.1:${fallback.port})\n` : ''}worker_processes 1;
 daemon on;
 pid ${p('nginx.pid')};
 error_log ${p('logs/error.log')} warn;
@@ -134,6 +135,17 @@ export async function configuredUpstream(spec: FrontSpec): Promise<{ port: numbe
   }
 }
 
+/** What llmchat-ops would write for the upstream a config text names (undefined: it names none). */
+export function renderedFor(spec: FrontSpec, text: string): string | undefined {
+  const m = /# serving slot: ([a-z]+) \(127\.0\.0\.1:(\d+)\)/.exec(text);
+  const f = /# fallback slot: ([a-z]+) \(127\.0\.0\.1:(\d+)\)/.exec(text);
+  try {
+    return m ? renderFrontConfig(spec, Number(m[2]), m[1] as string, f ? { slot: f[1] as string, port: Number(f[2]) } : undefined) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function nginxRun(spec: FrontSpec, args: string[], conf = confFile(spec)): Promise<void> {
   const r = await execa(spec.nginx, ['-p', `${spec.prefix}/`, '-c', conf, ...args], { reject: false, timeout: 30_000, stdin: 'ignore' });
   if (r.exitCode !== 0) {
@@ -150,14 +162,18 @@ export async function applyFront(spec: FrontSpec, upstreamPort: number, slot: st
   await mkdir(path.join(spec.prefix, 'tmp'), { recursive: true });
   const conf = confFile(spec);
   const tmp = `${conf}.${process.pid}.partial`;
+  const text = renderFrontConfig(spec, upstreamPort, slot, fallback);
   const fh = await open(tmp, 'w', 0o644);
   try {
-    await fh.writeFile(renderFrontConfig(spec, upstreamPort, slot, fallback));
+    await fh.writeFile(text);
     await fh.sync();
   } finally {
     await fh.close();
   }
   await nginxRun(spec, ['-t', '-q'], tmp);
+  // A hand edit of the file being replaced is kept (nginx.conf.hand-edit-<time>); then the write is recorded.
+  await checkFrontDrift(spec.prefix, (t) => renderedFor(spec, t));
+  await recordFrontWrite(spec.prefix, text, slot, upstreamPort);
   await rename(tmp, conf);
   if (frontPid(spec) !== undefined) {
     await nginxRun(spec, ['-s', 'reload']);
