@@ -22,7 +22,7 @@ needs_ci() { [[ ! -d "$1/node_modules" || "$1/package-lock.json" -nt "$1/node_mo
 
 step "dependencies and build"
 if needs_ci .; then npm ci --no-audit --no-fund; fi
-npx tsc -p tsconfig.json
+npm run --silent build   # tsc, then the workflow bundle (src/workflow-bundle.ts)
 node bin/llmchat-ops.js config check --config "$CONFIG"
 
 step "services"
@@ -65,7 +65,7 @@ Fault detection:  npx llmchat-ops detect --env production; open alerts: npx llmc
 Alertmanager:     webhook receiver in the worker, http://127.0.0.1:${LLMCHAT_OPS_ALERTMANAGER_PORT:-9465}/alertmanager (monitoring/)
 Stop:             Ctrl-C (worker and alert inbox); scripts/demo.sh down; scripts/services.sh stop
 EOF
-node dist/src/worker.js "$CONFIG" &
+scripts/worker.sh "$CONFIG" &
 worker_pid=$!
 wait "$worker_pid"
 status=$?

@@ -37,7 +37,7 @@ step "app images"
 app/build-images.sh
 
 step "build"
-npx tsc -p tsconfig.json
+npm run --silent build   # tsc, then the workflow bundle (src/workflow-bundle.ts)
 
 step "tests"
 files=()
