@@ -29,6 +29,9 @@ step "services"
 scripts/services.sh up
 source "$ROOT/scripts/env.sh" # the temporal binary may have just been installed
 
+step "Alertmanager receiver token"
+scripts/receiver-token.sh "$LLMCHAT_OPS_STATE/alertmanager-receiver.token"
+
 step "demo stack"
 scripts/demo.sh up production
 scripts/demo.sh up staging
