@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import { main } from '../src/cli.js';
 import { loadConfig, parseConfig } from '../src/config.js';
 import { alertWorkflowId } from '../src/fault/faults.js';
 import { RequestedByKey } from '../src/search-attributes.js';
-import { acknowledgeAlertSignal, alertStateQuery } from '../src/workflows/alert-lifecycle.js';
+import { acknowledgeAlertSignal, alertLifecycle, alertStateQuery, faultClearedSignal, faultReportedSignal, type FaultReport } from '../src/workflows/alert-lifecycle.js';
 import { faultDetection, type FaultDetectionReport } from '../src/workflows/fault-detection.js';
 import { faultFixture, type FaultFixture } from './support/fault-fixture.js';
 import { freePort, httpOk, ROOT, tempDir, waitFor } from './support/services.js';
@@ -38,12 +39,31 @@ describe('fault detection per environment, one at a time; one page per incident;
   let inbox: ChildProcess;
   let inboxFile = '';
   let receiver: AlertmanagerReceiver;
+  // In front of the inbox: holds "RESOLVED" deliveries while `holdResolved` is set (to land a report while one is sent).
+  let proxy: http.Server;
+  let holdResolved = false;
+  const held: (() => void)[] = [];
 
   before(async () => {
     const port = await freePort();
     inboxFile = path.join(tempDir('inbox'), 'alerts.jsonl');
     inbox = spawn('node', [path.join(ROOT, 'scripts/alert-inbox.mjs'), '--port', String(port), '--file', inboxFile], { stdio: 'ignore' });
     await waitFor('alert inbox', async () => (await fetch(`http://127.0.0.1:${port}/alerts`)).ok);
+    proxy = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const forward = () =>
+          void fetch(`http://127.0.0.1:${port}/alerts`, { method: 'POST', headers: { 'content-type': 'application/json', ...(req.headers['idempotency-key'] ? { 'idempotency-key': String(req.headers['idempotency-key']) } : {}) }, body }).then(
+            (r) => res.writeHead(r.status).end(),
+            () => res.writeHead(502).end(),
+          );
+        if (holdResolved && body.toString().includes('"RESOLVED: ')) held.push(forward);
+        else forward();
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     process.env[TOKEN_ENV] = TOKEN;
     const off = { recovery: { enabled: false } };
     f = await faultFixture({
@@ -57,7 +77,7 @@ describe('fault detection per environment, one at a time; one page per incident;
       },
       alerts: { escalateAfter: `${ESCALATE_AFTER_MS / 1000}s`, grace: '0s' },
       alertmanagerReceiver: { enabled: false, tokenEnv: TOKEN_ENV },
-      webhookUrl: `http://127.0.0.1:${port}/alerts`,
+      webhookUrl: `http://127.0.0.1:${(proxy.address() as { port: number }).port}/alerts`,
     });
     await f.startWorker();
     receiver = await startAlertmanagerReceiver({ cfg: f.cfg, client: f.env.client, host: '127.0.0.1', port: 0 });
@@ -65,6 +85,7 @@ describe('fault detection per environment, one at a time; one page per incident;
   after(async () => {
     await receiver?.close();
     await f?.teardown();
+    proxy?.close();
     inbox?.kill('SIGTERM');
   });
 
@@ -259,5 +280,57 @@ describe('fault detection per environment, one at a time; one page per incident;
     } finally {
       await r.close();
     }
+  });
+
+  it('a fault reported again while its resolved notice is sent is a new incident; a long alert continues as new past 1 000 events', async () => {
+    const id = alertWorkflowId('staging', 'refault');
+    const report = (message: string): FaultReport => ({ severity: 'warning', title: 'Refault test', message, detectedBy: 'test' });
+    const feed = (message: string) => f.env.client.workflow.signalWithStart(alertLifecycle, { taskQueue: f.taskQueue, workflowId: id, args: [{ environment: 'staging', check: 'refault' }], signal: faultReportedSignal, signalArgs: [report(message)] });
+    const handle = f.env.client.workflow.getHandle(id);
+    await feed('first');
+    await waitFor('incident 1 paged', async () => ((await handle.query(alertStateQuery)).pages ?? []).length === 1);
+    await handle.signal(acknowledgeAlertSignal, { by: 'alice', comment: 'incident 1' });
+    await waitFor('acknowledged', async () => (await handle.query(alertStateQuery)).acknowledged !== undefined);
+    holdResolved = true;
+    try {
+      await handle.signal(faultClearedSignal, { detectedBy: 'test' });
+      await waitFor('the resolved notice on its way', async () => held.length > 0, 30_000);
+      await feed('back again'); // lands while the notice is sent
+    } finally {
+      holdResolved = false;
+      held.splice(0).forEach((go) => go());
+    }
+    await waitFor('incident 2 paged', async () => ((await handle.query(alertStateQuery)).pages ?? []).length === 1 && (await handle.query(alertStateQuery)).incident === 2, 30_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(await handle.query(alertStateQuery))}`);
+    });
+    const st = await handle.query(alertStateQuery);
+    assert.equal(st.acknowledged, undefined, "incident 1's acknowledgement does not cover incident 2");
+    assert.equal(st.status, 'firing');
+    assert.equal(st.escalated, false);
+    assert.deepEqual(st.pages?.map((p) => p.kind), ['open']);
+    assert.equal(st.reports, 1);
+    assert.deepEqual(
+      (await pagesOf('staging', 'refault')).map((t) => t.replace('Refault test', '')),
+      ['', 'RESOLVED: ', ''],
+      'page, resolved notice, and the new incident paged',
+    );
+
+    // A fault reported for a long time: the alert continues as new past 1 000 events, its state carried, no page.
+    const { runId: firstRun } = await handle.describe();
+    const t0 = Date.now();
+    for (let i = 0; i < 1100; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => handle.signal(faultReportedSignal, report(`still ${i + j}`))));
+    await waitFor('continued as new', async () => (await handle.describe()).runId !== firstRun, 60_000);
+    await waitFor('every report counted', async () => (await handle.query(alertStateQuery)).reports === 1101, 60_000);
+    const after = await handle.query(alertStateQuery);
+    console.log(`1 100 reports in ${((Date.now() - t0) / 1000).toFixed(1)} s; first run ${(await f.env.client.workflow.getHandle(id, firstRun).fetchHistory()).events?.length} events`);
+    assert.equal(after.incident, 2);
+    assert.deepEqual(after.pages?.map((p) => p.kind), ['open'], 'no page from the carried state');
+    assert.ok((after.quietReports ?? 0) >= 1100);
+    const first = (await f.env.client.workflow.getHandle(id, firstRun).fetchHistory()).events ?? [];
+    assert.ok(first.length < 1300, `the first run stopped near 1 000 events: ${first.length}`);
+    assert.ok(first.at(-1)?.workflowExecutionContinuedAsNewEventAttributes, 'the first run continued as new');
+    await handle.signal(faultClearedSignal, { detectedBy: 'test' });
+    const final = await handle.result();
+    assert.equal(final.status, 'resolved');
   });
 });

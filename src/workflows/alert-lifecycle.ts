@@ -263,6 +263,7 @@ export async function alertLifecycle(input: AlertLifecycleInput): Promise<AlertS
   const PREFIX: Record<PageRecord['kind'], string> = { open: '', handover: 'HANDED OVER: ', worse: 'ESCALATED: ', escalated: 'ESCALATED: ', resolved: 'RESOLVED: ' };
   const page = async (kind: PageRecord['kind'], severity: Severity, reason = '') => {
     const prefix = PREFIX[kind];
+    const incidentPages = state.pages; // a report during the delivery may open the next incident: this page is this one's
     const alert: Alert = {
       severity,
       type: check,
@@ -274,7 +275,7 @@ export async function alertLifecycle(input: AlertLifecycleInput): Promise<AlertS
     for (const d of deliveries) deliveryCounter.add(1, { channel: d.channel, outcome: d.delivered ? 'delivered' : 'failed' });
     const summary = deliveries.map((d) => `${d.channel}:${d.delivered ? 'sent' : d.detail}`).join(', ') || 'no channel routed';
     record(kind === 'escalated' || kind === 'worse' ? 'escalated' : kind === 'resolved' ? 'resolved' : kind === 'handover' ? 'handover' : 'paged', `[${severity}] ${summary}`);
-    if (onePage) state.pages?.push({ at: nowIso(), kind, severity, reason: reason.slice(0, 500), delivered: summary.slice(0, 500) });
+    if (onePage) incidentPages?.push({ at: nowIso(), kind, severity, reason: reason.slice(0, 500), delivered: summary.slice(0, 500) });
   };
 
   if (onePage) return await pageOncePerIncident();

@@ -3,7 +3,9 @@
  * calls): measure (/health, error rate and latency over the window since the previous run, memory, disk, the
  * container, new log lines), judge against the thresholds, feed each fault to its one alert, try auto-recovery
  * within the service's budget — standing back while a deploy, rollback or restore of the environment runs —
- * and tell alerts whose check passes again that they are resolved.
+ * and tell alerts whose check passes again that they are resolved. One run per environment at a time: the work
+ * runs under `llmchat-faults-<env>` only; every other trigger joins it by signal-with-start (`detectionRequested`),
+ * and a run started under another id (the schedule's) joins it through an activity and returns its report.
  */
 import { defineSignal, metricMeter, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
@@ -107,6 +109,8 @@ export async function faultDetection(input: FaultDetectionInput): Promise<FaultD
   ]);
   const { workflowId, runId } = workflowInfo();
   const runKey = `${workflowId}/${runId}`;
+  // (first: an unknown environment fails here, at once, the same way for every trigger)
+  const policy = await measure.describeFaultPolicy(environment);
   // One run per environment at a time: the work happens only under llmchat-faults-<env>; a run started under any
   // other id (a schedule's, a plain `temporal workflow start`) joins that run — or starts it — and returns its report.
   const oneRun = patched('fault-detection-one-run-per-environment');
@@ -131,7 +135,6 @@ export async function faultDetection(input: FaultDetectionInput): Promise<FaultD
       else unrecordedRequests++;
     });
   }
-  const policy = await measure.describeFaultPolicy(environment);
   const checkedAt = new Date().toISOString();
 
   measuring = true;
