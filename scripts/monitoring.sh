@@ -30,7 +30,7 @@ monitoring_install() {
 # any up). Sets MON_PORT_prometheus, MON_PORT_alertmanager, MON_PORT_node_exporter.
 mon_ports_from() { # file of name=value lines
   local k v
-  MON_PORT_prometheus=9090 MON_PORT_alertmanager="${LLMCHAT_ALERTMANAGER_PORT:-9093}" MON_PORT_node_exporter="${LLMCHAT_NODE_EXPORTER_PORT:-9100}"
+  MON_PORT_prometheus="${LLMCHAT_PROMETHEUS_PORT:-9090}" MON_PORT_alertmanager="${LLMCHAT_ALERTMANAGER_PORT:-9093}" MON_PORT_node_exporter="${LLMCHAT_NODE_EXPORTER_PORT:-9100}"
   [[ -f "$1" ]] || return 0
   while IFS== read -r k v; do
     [[ "$v" =~ ^[0-9]{1,5}$ ]] || continue
