@@ -4,7 +4,8 @@
  * recovery even when the worker dies halfway (the ledger records the container's start time before the restart;
  * a retried activity that sees a newer start time only waits for health).
  */
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { dockerode } from '../lazy-modules.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../config.js';
@@ -40,7 +41,7 @@ function validLedger(v: unknown): LedgerEntry[] | undefined {
 let docker: Docker | undefined;
 /** DOCKER_HOST (as scripts/env.sh sets it) or the default socket. */
 function engine(): Docker {
-  docker ??= new Docker();
+  docker ??= new (dockerode())();
   return docker;
 }
 
