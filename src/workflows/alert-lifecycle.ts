@@ -176,6 +176,7 @@ export async function alertLifecycle(input: AlertLifecycleInput): Promise<AlertS
   let raised = false; // severity went up (or a hand-over) since the last page
   let worse = false; // onePage: severity went up since the last page
   let handoverDue = false; // onePage: the incident's first hand-over, not paged yet
+  let resolving = false; // onePage: the check passed and the resolved notice is on its way: a report now is a new incident
   const record = (event: AlertEvent['event'], detail: string) => {
     state.history.push({ at: nowIso(), event, detail: detail.slice(0, 1000) });
     if (state.history.length > MAX_HISTORY) state.history.splice(0, state.history.length - MAX_HISTORY);
@@ -193,12 +194,15 @@ export async function alertLifecycle(input: AlertLifecycleInput): Promise<AlertS
     state.quietReports = 0;
     worse = false;
     handoverDue = false;
+    resolving = false;
+    state.status = 'firing';
+    delete state.resolvedAt;
     record('incident', `incident ${state.incident}: the fault is back after the resolved notice`);
   };
   setHandler(faultReportedSignal, (raw) => {
     const r = parseReport(raw);
     if (!r) return record('rejected-signal', `malformed faultReported: ${JSON.stringify(raw)?.slice(0, 200)}`);
-    if (onePage && state.status === 'resolved') newIncident();
+    if (onePage && (resolving || state.status === 'resolved')) newIncident();
     if (state.reports === 0) record('opened', r.message);
     else record(r.handover ? 'handover' : 'reported', r.message);
     const higher = SEVERITIES.indexOf(r.severity) > SEVERITIES.indexOf(state.severity);
@@ -326,10 +330,11 @@ export async function alertLifecycle(input: AlertLifecycleInput): Promise<AlertS
         continue;
       }
       // Cleared: resolved from here on (a report now opens a new incident), then tell whoever was paged and end.
-      state.status = 'resolved';
-      state.resolvedAt = nowIso();
+      resolving = true;
       if (state.paged) await page('resolved', state.severity, `the check passed again after ${state.reports} report(s)`);
       if (!cleared) continue; // the fault came back while the notice went out: a new incident
+      state.status = 'resolved';
+      state.resolvedAt = nowIso();
       alertEvents.add(1, { event: 'resolved', severity: state.severity });
       setOutcome();
       await condition(allHandlersFinished);
