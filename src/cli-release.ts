@@ -18,6 +18,7 @@ import { EnvironmentKey, OperationKey, RequestedByKey, VersionKey } from './sear
 import { decisionSchema, MAX_COMMENT_LENGTH, type ApprovalStatus, type Decision, type DecisionAnswer } from './workflows/approval.js';
 import { checkInput, deployInputSchema, rollbackInputSchema } from './workflows/inputs.js';
 import type { ReleaseProgress } from './workflows/release-steps.js';
+import type { ServingAnswer } from './workflows/deploy-serving.js';
 
 type WithClient = <T>(cfg: OpsConfig, fn: (client: Client) => Promise<T>) => Promise<T>;
 
@@ -47,7 +48,7 @@ export function formatProgress(p: ReleaseProgress): string {
 }
 
 /** Prints each step as it starts and ends, and the approval it waits for, until the run closes. */
-async function follow(handle: WorkflowHandle, environment: string): Promise<ReleaseProgress | undefined> {
+async function follow(handle: WorkflowHandle, environment: string, until?: Promise<unknown>): Promise<ReleaseProgress | undefined> {
   const seen = new Map<string, string>();
   let waiting = '';
   let last: ReleaseProgress | undefined;
@@ -57,6 +58,7 @@ async function follow(handle: WorkflowHandle, environment: string): Promise<Rele
   );
   let finished = false;
   void done.then(() => (finished = true));
+  void until?.then(() => (finished = true));
   for (;;) {
     last = (await handle.query<ReleaseProgress>('progress').catch(() => undefined)) ?? last;
     for (const s of last?.steps ?? []) {
@@ -71,7 +73,7 @@ async function follow(handle: WorkflowHandle, environment: string): Promise<Rele
       console.error(`  waiting for: ${waiting}\n    llmchat-ops approve-db-rollback --env ${environment} -m "why"   (or reject-db-rollback)`);
     }
     if (finished) break;
-    await Promise.race([done, new Promise((r) => setTimeout(r, 1000))]);
+    await Promise.race([done, ...(until ? [until] : []), new Promise((r) => setTimeout(r, 1000))]);
   }
   return (await handle.query<ReleaseProgress>('progress').catch(() => undefined)) ?? last;
 }
@@ -103,7 +105,21 @@ async function startRelease(client: Client, config: OpsConfig, type: "deploy" | 
 
 async function runRelease(handle: WorkflowHandle & { firstExecutionRunId?: string }, environment: string, operation: 'deploy' | 'rollback', json: boolean): Promise<number> {
   console.error(`started ${handle.workflowId} (run ${handle.firstExecutionRunId}); follow it in the Web UI or with: llmchat-ops status --env ${environment} --follow`);
-  const p = await follow(handle, environment);
+  // A deploy is done for whoever waits when the new version serves and is verified (issue 18): the run then drains and
+  // stops the old slot and writes the records on its own. Runs that do not know the update (or end first) are
+  // waited for to the end, as before.
+  const serving = operation === 'deploy'
+    ? handle.executeUpdate<ServingAnswer, []>('servingVerified', { args: [] }).then((a) => (a.serving ? a : undefined), () => undefined)
+    : undefined;
+  const p = await follow(handle, environment, serving?.then((a) => a ?? new Promise(() => undefined)));
+  const served = serving ? await Promise.race([serving, handle.result().then(() => undefined, () => undefined)]) : undefined;
+  if (served) {
+    const now = served.progress;
+    const line = `${now.version} serves ${environment}${now.fromVersion ? ` (was ${now.fromVersion})` : ''}, verified at ${served.servingAt}; the old slot drains and stops and the release is recorded in the same run (llmchat-ops status --env ${environment})`;
+    if (json) console.log(JSON.stringify({ outcome: 'serving', servingAt: served.servingAt, message: line, progress: now }, null, 2));
+    else console.log(`${formatProgress(now)}\n  serving: ${line}`);
+    return 0;
+  }
   try {
     const result = await handle.result();
     if (json) console.log(JSON.stringify(result, null, 2));

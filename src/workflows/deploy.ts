@@ -14,6 +14,7 @@ import { dataWorkflowId } from '../names.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../search-attributes.js';
 import { installApprovalGate } from './approval.js';
 import { undoSwitch, type SwitchState } from './front-switch.js';
+import { drainOldSlot, installServingUpdate } from './deploy-serving.js';
 import { backup } from './backup.js';
 import { parseInput, deployInputSchema } from './inputs.js';
 import {
@@ -72,6 +73,7 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     { key: RequestedByKey, value: requestedBy },
     { key: OutcomeKey, value: 'running' },
   ]);
+  installServingUpdate(t);
 
   let plan: ReleasePlan;
   try {
@@ -178,21 +180,32 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     let switchedAt = 0;
     await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now())), sw), (d) => d);
 
-    // 6. health gate through the front, container health included
-    failedStep = 'health-gate';
-    await t.step('health-gate', async () => {
+    // 6. health gate through the front, container health included; 7. verify: the version it reports, smoke checks.
+    //    Both only read through the front (the checked switch already saw the new version there), so they run side
+    //    by side (issue 18); a failure of either fails the deploy, the health gate's first. Runs recorded before ran
+    //    them one after the other and replay that way.
+    const healthGate = () => t.step('health-gate', async () => {
       const g = await run(WAITS, 'healthGate', `health gate of ${version}`, { environment, slot: plan.target.slot, timeoutMs: plan.healthTimeoutMs, successes: plan.healthySuccesses });
       if (!g.healthy) throw ApplicationFailure.nonRetryable(`not healthy within ${plan.healthTimeoutMs / 1000} s: ${g.lastProblem}`, 'HealthGateFailed');
       return g;
     }, (g) => `healthy ${plan.healthySuccesses}× in a row after ${g.elapsedMs} ms`);
-
-    // 7. verify: the version it reports, smoke checks
-    failedStep = 'verify';
-    await t.step('verify', async () => {
+    const verify = () => t.step('verify', async () => {
       const v = await run(QUICK, 'verifyRelease', `verify ${version}`, { environment, version });
       if (!v.ok) throw ApplicationFailure.nonRetryable(`verify failed: ${v.problems.join('; ')}`, 'VerifyFailed');
       return v;
     }, (v) => v.checks.map((c) => `${c.what} ok`).join(', '));
+    if (patched('verify-beside-health-gate')) {
+      failedStep = 'health-gate';
+      const [g, v] = await Promise.allSettled([healthGate(), verify()]);
+      if (g.status === 'rejected') throw g.reason;
+      failedStep = 'verify';
+      if (v.status === 'rejected') throw v.reason;
+    } else {
+      failedStep = 'health-gate';
+      await healthGate();
+      failedStep = 'verify';
+      await verify();
+    }
 
     // 8. bake on a durable timer: error rate and latency of the new version's own requests
     failedStep = 'bake';
@@ -213,8 +226,31 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
       }, (v) => v.reason);
     } else t.skip('bake', 'bake period 0');
 
-    // The old slot drains (nginx already sends it nothing new), then stops; it stayed warm until now so that a
-    // failure above could switch back to it at once.
+    const result = (): DeployResult => ({ environment, version, fromVersion: plan.current?.version ?? null, outcome: 'success', ...(backupId ? { backupId } : {}), ...(migration ? { migration } : {}), progress: t.progress, ...(planFirst && plan.frontConfig ? { frontConfig: plan.frontConfig } : {}) });
+    if (patched('deploy-done-when-serving')) {
+      // Done for the person waiting (issue 18): the new version serves and is verified. The drain and stop of the old
+      // slot and the release records follow in this run; nothing after this point rolls the app back.
+      t.serving();
+      const left = await drainOldSlot(plan, t, switchedAt);
+      let msg = `${version} serves ${environment}${plan.current ? ` (was ${plan.current.version})` : ''}${frontNote()}${left ? `; ${left}` : ''}`;
+      const recorded = await CancellationScope.nonCancellable(() =>
+        run(QUICK, 'finishRelease', 'record the release', { environment, entry: finishedEntry('success', msg), serving: releaseOf(plan, plan.target, migration?.after ?? null, requestedBy) }).then(() => undefined, (e: unknown) => message(e)),
+      );
+      if (recorded) msg += `; the release record could NOT be written: ${recorded}`;
+      gate.close('the deploy succeeded; no database rollback is needed');
+      t.finish('success', msg);
+      // The alerts never turn the deploy into a failure: it serves, verified, and was reported so.
+      await CancellationScope.nonCancellable(async () => {
+        if (left || recorded) {
+          await notify(plan, 'critical', 'deploy_cleanup_failed', `Deploy of ${version} to ${environment} serves, but ${left ? 'the old slot was not stopped' : 'its record was not written'}`, msg, 'cleanup').catch(() => undefined);
+        }
+        await notify(plan, 'info', 'deploy_succeeded', `Deploy of ${version} to ${environment} succeeded`, msg, 'outcome').catch(() => undefined);
+      });
+      return result();
+    }
+
+    // (Runs recorded before deploy-done-when-serving.) The old slot drains (nginx already sends it nothing new), then
+    // stops; it stayed warm until now so that a failure above could switch back to it at once.
     failedStep = 'drain';
     const old = plan.current;
     if (plan.strategy === 'blue-green' && old && old.slot !== plan.target.slot) {

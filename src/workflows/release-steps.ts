@@ -82,6 +82,12 @@ export interface ReleaseProgress {
   migration?: { before: number; after: number };
   finishedAt?: string;
   message?: string;
+  /**
+   * deploy: when the new version was serving and verified (health gate, verify, bake) — the moment the deploy is
+   * done for the person waiting (the `servingVerified` update returns); the old slot's drain and stop and the
+   * release records follow in the same run.
+   */
+  servingAt?: string;
 }
 export const progressQuery = defineQuery<ReleaseProgress>('progress');
 
@@ -140,6 +146,12 @@ export class Tracker {
   waiting(what: string | undefined): void {
     if (what) this.progress.waitingFor = what;
     else delete this.progress.waitingFor;
+    this.details();
+  }
+
+  /** The new version serves and is verified: the deploy is done for whoever waits on `servingVerified`. */
+  serving(): void {
+    this.progress.servingAt = new Date().toISOString();
     this.details();
   }
 
