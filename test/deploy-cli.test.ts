@@ -60,12 +60,14 @@ describe('llmchat-ops deploy / rollback / status / releases (and temporal workfl
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stderr, /started llmchat-release-production/);
     assert.match(r.stderr, /ok {3}switch: v2 healthy/);
-    assert.match(r.stdout, /outcome: success — v2 serves production \(was v1\)/);
+    // Done when v2 serves, verified (issue 18); the old slot's drain and the records follow in the same run.
+    assert.match(r.stdout, /serving: v2 serves production \(was v1\), verified at /);
     assert.equal(await servingVersion(fx.url), 'v2');
-    const status = await cli('bob', 'status', '--env', 'production');
+    const status = await cli('bob', 'status', '--env', 'production', '--follow');
     assert.equal(status.exitCode, 0, status.stderr);
     assert.match(status.stdout, /^deploy production: v1 → v2, requested by alice/);
     assert.match(status.stdout, /ok {3}health-gate/);
+    assert.match(status.stdout, /outcome: success — v2 serves production \(was v1\)/);
     const releases = await cli('bob', 'releases', '--env', 'production');
     assert.equal(releases.exitCode, 0, releases.stderr);
     assert.match(releases.stdout, /^current: {2}v2 \(slot green/);

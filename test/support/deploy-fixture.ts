@@ -45,6 +45,8 @@ export interface DeployFixtureOptions {
   initial?: string | null;
   /** The front's nginx binary (default nginx): a test stand-in that makes its reload fail. */
   nginx?: string;
+  /** blue/green: how long the old slot drains after the switch (default 1s). */
+  drain?: string;
 }
 
 /** Brings the database to migration `level` with the app's own migrate.js. */
@@ -70,7 +72,7 @@ export async function startDeployFixture(opts: DeployFixtureOptions): Promise<De
   env.deploy = {
     strategy,
     stateDir: path.join(dir, 'releases'),
-    ...(strategy === 'blue-green' ? { front: { slots: { blue, green }, drain: '1s', ...(opts.nginx ? { nginx: opts.nginx } : {}) } } : {}),
+    ...(strategy === 'blue-green' ? { front: { slots: { blue, green }, drain: opts.drain ?? '1s', ...(opts.nginx ? { nginx: opts.nginx } : {}) } } : {}),
     composeEnv: {
       LLMCHAT_LOG_DIR: logs,
       LLMCHAT_UPLOADS_DIR: path.join(logs, 'uploads'),
