@@ -65,7 +65,9 @@ export async function waitHealthy(env: EnvironmentConfig, opts: { base: string; 
     report({ startedAt, attempts, streak, ...(lastProblem ? { lastProblem } : {}) });
     if (streak >= opts.successes) return { healthy: true, elapsedMs: Date.now() - startedAt, attempts };
     if (Date.now() - startedAt >= opts.timeoutMs) return { healthy: false, elapsedMs: Date.now() - startedAt, attempts, ...(lastProblem ? { lastProblem } : {}) };
-    await new Promise((r) => setTimeout(r, interval));
+    // Until the first success (a slot still starting) poll faster, so the wait ends soon after it answers; between
+    // the successes in a row, the full interval (issue 18).
+    await new Promise((r) => setTimeout(r, streak === 0 ? Math.min(interval, 100) : interval));
   }
 }
 
