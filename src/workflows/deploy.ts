@@ -180,32 +180,21 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     let switchedAt = 0;
     await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now())), sw), (d) => d);
 
-    // 6. health gate through the front, container health included; 7. verify: the version it reports, smoke checks.
-    //    Both only read through the front (the checked switch already saw the new version there), so they run side
-    //    by side (issue 18); a failure of either fails the deploy, the health gate's first. Runs recorded before ran
-    //    them one after the other and replay that way.
-    const healthGate = () => t.step('health-gate', async () => {
+    // 6. health gate through the front, container health included
+    failedStep = 'health-gate';
+    await t.step('health-gate', async () => {
       const g = await run(WAITS, 'healthGate', `health gate of ${version}`, { environment, slot: plan.target.slot, timeoutMs: plan.healthTimeoutMs, successes: plan.healthySuccesses });
       if (!g.healthy) throw ApplicationFailure.nonRetryable(`not healthy within ${plan.healthTimeoutMs / 1000} s: ${g.lastProblem}`, 'HealthGateFailed');
       return g;
     }, (g) => `healthy ${plan.healthySuccesses}× in a row after ${g.elapsedMs} ms`);
-    const verify = () => t.step('verify', async () => {
+
+    // 7. verify: the version it reports, smoke checks
+    failedStep = 'verify';
+    await t.step('verify', async () => {
       const v = await run(QUICK, 'verifyRelease', `verify ${version}`, { environment, version });
       if (!v.ok) throw ApplicationFailure.nonRetryable(`verify failed: ${v.problems.join('; ')}`, 'VerifyFailed');
       return v;
     }, (v) => v.checks.map((c) => `${c.what} ok`).join(', '));
-    if (patched('verify-beside-health-gate')) {
-      failedStep = 'health-gate';
-      const [g, v] = await Promise.allSettled([healthGate(), verify()]);
-      if (g.status === 'rejected') throw g.reason;
-      failedStep = 'verify';
-      if (v.status === 'rejected') throw v.reason;
-    } else {
-      failedStep = 'health-gate';
-      await healthGate();
-      failedStep = 'verify';
-      await verify();
-    }
 
     // 8. bake on a durable timer: error rate and latency of the new version's own requests
     failedStep = 'bake';
