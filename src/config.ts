@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 import { ENVIRONMENT_NAME } from './names.js';
+import { resolveTemporalPaths, temporalSchema } from './temporal-config.js';
 
 export { ENVIRONMENT_NAME };
 const ENV_VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;
@@ -410,13 +411,7 @@ const alertmanagerReceiverSchema = z.strictObject({
 
 export const configSchema = z
   .strictObject({
-    temporal: z
-      .strictObject({
-        address: z.string().min(1).default('127.0.0.1:7233'),
-        namespace: z.string().min(1).default('default'),
-        taskQueue: z.string().min(1).default('llmchat-ops'),
-      })
-      .default({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'llmchat-ops' }),
+    temporal: temporalSchema.default(temporalSchema.parse({})),
     worker: z
       .strictObject({
         metricsPort: port.default(9464),
@@ -555,6 +550,7 @@ export function parseConfig(text: string, source: string, baseDir: string): OpsC
     }
   }
   cfg.report.directory = path.resolve(baseDir, cfg.report.directory);
+  resolveTemporalPaths(cfg.temporal, baseDir);
   for (const [name, env] of Object.entries(cfg.environments)) {
     env.deploy.stateDir = path.resolve(baseDir, env.deploy.stateDir ?? path.join(path.dirname(env.paths.backups), `releases-${name}`));
     for (const [k, v] of Object.entries(env.deploy.composeEnv)) if (v.startsWith('./') || v.startsWith('../')) env.deploy.composeEnv[k] = path.resolve(baseDir, v);

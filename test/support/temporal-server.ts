@@ -1,0 +1,122 @@
+/**
+ * The real Temporal server (go.temporal.io/server/cmd/server, built by `scripts/services.sh up temporalserver` into
+ * .tools/temporal-server/bin), started by a test on its own free ports — SQLite in memory here, optionally with TLS
+ * (and mTLS) on the frontend — and test certificates made with openssl.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { stringify } from 'yaml';
+import { ALL_SEARCH_ATTRIBUTES } from '../../src/search-attributes.js';
+import { freePort, ROOT, waitFor } from './services.js';
+import { temporalBinary } from './temporal.js';
+
+export const SERVER_BIN = path.join(ROOT, '.tools/temporal-server/bin/server');
+
+export interface TestCerts {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  /** A CA that signed nothing here. */
+  wrongCa: string;
+}
+
+/** A CA, a server certificate for localhost/127.0.0.1 (server + client auth) and a client certificate, by openssl. */
+export async function makeCerts(dir: string): Promise<TestCerts> {
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (...args: string[]) => execa('openssl', args, { cwd: dir });
+  for (const ca of ['ca', 'wrong-ca']) {
+    await ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${ca}.key`), '-out', f(`${ca}.pem`), '-days', '2', '-subj', `/CN=llmchat-ops test ${ca}`);
+  }
+  const ext = f('ext.cnf');
+  await writeFile(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  for (const [name, cn] of [['server', 'localhost'], ['client', 'llmchat-ops worker']] as const) {
+    await ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`);
+    await ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '2', '-extfile', ext);
+  }
+  return { ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key'), wrongCa: f('wrong-ca.pem') };
+}
+
+export interface RealServer {
+  address: string;
+  /** Flags for the `temporal` CLI to reach it. */
+  cliFlags: string[];
+  stop(): Promise<void>;
+}
+
+/** Starts the server (SQLite in memory, or TLS with `certs`), registers namespace `default` and our search attributes. */
+export async function startRealServer(dir: string, certs?: TestCerts): Promise<RealServer> {
+  if (!existsSync(SERVER_BIN)) throw new Error(`the Temporal server is not built: run scripts/services.sh up temporalserver (${SERVER_BIN})`);
+  const ports = await Promise.all(Array.from({ length: 11 }, () => freePort()));
+  const [fe, feM, feH, hi, hiM, ma, maM, wo, woM, metrics] = ports;
+  const sqlite = (db: string) => ({ sql: { pluginName: 'sqlite', databaseName: db, connectAddr: 'localhost', connectProtocol: 'tcp', connectAttributes: { mode: 'memory', cache: 'private' }, maxConns: 1, maxIdleConns: 1, maxConnLifetime: '1h' } });
+  const rpc = (grpcPort: number, membershipPort: number, httpPort?: number) => ({ rpc: { grpcPort, membershipPort, bindOnLocalHost: true, ...(httpPort ? { httpPort } : {}) } });
+  const config = {
+    log: { stdout: true, level: 'warn' },
+    persistence: { defaultStore: 'default', visibilityStore: 'visibility', numHistoryShards: 1, datastores: { default: sqlite('default'), visibility: sqlite('default') } },
+    global: {
+      membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
+      metrics: { prometheus: { framework: 'tally', timerType: 'histogram', listenAddress: `127.0.0.1:${metrics}` } },
+      ...(certs
+        ? {
+            tls: {
+              frontend: {
+                server: { certFile: certs.serverCert, keyFile: certs.serverKey, requireClientAuth: true, clientCaFiles: [certs.ca] },
+                client: { serverName: 'localhost', rootCaFiles: [certs.ca] },
+              },
+              systemWorker: { certFile: certs.clientCert, keyFile: certs.clientKey, client: { serverName: 'localhost', rootCaFiles: [certs.ca] } },
+            },
+          }
+        : {}),
+    },
+    services: { frontend: rpc(fe!, feM!, feH), history: rpc(hi!, hiM!), matching: rpc(ma!, maM!), worker: rpc(wo!, woM!) },
+    clusterMetadata: {
+      enableGlobalNamespace: false,
+      failoverVersionIncrement: 10,
+      masterClusterName: 'active',
+      currentClusterName: 'active',
+      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `localhost:${fe}`, httpAddress: `localhost:${feH}` } },
+    },
+    dcRedirectionPolicy: { policy: 'noop' },
+  };
+  const file = path.join(dir, 'temporal-server.yaml');
+  await writeFile(file, stringify(config));
+  const log = openSync(path.join(dir, 'temporal-server.log'), 'a');
+  const child: ChildProcess = spawn(SERVER_BIN, ['--config-file', file, '--allow-no-auth', 'start'], { stdio: ['ignore', log, log] });
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const address = `127.0.0.1:${fe}`;
+  const cliFlags = ['--address', address, ...(certs ? ['--tls-ca-path', certs.ca, '--tls-cert-path', certs.clientCert, '--tls-key-path', certs.clientKey, '--tls-server-name', 'localhost'] : [])];
+  const cli = (...args: string[]) => execa(temporalBinary(), [...args, ...cliFlags], { reject: false });
+  try {
+    await waitFor('the Temporal server to answer', async () => {
+      if (exited) throw new Error(`the Temporal server exited; see ${path.join(dir, 'temporal-server.log')}`);
+      return (await cli('operator', 'cluster', 'health', '--command-timeout', '3s')).stdout.includes('SERVING');
+    }, 90_000, 500);
+    await waitFor('namespace default', async () => {
+      const r = await cli('operator', 'namespace', 'create', '--namespace', 'default', '--retention', '72h');
+      return r.exitCode === 0 || /already exists|AlreadyExists/.test(r.stderr);
+    }, 60_000, 1000);
+    const sa = ALL_SEARCH_ATTRIBUTES.flatMap((k) => ['--name', k.name]);
+    await waitFor('search attributes', async () => (await cli('operator', 'search-attribute', 'create', '--namespace', 'default', ...sa, '--type', 'Keyword')).exitCode === 0, 60_000, 1000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    address,
+    cliFlags,
+    stop: async () => {
+      if (exited) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
+}
