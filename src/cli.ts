@@ -419,7 +419,9 @@ export async function main(argv = process.argv): Promise<number> {
       console.error(printable(`llmchat-ops: ${err instanceof WorkflowFailedError ? 'workflow' : 'request'} failed: ${describeFailure(err)}`));
     } else {
       // Local errors (config problems, one per line) keep their lines; other control characters are escaped.
-      console.error(printable(`llmchat-ops: ${err instanceof Error ? err.message : String(err)}`, { lines: true }));
+      // Server-side refusals (e.g. WorkflowStartError) keep their reason in the cause.
+      const cause = err instanceof Error && err.cause instanceof Error ? `: ${(err.cause as Error & { details?: string }).details ?? err.cause.message}` : '';
+      console.error(printable(`llmchat-ops: ${err instanceof Error ? err.message : String(err)}${cause}`, { lines: true }));
     }
     return 1;
   }

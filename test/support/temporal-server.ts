@@ -82,7 +82,10 @@ export async function startRealServer(dir: string, certs?: TestCerts): Promise<R
       clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `localhost:${fe}`, httpAddress: `localhost:${feH}` } },
     },
     dcRedirectionPolicy: { policy: 'noop' },
+    dynamicConfigClient: { filepath: path.join(dir, 'dynamicconfig.yaml'), pollInterval: '10s' },
   };
+  // As the dev server does: search attributes registered a moment ago are usable at once.
+  await writeFile(config.dynamicConfigClient.filepath, stringify({ 'system.forceSearchAttributesCacheRefreshOnRead': [{ value: true, constraints: {} }] }));
   const file = path.join(dir, 'temporal-server.yaml');
   await writeFile(file, stringify(config));
   const log = openSync(path.join(dir, 'temporal-server.log'), 'a');
@@ -101,8 +104,9 @@ export async function startRealServer(dir: string, certs?: TestCerts): Promise<R
       const r = await cli('operator', 'namespace', 'create', '--namespace', 'default', '--retention', '72h');
       return r.exitCode === 0 || /already exists|AlreadyExists/.test(r.stderr);
     }, 60_000, 1000);
-    const sa = ALL_SEARCH_ATTRIBUTES.flatMap((k) => ['--name', k.name]);
-    await waitFor('search attributes', async () => (await cli('operator', 'search-attribute', 'create', '--namespace', 'default', ...sa, '--type', 'Keyword')).exitCode === 0, 60_000, 1000);
+    // One --type per --name (a single --type registers only the first name).
+    const sa = ALL_SEARCH_ATTRIBUTES.flatMap((k) => ['--name', k.name, '--type', 'Keyword']);
+    await waitFor('search attributes', async () => (await cli('operator', 'search-attribute', 'create', '--namespace', 'default', ...sa)).exitCode === 0, 60_000, 1000);
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
