@@ -6,12 +6,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { ALL_SEARCH_ATTRIBUTES } from '../../src/search-attributes.js';
-import { freePort, ROOT, waitFor } from './services.js';
+import { ROOT, waitFor } from './services.js';
 import { temporalBinary } from './temporal.js';
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
 
 export const SERVER_BIN = path.join(ROOT, '.tools/temporal-server/bin/server');
 
@@ -46,18 +55,55 @@ export interface RealServer {
   /** Flags for the `temporal` CLI to reach it. */
   cliFlags: string[];
   stop(): Promise<void>;
+  /** SIGKILL, as a crash: nothing is flushed. */
+  kill9(): Promise<void>;
+  /** Starts it again on the same config (persistence and ports) and waits until it serves. */
+  restart(): Promise<void>;
 }
 
-/** Starts the server (SQLite in memory, or TLS with `certs`), registers namespace `default` and our search attributes. */
-export async function startRealServer(dir: string, certs?: TestCerts): Promise<RealServer> {
+export interface PostgresPersistence {
+  /** Scratch databases this test owns (made by {@link createTemporalDatabases}). */
+  database: string;
+  visibility: string;
+  user: string;
+  password: string;
+  port: number;
+}
+
+export const SQL_BIN = path.join(ROOT, '.tools/temporal-server/bin/sql');
+export const SCHEMA_DIR = path.join(ROOT, '.tools/temporal-server/schema/postgresql/v12');
+
+/** The two databases with Temporal's schema, by the module's own sql tool (create, setup-schema 0.0, update-schema). */
+export async function createTemporalDatabases(p: PostgresPersistence): Promise<void> {
+  for (const [db, dir] of [[p.database, 'temporal'], [p.visibility, 'visibility']] as const) {
+    const sql = (...args: string[]) => execa(SQL_BIN, ['--plugin', 'postgres12', '--ep', '127.0.0.1', '-p', String(p.port), '-u', p.user, '--pw', p.password, '--db', db, ...args]);
+    await sql('create');
+    await sql('setup-schema', '-v', '0.0');
+    await sql('update-schema', '-d', path.join(SCHEMA_DIR, dir, 'versioned'));
+  }
+}
+
+/** Starts the server (SQLite in memory or `postgres`; TLS with `certs`), registers namespace `default` and our search attributes. */
+export async function startRealServer(dir: string, certs?: TestCerts, postgres?: PostgresPersistence): Promise<RealServer> {
   if (!existsSync(SERVER_BIN)) throw new Error(`the Temporal server is not built: run scripts/services.sh up temporalserver (${SERVER_BIN})`);
-  const ports = await Promise.all(Array.from({ length: 11 }, () => freePort()));
+  // PostgreSQL's schema keeps membership ports as smallint: every port below 32768.
+  const ports: number[] = [];
+  while (ports.length < 11) {
+    const p = 20_000 + Math.floor(Math.random() * 12_000);
+    if (!ports.includes(p) && (await portFree(p))) ports.push(p);
+  }
   const [fe, feM, feH, hi, hiM, ma, maM, wo, woM, metrics] = ports;
   const sqlite = (db: string) => ({ sql: { pluginName: 'sqlite', databaseName: db, connectAddr: 'localhost', connectProtocol: 'tcp', connectAttributes: { mode: 'memory', cache: 'private' }, maxConns: 1, maxIdleConns: 1, maxConnLifetime: '1h' } });
+  const pgStore = (p: PostgresPersistence, db: string) => ({ sql: { pluginName: 'postgres12', databaseName: db, connectAddr: `127.0.0.1:${p.port}`, connectProtocol: 'tcp', user: p.user, password: p.password, maxConns: 10, maxIdleConns: 10, maxConnLifetime: '1h' } });
   const rpc = (grpcPort: number, membershipPort: number, httpPort?: number) => ({ rpc: { grpcPort, membershipPort, bindOnLocalHost: true, ...(httpPort ? { httpPort } : {}) } });
   const config = {
     log: { stdout: true, level: 'warn' },
-    persistence: { defaultStore: 'default', visibilityStore: 'visibility', numHistoryShards: 1, datastores: { default: sqlite('default'), visibility: sqlite('default') } },
+    persistence: {
+      defaultStore: 'default',
+      visibilityStore: 'visibility',
+      numHistoryShards: postgres ? 4 : 1,
+      datastores: postgres ? { default: pgStore(postgres, postgres.database), visibility: pgStore(postgres, postgres.visibility) } : { default: sqlite('default'), visibility: sqlite('default') },
+    },
     global: {
       membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
       metrics: { prometheus: { framework: 'tally', timerType: 'histogram', listenAddress: `127.0.0.1:${metrics}` } },
@@ -88,18 +134,25 @@ export async function startRealServer(dir: string, certs?: TestCerts): Promise<R
   await writeFile(config.dynamicConfigClient.filepath, stringify({ 'system.forceSearchAttributesCacheRefreshOnRead': [{ value: true, constraints: {} }] }));
   const file = path.join(dir, 'temporal-server.yaml');
   await writeFile(file, stringify(config));
-  const log = openSync(path.join(dir, 'temporal-server.log'), 'a');
-  const child: ChildProcess = spawn(SERVER_BIN, ['--config-file', file, '--allow-no-auth', 'start'], { stdio: ['ignore', log, log] });
+  let child: ChildProcess;
   let exited = false;
-  child.once('exit', () => (exited = true));
+  const launch = () => {
+    const log = openSync(path.join(dir, 'temporal-server.log'), 'a');
+    child = spawn(SERVER_BIN, ['--config-file', file, '--allow-no-auth', 'start'], { stdio: ['ignore', log, log] });
+    exited = false;
+    child.once('exit', () => (exited = true));
+  };
   const address = `127.0.0.1:${fe}`;
   const cliFlags = ['--address', address, ...(certs ? ['--tls-ca-path', certs.ca, '--tls-cert-path', certs.clientCert, '--tls-key-path', certs.clientKey, '--tls-server-name', 'localhost'] : [])];
   const cli = (...args: string[]) => execa(temporalBinary(), [...args, ...cliFlags], { reject: false });
-  try {
-    await waitFor('the Temporal server to answer', async () => {
+  const serving = () =>
+    waitFor('the Temporal server to answer', async () => {
       if (exited) throw new Error(`the Temporal server exited; see ${path.join(dir, 'temporal-server.log')}`);
       return (await cli('operator', 'cluster', 'health', '--command-timeout', '3s')).stdout.includes('SERVING');
     }, 90_000, 500);
+  launch();
+  try {
+    await serving();
     await waitFor('namespace default', async () => {
       const r = await cli('operator', 'namespace', 'create', '--namespace', 'default', '--retention', '72h');
       return r.exitCode === 0 || /already exists|AlreadyExists/.test(r.stderr);
@@ -108,19 +161,25 @@ export async function startRealServer(dir: string, certs?: TestCerts): Promise<R
     const sa = ALL_SEARCH_ATTRIBUTES.flatMap((k) => ['--name', k.name, '--type', 'Keyword']);
     await waitFor('search attributes', async () => (await cli('operator', 'search-attribute', 'create', '--namespace', 'default', ...sa)).exitCode === 0, 60_000, 1000);
   } catch (err) {
-    child.kill('SIGKILL');
+    child!.kill('SIGKILL');
     throw err;
   }
+  const kill = async (signal: NodeJS.Signals) => {
+    if (exited) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await gone;
+    clearTimeout(t);
+  };
   return {
     address,
     cliFlags,
-    stop: async () => {
-      if (exited) return;
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await gone;
-      clearTimeout(t);
+    stop: () => kill('SIGTERM'),
+    kill9: () => kill('SIGKILL'),
+    restart: async () => {
+      launch();
+      await serving();
     },
   };
 }

@@ -1,0 +1,111 @@
+/**
+ * Core flows on the production Temporal server (go.temporal.io/server v1.32.2) with PostgreSQL persistence — its
+ * own two scratch databases made by the module's sql tool — instead of the dev server: a backup during which the
+ * server is killed (-9) and restarted, completing; an approved restore over the live database; a schedule applied
+ * by the CLI and triggered; a health check. Every run completes.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { execa } from 'execa';
+import pg from 'pg';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { stringify, parse as parseYaml } from 'yaml';
+import type { BackupResult } from '../src/workflows/backup.js';
+import { parseConfig, type OpsConfig } from '../src/config.js';
+import { createWorker } from '../src/worker.js';
+import { seedFixture, tableDigests, query, type Fixture } from './support/backup-fixture.js';
+import { dropDatabaseOf, PG, ROOT, tempDir, waitFor } from './support/services.js';
+import { testConfigYaml, workflowBundle } from './support/temporal.js';
+import { createTemporalDatabases, startRealServer, type PostgresPersistence, type RealServer } from './support/temporal-server.js';
+
+describe('core flows on the production Temporal server with PostgreSQL (kill -9 and restart mid-run)', () => {
+  let server: RealServer;
+  let pgp: PostgresPersistence;
+  let fx: Fixture;
+  let cfg: OpsConfig;
+  let configFile: string;
+  let client: Client;
+  let nativeConnection: NativeConnection;
+  let worker: Worker;
+  let running: Promise<void>;
+  let first: BackupResult;
+  const taskQueue = `test-server-${randomUUID()}`;
+  const suffix = randomUUID().slice(0, 8);
+
+  before(async () => {
+    const dir = tempDir('server');
+    pgp = { database: `temporal_t_${suffix}`, visibility: `temporal_vis_t_${suffix}`, user: PG.user, password: PG.password, port: PG.port };
+    [, fx] = await Promise.all([createTemporalDatabases(pgp), seedFixture(2_000)]);
+    server = await startRealServer(dir, undefined, pgp);
+    const doc = parseYaml(testConfigYaml({
+      address: server.address,
+      taskQueue,
+      environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } },
+      schedules: { dailyHealthCheck: { cron: '0 8 * * *', environments: ['production'], paused: true } },
+    })) as Record<string, unknown>;
+    configFile = path.join(dir, 'ops.config.yaml');
+    await writeFile(configFile, stringify(doc));
+    cfg = parseConfig(stringify(doc), configFile, dir);
+    nativeConnection = await NativeConnection.connect({ address: server.address });
+    client = new Client({ connection: await Connection.connect({ address: server.address }) });
+    worker = await createWorker(cfg, nativeConnection, { workflowBundle: await workflowBundle() });
+    running = worker.run();
+  });
+
+  after(async () => {
+    worker?.shutdown();
+    await running?.catch(() => undefined);
+    await client?.connection.close();
+    await nativeConnection?.close();
+    await server?.stop();
+    await fx?.database.drop();
+    const c = new pg.Client({ ...PG, database: 'llmchat' });
+    await c.connect();
+    try {
+      for (const db of [pgp?.database, pgp?.visibility]) if (db) await dropDatabaseOf(c, db).catch(() => undefined);
+    } finally {
+      await c.end();
+    }
+  });
+
+  const start = <T>(type: string, input: unknown, id = `llmchat-data-production`) =>
+    client.workflow.start<(i: unknown) => Promise<T>>(type, { taskQueue, workflowId: id, args: [input] });
+
+  it('a backup survives kill -9 of the server mid-run and a restart: it completes, verified', async () => {
+    const h = await start<BackupResult>('backup', { environment: 'production', requestedBy: 'test', reason: 'server crash test' });
+    // Kill once the run has started activities (its history has more than the first events).
+    await waitFor('the backup to be under way', async () => ((await h.fetchHistory()).events?.length ?? 0) > 6, 30_000, 100);
+    await server.kill9();
+    await new Promise((r) => setTimeout(r, 1000));
+    await server.restart();
+    first = await h.result();
+    assert.equal(first.manifest.verification?.status, 'verified', JSON.stringify(first.manifest.verification));
+    const d = await h.describe();
+    assert.equal(d.status.name, 'COMPLETED');
+  });
+
+  it('an approved restore over the live database, on this server', async () => {
+    const before = await tableDigests(fx.database.name);
+    await query(fx.database.name, (c) => c.query(`DELETE FROM messages WHERE id % 10 = 0`));
+    const h = await start<{ approvedBy: string }>('restore', { environment: 'production', backupId: first.backupId, kind: 'database', requestedBy: 'bob' });
+    await waitFor('awaiting approval', async () => ((await h.query<{ state: string }>('restoreStatus')).state === 'awaiting-approval'), 60_000, 200);
+    await h.signal('approveRestore', { by: 'alice', comment: 'server test' });
+    const res = await h.result();
+    assert.equal(res.approvedBy, 'alice');
+    assert.deepEqual(await tableDigests(fx.database.name), before);
+  });
+
+  it('schedules apply (CLI) and a triggered health check complete', async () => {
+    const r = await execa('node', ['bin/llmchat-ops.js', '--config', configFile, 'schedules', 'apply'], { cwd: ROOT, reject: false, env: { ...process.env, LLMCHAT_DB_PASSWORD: PG.password } });
+    assert.equal(r.exitCode, 0, r.stderr + r.stdout);
+    await client.schedule.getHandle('dailyHealthCheck-production').trigger();
+    await waitFor('the triggered run to complete', async () => {
+      for await (const w of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND WorkflowType = 'dailyHealthCheck' AND ExecutionStatus = 'Completed'` })) return !!w;
+      return false;
+    }, 60_000, 500);
+  });
+});
