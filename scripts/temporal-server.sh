@@ -13,6 +13,7 @@ TEMPORAL_SERVER_VERSION=v1.32.2 TEMPORAL_SERVER_GO=go1.27.3
 TS_DIR="$ROOT/.tools/temporal-server" TS_STATE="$STATE/temporal-server"
 TS_PIDFILE="$TS_STATE/server.pid"
 TEMPORAL_SERVER_ADDRESS="${TEMPORAL_SERVER_ADDRESS:-127.0.0.1:7433}"
+[[ "${LLMCHAT_TEMPORAL_MODE:-dev}" != server ]] || TEMPORAL_SERVER_ADDRESS="$TEMPORAL_ADDRESS" # env.sh chose it
 TEMPORAL_DB_PASSWORD="${TEMPORAL_DB_PASSWORD:-temporal-demo}"
 
 temporalserver_built() { [[ -x "$TS_DIR/bin/server" && -x "$TS_DIR/bin/sql" && -d "$TS_DIR/schema/postgresql/v12/temporal/versioned" ]]; }

@@ -2,7 +2,8 @@
  * Core flows on the production Temporal server (go.temporal.io/server v1.32.2) with PostgreSQL persistence — its
  * own two scratch databases made by the module's sql tool — instead of the dev server: a backup during which the
  * server is killed (-9) and restarted, completing; an approved restore over the live database; a schedule applied
- * by the CLI and triggered; a health check. Every run completes.
+ * by the CLI and triggered; a deploy whose verify fails after its migration, with the database rollback approved.
+ * Every run completes.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -17,6 +18,8 @@ import { stringify, parse as parseYaml } from 'yaml';
 import type { BackupResult } from '../src/workflows/backup.js';
 import { parseConfig, type OpsConfig } from '../src/config.js';
 import { createWorker } from '../src/worker.js';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { failureOf, levelOf, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { seedFixture, tableDigests, query, type Fixture } from './support/backup-fixture.js';
 import { dropDatabaseOf, PG, ROOT, tempDir, waitFor } from './support/services.js';
 import { testConfigYaml, workflowBundle } from './support/temporal.js';
@@ -107,5 +110,32 @@ describe('core flows on the production Temporal server with PostgreSQL (kill -9 
       for await (const w of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND WorkflowType = 'dailyHealthCheck' AND ExecutionStatus = 'Completed'` })) return !!w;
       return false;
     }, 60_000, 500);
+  });
+
+  describe('a deploy whose database rollback is approved, on this server', { timeout: 600_000 }, () => {
+    let stack: DeployStack;
+    let dfx: DeployFixture;
+    const deployQueue = `test-server-deploy-${randomUUID()}`;
+    before(async () => {
+      // The deploy stack on this server instead of a dev server (its teardown leaves the server to the outer after()).
+      const shim = { address: server.address, client, nativeConnection, connection: client.connection, teardown: async () => {} } as unknown as TestWorkflowEnvironment;
+      stack = await startDeployStack({ taskQueue: deployQueue, server: async () => shim, deploy: { smoke: [{ path: '/api/sessions/00000000-0000-4000-8000-000000000000', status: 200 }], backupBeforeDeploy: false } });
+      dfx = stack.fx;
+    });
+    after(async () => {
+      await stack?.stop();
+    });
+
+    it('v2 migrates, fails verify: app back on v1; approved by bob → database back at level 1', async () => {
+      const h = await client.workflow.start<(i: unknown) => Promise<unknown>>('deploy', { taskQueue: deployQueue, workflowId: `deploy-${randomUUID()}`, args: [{ environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 }] });
+      await waitFor('the database rollback waits for a decision', async () => (await h.query<{ state: string }>('databaseRollbackStatus')).state === 'open', 180_000);
+      assert.equal(await servingVersion(dfx.url), 'v1');
+      const ok = await h.executeUpdate<{ accepted: boolean; message: string }, [{ by: string }]>('approveDatabaseRollback', { args: [{ by: 'bob' }] });
+      assert.equal(ok.accepted, true, ok.message);
+      const f = await failureOf(h.result());
+      assert.equal(f.type, 'DeployFailed');
+      assert.match(f.message, /database migrated down to level 1 \(approved by bob\)/);
+      assert.equal(await levelOf(dfx.database.name), 1);
+    });
   });
 });
