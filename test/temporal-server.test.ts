@@ -2,8 +2,8 @@
  * Core flows on the production Temporal server (go.temporal.io/server v1.32.2) with PostgreSQL persistence — its
  * own two scratch databases made by the module's sql tool — instead of the dev server: a backup during which the
  * server is killed (-9) and restarted, completing; an approved restore over the live database; a schedule applied
- * by the CLI and triggered; a deploy whose verify fails after its migration, with the database rollback approved.
- * Every run completes.
+ * by the CLI and triggered; a deploy whose verify fails after its migration, with the database rollback approved;
+ * a fault (error burst) detected and recovered by a restart. Every run completes.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -18,6 +18,8 @@ import { stringify, parse as parseYaml } from 'yaml';
 import type { BackupResult } from '../src/workflows/backup.js';
 import { parseConfig, type OpsConfig } from '../src/config.js';
 import { createWorker } from '../src/worker.js';
+import { faultDetection } from '../src/workflows/fault-detection.js';
+import { faultFixture, type FaultFixture } from './support/fault-fixture.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { failureOf, levelOf, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { seedFixture, tableDigests, query, type Fixture } from './support/backup-fixture.js';
@@ -91,11 +93,13 @@ describe('core flows on the production Temporal server with PostgreSQL (kill -9 
     assert.equal(d.status.name, 'COMPLETED');
   });
 
-  it('an approved restore over the live database, on this server', async () => {
+  it('an approved restore over the live database, the server killed -9 and restarted while it waits', async () => {
     const before = await tableDigests(fx.database.name);
     await query(fx.database.name, (c) => c.query(`DELETE FROM messages WHERE id % 10 = 0`));
     const h = await start<{ approvedBy: string }>('restore', { environment: 'production', backupId: first.backupId, kind: 'database', requestedBy: 'bob' });
     await waitFor('awaiting approval', async () => ((await h.query<{ state: string }>('restoreStatus')).state === 'awaiting-approval'), 60_000, 200);
+    await server.kill9(); // while the restore waits for its approval
+    await server.restart();
     await h.signal('approveRestore', { by: 'alice', comment: 'server test' });
     const res = await h.result();
     assert.equal(res.approvedBy, 'alice');
@@ -126,16 +130,40 @@ describe('core flows on the production Temporal server with PostgreSQL (kill -9 
       await stack?.stop();
     });
 
-    it('v2 migrates, fails verify: app back on v1; approved by bob → database back at level 1', async () => {
+    it('v2 migrates, fails verify: app back on v1; server killed -9 and restarted while it waits; approved by bob → database back at level 1', async () => {
       const h = await client.workflow.start<(i: unknown) => Promise<unknown>>('deploy', { taskQueue: deployQueue, workflowId: `deploy-${randomUUID()}`, args: [{ environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 }] });
       await waitFor('the database rollback waits for a decision', async () => (await h.query<{ state: string }>('databaseRollbackStatus')).state === 'open', 180_000);
       assert.equal(await servingVersion(dfx.url), 'v1');
+      await server.kill9(); // while the deploy waits for the database-rollback decision
+      await server.restart();
       const ok = await h.executeUpdate<{ accepted: boolean; message: string }, [{ by: string }]>('approveDatabaseRollback', { args: [{ by: 'bob' }] });
       assert.equal(ok.accepted, true, ok.message);
       const f = await failureOf(h.result());
       assert.equal(f.type, 'DeployFailed');
       assert.match(f.message, /database migrated down to level 1 \(approved by bob\)/);
       assert.equal(await levelOf(dfx.database.name), 1);
+    });
+  });
+
+  describe('a fault detected and recovered, on this server', { timeout: 600_000 }, () => {
+    let f: FaultFixture;
+    before(async () => {
+      const shim = { address: server.address, client, nativeConnection, connection: client.connection, teardown: async () => {} } as unknown as TestWorkflowEnvironment;
+      f = await faultFixture({ environments: { prod: { faultDetection: { recovery: { restarts: 2, per: '1h', healthyTimeout: '60s' } } } }, alerts: { escalateAfter: '10m', grace: '0s' }, server: async () => shim });
+      await f.startWorker();
+    });
+    after(async () => {
+      await f?.teardown();
+    });
+    const detect = () => client.workflow.execute(faultDetection, { taskQueue: f.taskQueue, workflowId: `faultDetection-prod-${randomUUID()}`, args: [{ environment: 'prod', requestedBy: 'test' }] });
+
+    it('an error burst is detected, the app restarted and healthy again', async () => {
+      assert.equal((await detect()).outcome, 'healthy', 'baseline');
+      for (let i = 0; i < 30; i++) await fetch(`${f.app.url}/api/debug/error`, { method: 'POST' }).then((r) => r.arrayBuffer());
+      for (let i = 0; i < 10; i++) await fetch(`${f.app.url}/health`).then((r) => r.arrayBuffer());
+      const r = await detect();
+      assert.ok(r.faults.includes('error-rate'), JSON.stringify(r.checks, null, 2));
+      assert.deepEqual(r.recoveries.map((x) => [x.action, x.outcome]), [['restart', 'recovered']]);
     });
   });
 });
