@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readdir, rename, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chown, mkdir, open, readdir, rename, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { execa } from 'execa';
@@ -110,21 +110,36 @@ print(swaps)
     assert.deepEqual(await readdir(path.join(root, 'a.moved', 'b')), []);
   });
 
-  it('a worker that cannot read other processes\' open files keeps every file and says why', { timeout: 60_000 }, async () => {
+  it('a worker that cannot read other processes\' open files asks the kernel (a write lease): a file held open is kept, saying why', { timeout: 60_000 }, async () => {
     const root = tempDir('unchecked-root');
     await oldFiles(path.join(root, 'logs'), 2);
     // The tree belongs to nobody, who may delete in it; but as nobody, /proc/<pid>/fd of root's processes
-    // (this test's, the database's, …) cannot be read: whether they write these files is unknown.
+    // (this test's, the database's, …) cannot be read: whether they write these files is unknown to /proc. This
+    // (root) process holds app-0.log open for writing.
     for (const p of [root, path.join(root, 'logs'), ...['app-0.log', 'app-1.log'].map((f) => path.join(root, 'logs', f))]) await chown(p, 65534, 65534);
+    const held = await open(path.join(root, 'logs', 'app-0.log'), 'a');
     const script = `import(${JSON.stringify(path.join(ROOT, 'dist/src/maintenance/cleanup.js'))}).then(async (m) => {
       const r = await m.cleanTree({ category: 'logs', root: ${JSON.stringify(root)}, maxAgeDays: 7, matches: m.isLogName }, [], { dryRun: false });
       console.log(JSON.stringify(r));
     })`;
-    const out = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { cwd: '/' });
-    const r = JSON.parse(out.stdout) as Awaited<ReturnType<typeof cleanTree>>;
-    assert.equal(r.count, 0, 'nothing deleted');
-    assert.deepEqual(r.skipped.map((s) => s.path), ['logs/app-0.log', 'logs/app-1.log']);
-    for (const s of r.skipped) assert.match(s.why, /writers cannot be checked: \d+ process\(es\) whose open files cannot be read \(\/proc\/\d+\/fd: EACCES/);
-    assert.deepEqual((await readdir(path.join(root, 'logs'))).sort(), ['app-0.log', 'app-1.log']);
+    const asNobody = (PATH: string) => execa('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { cwd: '/', env: { PATH }, extendEnv: false });
+    try {
+      const r = JSON.parse((await asNobody('/usr/bin:/bin')).stdout) as Awaited<ReturnType<typeof cleanTree>>;
+      console.log(`as nobody: deleted ${JSON.stringify(r.files.map((f) => f.path))}, kept ${JSON.stringify(r.skipped)}`);
+      assert.deepEqual(r.files.map((f) => f.path), ['logs/app-1.log'], 'the file nobody has open goes');
+      assert.deepEqual(r.skipped.map((s) => s.path), ['logs/app-0.log'], 'the held one stays');
+      assert.match(r.skipped[0]!.why, /writers cannot be checked in \/proc: \d+ process\(es\) whose open files cannot be read \(\/proc\/\d+\/fd: EACCES.*a write lease was refused \(errno 11\): some process has it open/);
+
+      // Without a way to ask the kernel either (no python3 on the PATH): every file is kept, saying why.
+      await oldFiles(path.join(root, 'logs2'), 1);
+      for (const p of [path.join(root, 'logs2'), path.join(root, 'logs2', 'app-0.log')]) await chown(p, 65534, 65534);
+      const r2 = JSON.parse((await asNobody('/nonexistent')).stdout) as Awaited<ReturnType<typeof cleanTree>>;
+      assert.equal(r2.count, 0);
+      assert.deepEqual(r2.skipped.map((s) => s.path), ['logs/app-0.log', 'logs2/app-0.log']);
+      for (const s of r2.skipped) assert.match(s.why, /writers cannot be checked in \/proc: .*EACCES.*no lease check either \(python3/);
+    } finally {
+      await held.close();
+    }
+    assert.deepEqual((await readdir(path.join(root, 'logs'))).sort(), ['app-0.log']);
   });
 });

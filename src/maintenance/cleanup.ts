@@ -7,9 +7,10 @@
  * process has open for writing (the app's current log) — and every file at all when some process's open files
  * cannot be read, saying so.
  */
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import { lstat, open, readdir, readFile, realpath, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 
 export type CleanupCategory = 'logs' | 'temp' | 'uploads';
 
@@ -85,7 +86,7 @@ export async function checkRoot(root: string, protectedDirs: readonly string[]):
 
 /** What /proc says about the files processes hold open for writing. */
 export interface WriterCheck {
-  /** dev:ino of every file some process has open for writing. */
+  /** Every file some process has open for writing: `mnt:<mount id>:<inode>` (from fdinfo) or `dev:<dev>:<inode>`. */
   open: Set<string>;
   /** Processes whose descriptors could not be read (so whether they write a file is unknown), with why. */
   unchecked: { pid: number; why: string }[];
@@ -115,8 +116,15 @@ export async function filesOpenForWriting(proc = '/proc'): Promise<WriterCheck> 
           const info = await readFile(`${proc}/${pid}/fdinfo/${fd}`, 'utf8');
           const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? '0', 8);
           if ((flags & 3) === 0) continue; // O_RDONLY
-          const s = await stat(`${proc}/${pid}/fd/${fd}`);
-          if (s.isFile()) open.add(`${s.dev}:${s.ino}`);
+          // The mount and inode from fdinfo identify the file without following the descriptor (which may be
+          // refused even to root, e.g. a descriptor of another mount namespace); older kernels lack ino: stat it.
+          const mnt = /^mnt_id:\s*(\d+)/m.exec(info)?.[1];
+          const ino = /^ino:\s*(\d+)/m.exec(info)?.[1];
+          if (mnt && ino) open.add(`mnt:${mnt}:${ino}`);
+          else {
+            const s = await stat(`${proc}/${pid}/fd/${fd}`);
+            if (s.isFile()) open.add(`dev:${s.dev}:${s.ino}`);
+          }
         } catch (err) {
           // The process or descriptor went away meanwhile; anything else means this descriptor is unknown.
           if (!gone(err)) {
@@ -144,8 +152,47 @@ export interface CleanupOptions {
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fsConstants;
 const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+/** The mount id of an open descriptor (from /proc/self/fdinfo), to match writers found by fdinfo. */
+const mountOf = async (h: FileHandle) => /^mnt_id:\s*(\d+)/m.exec(await readFile(`/proc/self/fdinfo/${h.fd}`, 'utf8').catch(() => ''))?.[1];
+/** Whether some process has the file (lstat of it, in the directory of mount `mnt`) open for writing. */
+const isWritten = (w: WriterCheck, mnt: string | undefined, st: { dev: number; ino: number }) => (mnt !== undefined && w.open.has(`mnt:${mnt}:${st.ino}`)) || w.open.has(`dev:${st.dev}:${st.ino}`);
 /** A name inside an open directory, resolved by the kernel through the descriptor, never through the path. */
 const at = (dir: FileHandle, name: string) => `/proc/self/fd/${dir.fd}/${name}`;
+
+/**
+ * The kernel's own answer to "does any process have these files open?", for when /proc cannot tell: a write lease
+ * (fcntl F_SETLEASE F_WRLCK, from python3 — Node has no fcntl) is granted only on a file no other descriptor has
+ * open, whoever holds it. The names are opened through our open directory (/proc/<our pid>/fd/<n>/<name>,
+ * O_NOFOLLOW), never through a path. Returns name → [inode, errno] (0: nobody has it open), or why it cannot tell.
+ */
+async function leaseCheck(dir: FileHandle, names: string[]): Promise<Map<string, [number | null, number]> | string> {
+  const script = `import fcntl, os, sys, json
+d = sys.argv[1]; out = []
+for n in sys.argv[2:]:
+    try:
+        fd = os.open(os.path.join(d, n), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        out.append([n, None, e.errno]); continue
+    try:
+        ino = os.fstat(fd).st_ino
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK); fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK); out.append([n, ino, 0])
+        except OSError as e:
+            out.append([n, ino, e.errno])
+    finally:
+        os.close(fd)
+print(json.dumps(out))`;
+  const answers = new Map<string, [number | null, number]>();
+  try {
+    for (let i = 0; i < names.length; i += 500) {
+      const r = await execa('python3', ['-c', script, `/proc/${process.pid}/fd/${dir.fd}`, ...names.slice(i, i + 500)], { timeout: 60_000 });
+      for (const [n, ino, errno] of JSON.parse(r.stdout) as [string, number | null, number][]) answers.set(n, [ino, errno]);
+    }
+    return answers;
+  } catch (err) {
+    return `no lease check either (python3: ${((err as { shortMessage?: string }).shortMessage ?? (err as Error).message).split('\n')[0]})`;
+  }
+}
 
 /**
  * Deletes like GNU `find -P <root> -xdev -name … -mtime +N -delete`: every directory is opened (O_NOFOLLOW |
@@ -170,7 +217,7 @@ export async function cleanTree(rule: CleanupRule, protectedDirs: readonly strin
     if (st?.isDirectory()) excluded.add(`${st.dev}:${st.ino}`);
   }
   const unchecked = writers.unchecked.length
-    ? `its writers cannot be checked: ${writers.unchecked.length} process(es) whose open files cannot be read (${writers.unchecked.slice(0, 3).map((u) => u.why).join('; ')}${writers.unchecked.length > 3 ? '; …' : ''}); kept — run the worker as root or as the only user of these files`
+    ? `its writers cannot be checked in /proc: ${writers.unchecked.length} process(es) whose open files cannot be read (${writers.unchecked.slice(0, 3).map((u) => u.why).join('; ')}${writers.unchecked.length > 3 ? '; …' : ''})`
     : undefined;
   let examined = 0;
 
@@ -181,6 +228,8 @@ export async function cleanTree(rule: CleanupRule, protectedDirs: readonly strin
     if (rootStat.ino !== expected.ino || rootStat.dev !== expected.dev) throw new UnsafeRootError(`Cleanup root ${rule.root} changed while it was being opened`);
 
     const walk = async (dir: FileHandle, rel: string): Promise<void> => {
+      const mnt = await mountOf(dir);
+      const doubtful: { name: string; relPath: string; st: Stats }[] = [];
       let names: string[];
       try {
         names = await readdir(`/proc/self/fd/${dir.fd}`);
@@ -225,35 +274,50 @@ export async function cleanTree(rule: CleanupRule, protectedDirs: readonly strin
         }
         if (!st.isFile() || !rule.matches(name) || st.mtimeMs >= cutoff) continue;
         opts.onProgress?.(++examined);
-        if (writers.open.has(`${st.dev}:${st.ino}`)) {
+        if (isWritten(writers, mnt, st)) {
           result.skipped.push({ path: relPath, why: 'open for writing by a running process' });
           continue;
         }
         if (unchecked) {
-          result.skipped.push({ path: relPath, why: unchecked });
+          doubtful.push({ name, relPath, st });
           continue;
         }
-        if (!opts.dryRun) {
-          await opts.beforeDelete?.(relPath);
-          // Through the open directory: whatever happened to the path meanwhile, this name is looked up in the
-          // directory the walk found. If the name now is another file (or a symlink), it is left alone.
-          const again = await lstat(at(dir, name)).catch(() => undefined);
-          if (!again?.isFile() || again.ino !== st.ino || again.dev !== st.dev) {
-            result.skipped.push({ path: relPath, why: 'changed during cleanup (moved or replaced): left alone' });
-            continue;
-          }
-          try {
-            await unlink(at(dir, name));
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-            result.skipped.push({ path: relPath, why: `cannot delete (${(err as NodeJS.ErrnoException).code})` });
-            continue;
+        await remove(dir, name, relPath, st);
+      }
+      if (doubtful.length) {
+        const leases = await leaseCheck(dir, doubtful.map((d) => d.name));
+        for (const d of doubtful) {
+          const answer = typeof leases === 'string' ? undefined : leases.get(d.name);
+          if (answer && answer[1] === 0 && answer[0] === d.st.ino) await remove(dir, d.name, d.relPath, d.st);
+          else {
+            const why = typeof leases === 'string' ? leases : !answer || answer[0] !== d.st.ino ? 'the file changed meanwhile' : `a write lease was refused (errno ${answer[1]}): some process has it open`;
+            result.skipped.push({ path: d.relPath, why: `${unchecked}; ${why}` });
           }
         }
-        result.count++;
-        result.bytes += st.size;
-        if (result.files.length < LIST_LIMIT) result.files.push({ path: relPath, bytes: st.size, ageDays: Math.floor((now - st.mtimeMs) / DAY_MS) });
       }
+    };
+
+    const remove = async (dir: FileHandle, name: string, relPath: string, st: Stats): Promise<void> => {
+      if (!opts.dryRun) {
+        await opts.beforeDelete?.(relPath);
+        // Through the open directory: whatever happened to the path meanwhile, this name is looked up in the
+        // directory the walk found. If the name now is another file (or a symlink), it is left alone.
+        const again = await lstat(at(dir, name)).catch(() => undefined);
+        if (!again?.isFile() || again.ino !== st.ino || again.dev !== st.dev) {
+          result.skipped.push({ path: relPath, why: 'changed during cleanup (moved or replaced): left alone' });
+          return;
+        }
+        try {
+          await unlink(at(dir, name));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+          result.skipped.push({ path: relPath, why: `cannot delete (${(err as NodeJS.ErrnoException).code})` });
+          return;
+        }
+      }
+      result.count++;
+      result.bytes += st.size;
+      if (result.files.length < LIST_LIMIT) result.files.push({ path: relPath, bytes: st.size, ageDays: Math.floor((now - st.mtimeMs) / DAY_MS) });
     };
     await walk(rootDir, '');
   } finally {
