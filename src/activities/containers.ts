@@ -5,7 +5,8 @@
  * a retried activity that sees a newer start time only waits for health).
  */
 import path from 'node:path';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { dockerode } from '../lazy-modules.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../config.js';
@@ -41,7 +42,7 @@ function validLedger(v: unknown): LedgerEntry[] | undefined {
 let docker: Docker | undefined;
 /** DOCKER_HOST (as scripts/env.sh sets it) or the default socket. */
 function engine(): Docker {
-  docker ??= new Docker();
+  docker ??= new (dockerode())();
   return docker;
 }
 

@@ -12,6 +12,7 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
+import { checkFrontDrift, recordFrontWrite } from './front-drift.js';
 
 export interface FrontSpec {
   /** <stateDir>/front */
@@ -115,6 +116,16 @@ export async function configuredUpstream(spec: FrontSpec): Promise<{ port: numbe
   }
 }
 
+/** What llmchat-ops would write for the upstream a config text names (undefined: it names none). */
+export function renderedFor(spec: FrontSpec, text: string): string | undefined {
+  const m = /# serving slot: ([a-z]+) \(127\.0\.0\.1:(\d+)\)/.exec(text);
+  try {
+    return m ? renderFrontConfig(spec, Number(m[2]), m[1] as string) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function nginxRun(spec: FrontSpec, args: string[], conf = confFile(spec)): Promise<void> {
   const r = await execa(spec.nginx, ['-p', `${spec.prefix}/`, '-c', conf, ...args], { reject: false, timeout: 30_000, stdin: 'ignore' });
   if (r.exitCode !== 0) {
@@ -131,14 +142,18 @@ export async function applyFront(spec: FrontSpec, upstreamPort: number, slot: st
   await mkdir(path.join(spec.prefix, 'tmp'), { recursive: true });
   const conf = confFile(spec);
   const tmp = `${conf}.${process.pid}.partial`;
+  const text = renderFrontConfig(spec, upstreamPort, slot);
   const fh = await open(tmp, 'w', 0o644);
   try {
-    await fh.writeFile(renderFrontConfig(spec, upstreamPort, slot));
+    await fh.writeFile(text);
     await fh.sync();
   } finally {
     await fh.close();
   }
   await nginxRun(spec, ['-t', '-q'], tmp);
+  // A hand edit of the file being replaced is kept (nginx.conf.hand-edit-<time>); then the write is recorded.
+  await checkFrontDrift(spec.prefix, (t) => renderedFor(spec, t));
+  await recordFrontWrite(spec.prefix, text, slot, upstreamPort);
   await rename(tmp, conf);
   if (frontPid(spec) !== undefined) {
     await nginxRun(spec, ['-s', 'reload']);

@@ -41,7 +41,7 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
   let plan: ReleasePlan;
   try {
     plan = await t.step('plan', () => run(QUICK, 'beginRelease', 'plan rollback', { environment, operation: 'rollback', ...(input.version ? { version: input.version } : {}), requestedBy, workflowId, runId, startedAt }),
-      (p) => `${p.current?.version ?? '(nothing)'} in ${p.current?.slot ?? '-'} → ${p.target.version} in ${p.target.slot}`);
+      (p) => `${p.current?.version ?? '(nothing)'} in ${p.current?.slot ?? '-'} → ${p.target.version} in ${p.target.slot}${p.frontConfig && p.frontConfig.state !== 'absent' ? `; ${p.frontConfig.detail}` : ''}`);
   } catch (err) {
     gate.close('the rollback was refused before it began');
     t.finish('failed-before-change', message(err));
