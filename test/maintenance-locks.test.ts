@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { OpsConfig } from '../src/config.js';
+import { LockNotAcquiredError, retryOnLockTimeout, setLockTimeout } from '../src/maintenance/lock-retry.js';
 import { createWorker } from '../src/worker.js';
 import type { OptimizationReport } from '../src/workflows/database-optimization.js';
 import type { MaintenanceReport } from '../src/workflows/weekly-database-maintenance.js';
@@ -155,6 +156,24 @@ describe('maintenance never queues behind the app (real dev server, PostgreSQL)'
     assert.deepEqual(r.vacuumed, ['messages', 'chat_sessions', 'agents']);
     assert.deepEqual(r.invalidIndexes, [], 'no invalid index left from earlier runs');
     assert.deepEqual(await invalidIndexes(db.name), []);
+  });
+
+  it('gives up after maintenance.lockRetryFor, naming the transaction that held it up', TIMEOUT, async () => {
+    const holder = await withHeldTransaction(db.name, 'LOCK TABLE agents IN SHARE MODE');
+    try {
+      await withDb(db.name, async (c) => {
+        await setLockTimeout(c, 100);
+        const t0 = Date.now();
+        await assert.rejects(retryOnLockTimeout(c, 'VACUUM agents', { lockTimeoutMs: 100, retryForMs: 1500 }, () => c.query('VACUUM agents')), (err: Error) => {
+          assert.ok(err instanceof LockNotAcquiredError);
+          assert.match(err.message, /^VACUUM agents: could not get its lock within 100 ms in \d+ tries .*Longest open transactions: pid \d+ \(idle in transaction, transaction open \d+ s: LOCK TABLE agents IN SHARE MODE\)/);
+          return true;
+        });
+        assert.ok(Date.now() - t0 < 3000, 'within lockRetryFor');
+      });
+    } finally {
+      await holder.release();
+    }
   });
 });
 

@@ -180,7 +180,7 @@ describe('monthlyPerformanceReport (real Prometheus, dev server, Chromium)', () 
     console.log(`Prometheus refusing connections: the report failed in ${tookMs} ms: ${down.message}`);
     assert.equal(down.type, 'PrometheusUnreachable');
     assert.ok(down.message.includes(closed), down.message);
-    assert.match(down.message, /npm start/);
+    assert.match(down.message, /scripts\/services\.sh up monitoring/);
     assert.match(down.message, /report\.prometheusUrl/);
     assert.ok(tookMs < 4000, `failed at once, not after retries (${tookMs} ms)`);
     assert.match(empty.message, /job "llmchat-app", environment "production" in 2020-01/);

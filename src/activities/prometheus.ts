@@ -36,7 +36,7 @@ export function createPrometheusActivities(cfg: OpsConfig) {
       if (cause?.code === 'ECONNREFUSED') {
         // Nothing listens there: retrying for minutes would only delay the answer the operator needs.
         throw ApplicationFailure.nonRetryable(
-          `Prometheus at ${base} refuses connections (nothing listens there): start the monitoring stack (\`npm start\` brings it up, configs in monitoring/), or set report.prometheusUrl (LLMCHAT_PROMETHEUS_URL in ops.config.yaml) to the Prometheus that scrapes the app`,
+          `Prometheus at ${base} refuses connections (nothing listens there): start it with \`scripts/services.sh up monitoring\` (\`npm start\` runs it too), or set report.prometheusUrl (LLMCHAT_PROMETHEUS_URL in ops.config.yaml) to the Prometheus that scrapes the app`,
           'PrometheusUnreachable',
         );
       }

@@ -120,7 +120,12 @@ export async function reindexConcurrently(c: pg.Client, indexNames: readonly str
       continue;
     }
     const t0 = Date.now();
-    const { retries } = await run(`REINDEX INDEX CONCURRENTLY ${name}`, () => c.query(`REINDEX INDEX CONCURRENTLY public.${ident(name)}`), () => dropOwnLeftovers(c, name));
+    // Each try first drops what an earlier try that timed out left (its invalid _ccnew): if that drop times out
+    // too, the whole try is retried — a successful try leaves no leftover behind.
+    const { retries } = await run(`REINDEX INDEX CONCURRENTLY ${name}`, async () => {
+      await dropOwnLeftovers(c, name);
+      await c.query(`REINDEX INDEX CONCURRENTLY public.${ident(name)}`);
+    });
     const [after] = await indexStates(c, 'ic.relname = $1', [name]);
     results.push({ name, status: 'rebuilt', bytesBefore: before.bytes, bytesAfter: after?.bytes ?? 0, durationMs: Date.now() - t0, ...(retries ? { lockRetries: retries } : {}) });
   }
