@@ -146,6 +146,7 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
           return purgeExpired(c, input.runKey, { sessionCutoff: input.sessionCutoff, messageCutoff: input.messageCutoff }, {
             targetMs: m.batchTargetMs,
             initialRows: m.initialBatchRows,
+            vacuumLockTimeoutMs: m.lockTimeout,
             onBatch: (p) => (latest = p),
             ...(signal ? { signal } : {}),
           });

@@ -290,7 +290,7 @@ export async function cleanTree(rule: CleanupRule, protectedDirs: readonly strin
           const answer = typeof leases === 'string' ? undefined : leases.get(d.name);
           if (answer && answer[1] === 0 && answer[0] === d.st.ino) await remove(dir, d.name, d.relPath, d.st);
           else {
-            const why = typeof leases === 'string' ? leases : !answer || answer[0] !== d.st.ino ? 'the file changed meanwhile' : `a write lease was refused (errno ${answer[1]}): some process has it open`;
+            const why = typeof leases === 'string' ? leases : !answer || answer[0] !== d.st.ino ? 'the file changed meanwhile' : answer[1] === 11 ? 'a write lease was refused (errno 11): some process has it open' : `no write lease could be taken (errno ${answer[1]})`;
             result.skipped.push({ path: d.relPath, why: `${unchecked}; ${why}` });
           }
         }
