@@ -102,11 +102,16 @@ for (const job of prom.scrape_configs) {
 // ------------------------------------------------------------------ alertmanager.yml
 /**
  * The receiver's bearer token, isolated here so the token's origin can change without touching the rest:
- * $LLMCHAT_RECEIVER_TOKEN_FILE (a file that already holds it) first; else the value of the variable
- * alertmanagerReceiver.tokenEnv names, copied to `out` (0600). No tokenEnv: no token.
+ * alertmanagerReceiver.tokenFile (what ops.config.yaml names; scripts/receiver-token.sh generates it) is used as it
+ * is; else $LLMCHAT_RECEIVER_TOKEN_FILE (a file that already holds it); else the value of the variable
+ * alertmanagerReceiver.tokenEnv names, copied to `out` (0600). Neither: no token.
  */
 function receiverToken(out) {
-  const { tokenEnv } = cfg.alertmanagerReceiver;
+  const { tokenEnv, tokenFile: configured } = cfg.alertmanagerReceiver;
+  if (configured) {
+    if (!existsSync(configured)) die(`alertmanagerReceiver.tokenFile ${configured} does not exist: scripts/receiver-token.sh ${configured} generates it`);
+    return path.resolve(configured);
+  }
   if (!tokenEnv) return undefined;
   const file = process.env.LLMCHAT_RECEIVER_TOKEN_FILE;
   if (file) {
