@@ -4,6 +4,8 @@
  * each ended; the history for `llmchat-ops releases`.
  */
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { describeRecord, readSwitchRecord } from '../deploy/front-switch.js';
 import { getEnvironment, type OpsConfig } from '../config.js';
 import { addHistory, readReleases, updateReleases, type Release, type ReleaseHistoryEntry, type ReleaseOutcome, type ReleaseState, type SlotName } from '../deploy/release-store.js';
 import { checkFrontDrift, type FrontDrift } from '../deploy/front-drift.js';
@@ -108,6 +110,12 @@ export function createReleaseActivities(cfg: OpsConfig) {
               const l = state.lease;
               throw permanent(`a ${l.operation} of ${l.version} to ${input.environment} is running (workflow ${l.workflowId}, requested by ${l.requestedBy}, started ${l.startedAt}); nothing was changed`, 'ReleaseRunning');
             }
+          }
+          // A switch of the front that did not finish (its run was lost before it could put the front back): the
+          // front may serve an unverified build, so nothing new starts until `up` has put it back.
+          const pending = await readSwitchRecord(stateDir);
+          if (pending && pending.runId !== input.runId) {
+            throw ApplicationFailure.nonRetryable(`${describeRecord(pending)}: the front may serve an unverified build. Put it back on the recorded release with \`llmchat-ops up --env ${input.environment}\`, then ${input.operation} again; nothing was changed`, 'FrontSwitchUnfinished');
           }
           let version = input.version;
           let targetMigrationLevel: number | null = null;

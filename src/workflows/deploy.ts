@@ -13,6 +13,7 @@ import type { ReleaseOutcome } from '../deploy/release-store.js';
 import { dataWorkflowId } from '../names.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../search-attributes.js';
 import { installApprovalGate } from './approval.js';
+import { undoSwitch, type SwitchState } from './front-switch.js';
 import { backup } from './backup.js';
 import { parseInput, deployInputSchema } from './inputs.js';
 import {
@@ -88,6 +89,7 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
   let migration: { before: number; after: number } | undefined;
   let started = false;
   let switched = false;
+  const sw: SwitchState = { attempted: false };
   let failedStep = '';
   /** What the outcome says about a hand-edited front config (nothing when it was as written). */
   const frontNote = () => {
@@ -174,7 +176,7 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     failedStep = 'switch';
     started = true;
     let switchedAt = 0;
-    await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now()))), (d) => d);
+    await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now())), sw), (d) => d);
 
     // 6. health gate through the front, container health included
     failedStep = 'health-gate';
@@ -253,6 +255,12 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
       } else if (switched) {
         done.push('no previous release to go back to');
         outcome = 'failed';
+      } else if (sw.attempted) {
+        // The switch failed or did not finish after the front may have been reloaded: the front back first (the
+        // switch did that itself when it could), the new slot stopped only then.
+        const undo = await t.step('app-rollback', () => undoSwitch(plan, sw, () => stopSlot(plan, plan.target.slot, version, plan.target.port), () => restorePrevious(plan)), (u) => u.text).catch((e: unknown) => ({ text: `putting the front back FAILED: ${message(e)}`, outcome: 'failed' as const }));
+        done.push(undo.text);
+        outcome = undo.outcome;
       } else if (started && plan.strategy === 'blue-green' && plan.target.slot !== plan.current?.slot) {
         await t.step('stop-new-slot', () => stopSlot(plan, plan.target.slot, version, plan.target.port), () => `slot ${plan.target.slot} stopped`);
         done.push(`the front was never switched: ${plan.current?.version ?? 'nothing'} kept serving`);
