@@ -82,12 +82,12 @@ export async function probeTls(s: TemporalSettings, timeoutMs = 3000): Promise<s
     sock.once('error', (err: NodeJS.ErrnoException) => {
       const code = err.code ?? '';
       const msg = err.message;
+      if (code === 'ECONNREFUSED') return done('nothing listens there (is the server up? the address right?)');
       if (!tlsOn) return done(undefined);
       if (CA_CODES.has(code)) done(`the server's TLS certificate is not signed by the trusted CA (${s.caSource ? `CA file ${s.caSource}` : 'the system CAs'}): set temporal.tls.serverCaCert / TEMPORAL_TLS_SERVER_CA_CERT_PATH to the CA that issued it`);
       else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') done(`the server's TLS certificate is not issued for this host name (${msg}): set temporal.tls.serverName / TEMPORAL_TLS_SERVER_NAME to the name in the certificate`);
       else if (/certificate required|bad certificate|unknown ca|certificate unknown/i.test(msg)) done(`the server requires a client certificate it trusts (mTLS) and rejected ours${material.clientCertPair ? '' : ' (none configured)'}: set temporal.tls.clientCert/clientKey or TEMPORAL_TLS_CLIENT_CERT_PATH/_KEY_PATH`);
       else if (/wrong version number|packet length too long|unexpected eof|EPROTO/i.test(msg + code)) done(`TLS is on but the server does not speak TLS on this port: turn TLS off or use its TLS port`);
-      else if (code === 'ECONNREFUSED') done('nothing listens there (is the server up? the address right?)');
       else done(undefined);
     });
   });

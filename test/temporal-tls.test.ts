@@ -132,13 +132,16 @@ describe('temporal connection over mTLS (real Temporal server, openssl certifica
     process.stdout.write(`# wrong CA (CLI): ${r.stderr.trim()}\n# wrong CA (worker): ${w.stderr.trim()}\n`);
   });
 
-  it('no client certificate, or plaintext, fails readably too', async () => {
+  it('no client certificate, plaintext, or nothing listening: each fails readably too', async () => {
     const noCert = await cli(['schedules', 'list'], { TEMPORAL_ADDRESS: server.address, TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca, TEMPORAL_TLS_SERVER_NAME: 'localhost' });
     assert.equal(noCert.exitCode, 1);
     assert.match(noCert.stderr, /^llmchat-ops: cannot connect to Temporal at .*TLS \(CA .*\): the server requires a client certificate it trusts \(mTLS\) and rejected ours \(none configured\)/);
     const plain = await cli(['schedules', 'list'], { TEMPORAL_ADDRESS: server.address });
     assert.equal(plain.exitCode, 1);
     assert.match(plain.stderr, /^llmchat-ops: cannot connect to Temporal at 127\.0\.0\.1:\d+ namespace default, plaintext: the server speaks TLS on this port/);
-    process.stdout.write(`# no client certificate: ${noCert.stderr.trim()}\n# plaintext: ${plain.stderr.trim()}\n`);
+    const nobody = await cli(['schedules', 'list'], { TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` });
+    assert.equal(nobody.exitCode, 1);
+    assert.match(nobody.stderr, /plaintext: nothing listens there/);
+    process.stdout.write(`# no client certificate: ${noCert.stderr.trim()}\n# plaintext: ${plain.stderr.trim()}\n# nothing listening: ${nobody.stderr.trim()}\n`);
   });
 });
