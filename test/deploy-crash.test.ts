@@ -17,6 +17,7 @@ import { ALL_SEARCH_ATTRIBUTES } from '../src/search-attributes.js';
 import type { ApprovalStatus } from '../src/workflows/approval.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
+import { approveAtGate } from './support/approvals.js';
 import { servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
 import { freePort, PG, ROOT, tempDir, waitFor } from './support/services.js';
 import { temporalBinary } from './support/temporal.js';
@@ -165,7 +166,7 @@ describe('deploy crash tests (worker SIGKILLed, dev server SIGKILLed)', { timeou
     const fresh = await restartServer();
     const again = fresh.workflow.getHandle(id);
     await waitFor('the run answers queries after the restart', async () => (await again.query<ApprovalStatus>('databaseRollbackStatus')).state === 'open', 120_000);
-    await again.signal('approveDatabaseRollback', { by: 'bob', comment: 'after the restart' });
+    await approveAtGate(again, 'db-rollback', { by: 'bob', comment: 'after the restart' }, { via: 'signal' });
     try {
       await again.result();
       assert.fail('the deploy should have failed verify');
