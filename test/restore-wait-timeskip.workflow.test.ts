@@ -18,7 +18,7 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { getEnvironment } from '../src/config.js';
 import { dataWorkflowId, releaseWorkflowId } from '../src/names.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
-import { approveAtGate, gateOf } from './support/approvals.js';
+import { approveAtGate, gateOf, openGate } from './support/approvals.js';
 import { levelOf, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { startTimeSkippingServer } from './support/temporal.js';
 
@@ -58,15 +58,11 @@ describe('an approved restore-backup waiting a day for the data id, on the time-
       workflowId: releaseWorkflowId('production'),
       args: [{ environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 }],
     });
-    const gate = await gateOf(h, 'db-rollback').catch(() => undefined);
-    assert.notEqual(gate?.state, 'approved');
     // Once the gate is open (the pre-deploy backup is done, the data id free), another run takes the data id for
     // two days: the approved restore cannot start within the day an approval may wait.
-    const approval = approveAtGate(h, 'db-rollback', { by: 'bob', comment: 'restore it' }, { timeoutMs: 240_000 });
-    const open = async () => (await gateOf(h, 'db-rollback')).state === 'open';
-    while (!(await open())) await new Promise((r) => setTimeout(r, 200));
+    await openGate(h, 'db-rollback', 240_000);
     const held = await env.client.workflow.start('hold', { taskQueue: holderQueue, workflowId: dataWorkflowId('production'), args: [2 * DAY_MS] });
-    const answer = await approval;
+    const answer = await approveAtGate(h, 'db-rollback', { by: 'bob', comment: 'restore it' });
     assert.equal(answer?.accepted, true, answer?.message);
     const approvedAt = Date.parse((await gateOf(h, 'db-rollback')).decisions.find((d) => d.accepted)?.at ?? '');
 
@@ -104,7 +100,7 @@ describe('an approved restore-backup waiting a day for the data id, on the time-
     console.log(`restore wait: ${events.length} history events, ${tries} tries to start the restore, ${(waited / 3600_000).toFixed(2)} h of workflow time, ${wallMs} ms of wall time`);
     assert.ok(waited >= DAY_MS, `waited ${waited / 3600_000} h`);
     assert.ok(events.length < 2_000, `${events.length} history events for a day of waiting (${tries} tries)`);
-    assert.ok(tries < 200, `${tries} tries`);
-    await held.terminate('test over');
+    assert.ok(tries <= 105, `${tries} tries`);
+    await held.terminate('test over').catch(() => {}); // may be over already: the server skipped on past it
   });
 });

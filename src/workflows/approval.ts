@@ -113,7 +113,7 @@ export interface WritesLost {
   rowsAdded: number;
   /** Rows the backup holds that the live tables no longer do (summed over tables with fewer rows now). */
   rowsRemoved: number;
-  /** Set when the live counts could not be read: the loss is unknown. */
+  /** Set when live counts could not be read: the loss is unknown (for the tables it names, or for all). */
   error?: string;
 }
 
@@ -131,11 +131,12 @@ export interface GateDetails {
 export function describeWritesLost(w: WritesLost | undefined): string {
   const lost = 'every write made since the backup is LOST';
   if (!w) return lost;
-  if (w.error) return `${lost} (how many rows could not be counted: ${w.error})`;
-  if (w.changed.length === 0) return `${lost}: the row counts of all ${w.tablesCompared} tables match the backup, so only updates in place (not counted) would be lost`;
+  if (w.error && w.tablesCompared === 0) return `${lost} (how many rows could not be counted: ${w.error})`;
+  const unknown = w.error ? `; ${w.error}` : '';
+  if (w.changed.length === 0) return `${lost}: the row counts of ${w.error ? 'the counted' : `all ${w.tablesCompared}`} tables match the backup, so only updates in place (not counted) would be lost${unknown}`;
   const count = (n: number | null) => (n === null ? 'no table' : `${n}`);
   const tables = w.changed.map((c) => `${c.table} ${count(c.backup)} → ${count(c.live)}`).join(', ');
-  return `${lost}: ${w.rowsAdded} row(s) written since the backup go and ${w.rowsRemoved} row(s) deleted since come back (rows in the backup → now: ${tables}${w.moreChanged ? `, and ${w.moreChanged} more table(s)` : ''}; updates in place are not counted)`;
+  return `${lost}: ${w.rowsAdded} row(s) written since the backup go and ${w.rowsRemoved} row(s) deleted since come back (rows in the backup → now: ${tables}${w.moreChanged ? `, and ${w.moreChanged} more table(s)` : ''}; updates in place are not counted${unknown})`;
 }
 
 export interface ApprovalStatus {

@@ -6,8 +6,12 @@
 
 /** An approved restore retries to start while the data id is held: first after this… */
 export const BUSY_RETRY_MS = 5_000;
-/** …then twice as long each time, up to this: a day of waiting is ~150 tries (restore-wait-backoff). */
-export const BUSY_RETRY_MAX_MS = 10 * 60_000;
+/**
+ * …then twice as long each time, up to this (restore-wait-backoff): a day of waiting is ~100 tries, ~1,150 history
+ * events with the rest of the deploy (a fixed 5 s: 17,280 tries); a restore waiting behind a long run starts at
+ * most 15 min after that run ended, behind a short one (a nightly backup of minutes) within seconds to minutes.
+ */
+export const BUSY_RETRY_MAX_MS = 15 * 60_000;
 
 /** The wait before the `attempt`-th retry (0-based) to start the approved restore; fixed 5 s without backoff. */
 export function busyRetryDelay(attempt: number, backoff: boolean): number {
