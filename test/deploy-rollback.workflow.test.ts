@@ -70,7 +70,7 @@ describe('failed deploy after migration: app rolled back by itself, database onl
     assert.equal(gate.state, 'open', 'the early approvals were not kept');
     assert.match(gate.gateId ?? '', /^db-rollback-[0-9a-f]{8}$/);
     assert.deepEqual(gate.details?.migration, { from: 2, to: 1 });
-    assert.match(gate.details?.failure ?? '', /deploy of v2 failed: verify failed: GET \/api\/sessions\/.*HTTP 404/);
+    assert.match(gate.details?.failure ?? '', /^deploy of v2 failed: verify failed: .*GET \/api\/sessions\/.*HTTP 404/);
     assert.match(gate.subject ?? '', /migrate production's database down from level 2 to 1 \(deploy of v2 failed: verify failed/);
     const p = await h.query<ReleaseProgress>('progress');
     assert.match(p.waitingFor ?? '', new RegExp(`approveDatabaseRollback or rejectDatabaseRollback \\{"by","comment","gate":"${gate.gateId}"\\}.*level 2 to 1.*not from alice`));

@@ -10,8 +10,8 @@
  * Rules: a decision names who makes it (`by`) and may carry a comment (bounded). Consent follows the information:
  * a decision that arrives before the gate opens is refused at once (update: answered; signal: recorded as refused
  * in the query and logged) and never kept for later. An open gate says exactly what would be approved
- * ({@link ApprovalStatus.subject} and {@link ApprovalStatus.details}) under an id derived from this run and the
- * moment it opened ({@link ApprovalStatus.gateId}, e.g. `restore-1a2b3c4d`); an approval must name that id
+ * ({@link ApprovalStatus.subject} and {@link ApprovalStatus.details}) under an id derived from the workflow id and
+ * the moment it opened ({@link ApprovalStatus.gateId}, e.g. `restore-1a2b3c4d`); an approval must name that id
  * (`gate`), one naming another gate or none is refused; a rejection may omit it. (Runs recorded before
  * `consent-follows-information` kept early decisions and judged them when the gate opened; they replay that
  * way.) The person who requested the
@@ -51,12 +51,13 @@ const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 export const GATE_ID = /^[a-z][a-z-]{0,30}-[0-9a-f]{8}$/;
 
 /**
- * The id of a gate opened by run `runId` of `workflowId` at `openedAt` (FNV-1a, 32 bits): the same on every replay,
- * different for every opening, so an approval naming it can only be meant for what that opening showed.
+ * The id of a gate of `workflowId` opened at `openedAt` (workflow time) for `subject` (FNV-1a, 32 bits): different
+ * for every opening, the same on every replay — also the replay of a reset run, whose run id differs (so the run id
+ * is not part of it: an approval recorded before the reset point must be judged as it was).
  */
-export function gateIdOf(prefix: string, workflowId: string, runId: string, openedAt: string, subject: string): string {
+export function gateIdOf(prefix: string, workflowId: string, openedAt: string, subject: string): string {
   let h = 0x811c9dc5;
-  for (const ch of `${workflowId}\n${runId}\n${prefix}\n${openedAt}\n${subject}`) {
+  for (const ch of `${workflowId}\n${prefix}\n${openedAt}\n${subject}`) {
     h ^= ch.codePointAt(0) as number;
     h = Math.imul(h, 0x01000193) >>> 0;
   }
@@ -358,8 +359,7 @@ export function installApprovalGate(names: GateNames, requestedBy: string, opts:
     status.openedAt = new Date().toISOString();
     if (!consent) return;
     if (details) status.details = details;
-    const { workflowId, runId } = workflowInfo();
-    status.gateId = gateIdOf(names.idPrefix, workflowId, runId, status.openedAt, subject);
+    status.gateId = gateIdOf(names.idPrefix, workflowInfo().workflowId, status.openedAt, subject);
   };
 
   return {
