@@ -14,6 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
 import pg from 'pg';
 import { getEnvironment } from '../src/config.js';
 import { readReleases } from '../src/deploy/release-store.js';
@@ -24,7 +25,7 @@ import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
 import { failureOf, hasTokenCount, levelOf, sql, migrateTo, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { openGate } from './support/approvals.js';
-import { waitFor } from './support/services.js';
+import { ROOT, waitFor } from './support/services.js';
 import { alertReceiver, resetBefore } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
@@ -51,6 +52,8 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     await waitFor('the database rollback waits for a decision', async () => (await h.query<ApprovalStatus>('databaseRollbackStatus')).state === 'open', 180_000);
   };
   const stateDir = () => getEnvironment(fx.cfg, 'production').deploy.stateDir as string;
+  const cli = (user: string, ...args: string[]) =>
+    execa('node', ['bin/llmchat-ops.js', '--config', fx.configFile, ...args], { cwd: ROOT, reject: false, timeout: 120_000, env: { LLMCHAT_OPS_OPERATOR: user } });
   const db = () => fx.database.name;
 
   before(async () => {
@@ -107,8 +110,15 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     const self = await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'alice' }));
     assert.equal(self.accepted, false);
     assert.match(self.message, /alice requested this operation and cannot approve it/);
-    const ok = await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'bob', comment: 'incident 8' }));
-    assert.equal(ok.accepted, true, ok.message);
+    // The CLI: without --gate it shows the gate, what would be lost, and the command; with it, it approves.
+    const bare = await cli('bob', 'approve-db-rollback', '--env', 'production', '-m', 'incident 8');
+    assert.equal(bare.exitCode, 1);
+    assert.match(bare.stderr, new RegExp(`name the gate you approve with --gate: the deploy of production waits at gate ${gate.gateId}:`));
+    assert.match(bare.stderr, /restore production's database from backup .*every write made since the backup is LOST: \d+ row\(s\) written since the backup go/);
+    assert.match(bare.stderr, new RegExp(`llmchat-ops approve-db-rollback --env production --gate ${gate.gateId} -m "why"`));
+    const ok = await cli('bob', 'approve-db-rollback', '--env', 'production', '--gate', gate.gateId as string, '-m', 'incident 8');
+    assert.equal(ok.exitCode, 0, ok.stderr);
+    assert.match(ok.stdout, new RegExp(`^gate ${gate.gateId} — restore production's database from backup ${firstBackup}.*LOST.*: approved by bob$`, 'm'));
 
     const f = await failureOf(h.result());
     assert.equal(f.type, 'DeployFailed');
