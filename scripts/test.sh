@@ -3,8 +3,8 @@
 #
 # 1. dependencies: `npm ci` for the project and for the stand-in app when node_modules is missing or older
 #    than its lockfile;
-# 2. the real services the tests use: Temporal dev server, PostgreSQL, Redis, dockerd (scripts/services.sh
-#    installs what is missing and reuses what already runs);
+# 2. the real services the tests use: Temporal dev server, PostgreSQL, Redis, dockerd, and the programs tests start
+#    themselves (scripts/services.sh installs what is missing and reuses what already runs);
 # 3. the app images llmchat-app:v1..v3 (skipped when unchanged);
 # 4. TypeScript build, then node's test runner over dist/test/*.test.js. Every test file starts its own dev
 #    server, task queue, scratch databases, ports and compose projects, so files run side by side
@@ -29,7 +29,9 @@ if needs_ci .; then npm ci --no-audit --no-fund; else echo "node_modules up to d
 if needs_ci app; then npm ci --prefix app --no-audit --no-fund; else echo "app/node_modules up to date"; fi
 
 step "services"
-scripts/services.sh up
+# Not `monitoring`: its daemons are npm start's (tests start their own Prometheus/Alertmanager/node-exporter on free
+# ports, from the packages `reporttools` installs).
+scripts/services.sh up temporal postgres redis docker reporttools timeskip
 # env.sh resolved the temporal binary before it may have been installed: resolve it again.
 source "$ROOT/scripts/env.sh"
 
@@ -37,7 +39,7 @@ step "app images"
 app/build-images.sh
 
 step "build"
-npx tsc -p tsconfig.json
+npm run --silent build   # tsc, then the workflow bundle (src/workflow-bundle.ts)
 
 step "tests"
 files=()

@@ -1,16 +1,21 @@
 /**
  * The fast path from the monitoring stack: Alertmanager's webhook receiver posts here, and every environment with a
- * firing alert gets a faultDetection run at once (joining one already running) instead of waiting for the 5-minute
- * schedule. The payload is untrusted: bounded size, schema-checked, environments must exist in the config, and a
- * bearer token is required when `alertmanagerReceiver.tokenEnv` is set. Nothing is started for a bad request.
+ * firing alert gets its faultDetection at once (joining the one run already checking it, `llmchat-faults-<env>`)
+ * instead of waiting for the 5-minute schedule. Authenticated by default: a bearer token (from
+ * `alertmanagerReceiver.tokenFile` or `tokenEnv`) is required, and the receiver does not start without one unless
+ * `allowUnauthenticated: true`. The payload is untrusted: bounded size, schema-checked, environments must exist in
+ * the config (a 422 does not say which do). Nothing is started for a bad request.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { Client } from '@temporalio/client';
 import type { MetricMeter } from '@temporalio/common';
 import { z } from 'zod';
 import { resolveSecret, type OpsConfig } from './config.js';
-import { faultDetection } from './workflows/fault-detection.js';
+import { signalFaultDetection } from './activities/alerts.js';
+import { faultDetectionRunId } from './fault/faults.js';
+import { requireRequestedBy } from './workflows/inputs.js';
 
 export const ALERTMANAGER_PATH = '/alertmanager';
 const MAX_BYTES = 256 * 1024;
@@ -36,11 +41,33 @@ export type AlertmanagerPayload = z.infer<typeof alertmanagerPayloadSchema>;
 export interface StartedRun {
   environment: string;
   workflowId: string;
+  runId: string;
   alertnames: string[];
+  requestedBy: string;
 }
 
-/** The workflow id of a detection run triggered by Alertmanager: one at a time per environment. */
-export const alertmanagerRunId = (environment: string) => `faultDetection-${environment}-alertmanager`;
+/** The workflow id of the detection run an Alertmanager post joins or starts: the environment's one run. */
+export const alertmanagerRunId = faultDetectionRunId;
+
+/**
+ * `alertmanager:<name>+<name>…` for any number of alert names (sorted, deduplicated), within the 128 characters of
+ * `requestedBy`: names that do not fit are counted (`+3-more`). Always a valid requestedBy.
+ */
+export function alertmanagerRequester(alertnames: readonly string[]): string {
+  const names = [...new Set(alertnames.map((n) => n.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64) || 'alert'))].sort();
+  let by = 'alertmanager:';
+  for (let i = 0; i < names.length; i++) {
+    const sep = i ? '+' : '';
+    const rest = names.length - i - 1;
+    const reserve = rest ? `+${rest}-more`.length : 0;
+    if (by.length + sep.length + (names[i] as string).length + reserve > 128) {
+      by += `${sep}${names.length - i}-more`;
+      break;
+    }
+    by += sep + (names[i] as string);
+  }
+  return requireRequestedBy(by.slice(0, 128), 'alertmanager');
+}
 
 class HttpError extends Error {
   constructor(
@@ -80,7 +107,8 @@ export function planRuns(cfg: OpsConfig, payload: unknown): { environment: strin
     const environment = a.labels.environment;
     if (environment === undefined) throw new HttpError(422, `alert ${JSON.stringify(a.labels.alertname ?? '?').slice(0, 80)} has no "environment" label`);
     if (!Object.hasOwn(cfg.environments, environment)) {
-      throw new HttpError(422, `unknown environment ${JSON.stringify(environment).slice(0, 80)}; known: ${Object.keys(cfg.environments).join(', ')}`);
+      // The known environments are not named: an answer must not map the installation for whoever posts.
+      throw new HttpError(422, `alert ${JSON.stringify(a.labels.alertname ?? '?').slice(0, 80)}: its "environment" label is not an environment of this installation`);
     }
     if (a.status !== 'firing') continue;
     const name = (a.labels.alertname ?? 'alert').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64);
@@ -94,10 +122,32 @@ export interface AlertmanagerReceiver {
   close: () => Promise<void>;
 }
 
+/** The receiver's token: from `tokenFile` (one line, as Alertmanager's credentials_file reads it) or `tokenEnv`. */
+export async function receiverToken(settings: OpsConfig['alertmanagerReceiver']): Promise<string | undefined> {
+  let token: string | undefined;
+  if (settings.tokenFile) {
+    let text: string;
+    try {
+      text = await readFile(settings.tokenFile, 'utf8');
+    } catch (err) {
+      throw new Error(`alertmanagerReceiver.tokenFile ${settings.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (scripts/receiver-token.sh generates it)`);
+    }
+    token = text.trim();
+  } else {
+    token = resolveSecret(settings.tokenEnv);
+  }
+  if (token === undefined) {
+    if (settings.allowUnauthenticated) return undefined;
+    throw new Error('alertmanagerReceiver needs a token (tokenFile or tokenEnv; scripts/receiver-token.sh generates one), or allowUnauthenticated: true');
+  }
+  if (token.length < 16 || token.length > 4096 || !/^[\x21-\x7e]+$/.test(token)) throw new Error('the alertmanagerReceiver token must be 16..4096 printable characters without spaces');
+  return token;
+}
+
 export async function startAlertmanagerReceiver(opts: { cfg: OpsConfig; client: Client; host?: string; port?: number; meter?: MetricMeter }): Promise<AlertmanagerReceiver> {
   const { cfg, client } = opts;
   const settings = cfg.alertmanagerReceiver;
-  const token = resolveSecret(settings.tokenEnv); // a missing secret fails the start, not every request
+  const token = await receiverToken(settings); // a missing token fails the start, not every request
   const requests = opts.meter?.createCounter('llmchat_ops_alertmanager_requests', 'requests', 'Alertmanager webhook requests by outcome');
 
   const handle = async (req: http.IncomingMessage): Promise<{ status: number; body: unknown }> => {
@@ -118,17 +168,12 @@ export async function startAlertmanagerReceiver(opts: { cfg: OpsConfig; client: 
     } catch {
       throw new HttpError(400, 'body is not valid JSON');
     }
-    const plan = planRuns(cfg, payload);
+    const plan = planRuns(cfg, payload).map((p) => ({ ...p, requestedBy: alertmanagerRequester(p.alertnames) }));
     const started: StartedRun[] = [];
-    for (const { environment, alertnames } of plan) {
-      const workflowId = alertmanagerRunId(environment);
-      await client.workflow.start(faultDetection, {
-        taskQueue: cfg.temporal.taskQueue,
-        workflowId,
-        workflowIdConflictPolicy: 'USE_EXISTING', // a run already checking this environment answers for this alert too
-        args: [{ environment, requestedBy: `alertmanager:${alertnames.join(',')}`.slice(0, 128) }],
-      });
-      started.push({ environment, workflowId, alertnames });
+    for (const { environment, alertnames, requestedBy } of plan) {
+      // A run already checking this environment records this alert and answers for it too; otherwise one starts.
+      const { workflowId, runId } = await signalFaultDetection(client, cfg.temporal.taskQueue, environment, requestedBy);
+      started.push({ environment, workflowId, runId, alertnames, requestedBy });
     }
     return { status: 202, body: { started } };
   };

@@ -1,7 +1,7 @@
 /** CLI commands of fault detection and the alert lifecycle: `detect`, `alerts`, `ack`. */
-import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { Client } from '@temporalio/client';
+import { signalFaultDetection } from './activities/alerts.js';
 import { getEnvironment, type OpsConfig } from './config.js';
 import { alertWorkflowId } from './fault/faults.js';
 import { ENVIRONMENT_NAME } from './names.js';
@@ -18,6 +18,7 @@ export function formatFaultReport(r: FaultDetectionReport): string {
   const lines = [`LLMChat ${r.environment}: fault detection ${r.outcome.toUpperCase()} (checked ${r.checkedAt})`];
   for (const c of r.checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.check.padEnd(24)} ${c.message}`);
   for (const x of r.recoveries) lines.push(`  recovery: ${x.action} → ${x.outcome}: ${x.detail}`);
+  if (r.ranIn) lines.push(`  run: ${r.ranIn}, started by ${r.requestedBy ?? '?'}${r.requests && r.requests.length > 1 ? `; joined by ${r.requests.length - 1} more trigger(s)${r.unrecordedRequests ? ` (+${r.unrecordedRequests})` : ''}` : ''}`);
   if (r.alerts.length) lines.push(`  alerts: ${r.alerts.join(', ')}`);
   if (r.cleared.length) lines.push(`  cleared: ${r.cleared.join(', ')}`);
   return lines.join('\n');
@@ -25,7 +26,9 @@ export function formatFaultReport(r: FaultDetectionReport): string {
 
 export function formatAlertLine(a: AlertState): string {
   const ack = a.acknowledged ? ` ack ${a.acknowledged.by}` : '';
-  return `${a.alertId.padEnd(44)} ${a.severity.padEnd(8)} ${a.status}${a.escalated ? ' (escalated)' : ''}${ack}  since ${a.openedAt}, ${a.reports} report(s)  ${a.message}`;
+  const pages = a.pages ? `, ${a.pages.length} page(s)${a.pages.length ? ` (${a.pages.map((p) => p.kind).join(', ')})` : ''}` : '';
+  const incident = a.incident && a.incident > 1 ? ` incident ${a.incident}` : '';
+  return `${a.alertId.padEnd(44)} ${a.severity.padEnd(8)} ${a.status}${a.escalated ? ' (escalated)' : ''}${ack}${incident}  since ${a.openedAt}, ${a.reports} report(s)${pages}  ${a.message}`;
 }
 
 /** `llmchat-alert-<env>-<check>` or `<env>/<check>`, validated before it reaches Temporal. */
@@ -39,19 +42,17 @@ export function parseAlertRef(ref: string): string {
 export function addAlertCommands(program: Command, ctx: AlertCliContext): void {
   program
     .command('detect')
-    .description('run fault detection (with auto-recovery) now and print its report')
+    .description("run fault detection (with auto-recovery) now — or join the environment's run already checking — and print its report")
     .requiredOption('-e, --env <name>', 'environment')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { env: string; json?: boolean }) => {
       const config = ctx.cfg();
       getEnvironment(config, opts.env);
-      const report = (await ctx.withClient(config, (client) =>
-        client.workflow.execute('faultDetection', {
-          taskQueue: config.temporal.taskQueue,
-          workflowId: `faultDetection-${opts.env}-manual-${randomUUID()}`,
-          args: [{ environment: opts.env, requestedBy: ctx.operator() }],
-        }),
-      )) as FaultDetectionReport;
+      // One run per environment (llmchat-faults-<env>): join the one running, or start it.
+      const report = (await ctx.withClient(config, async (client) => {
+        const run = await signalFaultDetection(client, config.temporal.taskQueue, opts.env, ctx.operator());
+        return client.workflow.getHandle(run.workflowId, run.runId).result();
+      })) as FaultDetectionReport;
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatFaultReport(report));
       if (report.outcome !== 'healthy' && report.outcome !== 'recovered') process.exitCode = 2;
     });

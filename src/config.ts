@@ -404,8 +404,14 @@ const alertmanagerReceiverSchema = z.strictObject({
   enabled: z.boolean().default(false),
   host: z.string().min(1).default('127.0.0.1'),
   port: port.default(9465),
-  /** If set, requests must carry `Authorization: Bearer <value of this variable>`. */
+  /**
+   * Requests must carry `Authorization: Bearer <token>`: the token is the one line of `tokenFile` (what
+   * scripts/receiver-token.sh generates and Alertmanager's `credentials_file` reads), or the value of `tokenEnv`.
+   */
+  tokenFile: z.string().min(1).optional(),
   tokenEnv: envVarName.optional(),
+  /** Without a token the receiver refuses to start, unless this is true (anyone who reaches the port can then trigger runs). */
+  allowUnauthenticated: z.boolean().default(false),
 });
 
 export const configSchema = z
@@ -458,6 +464,13 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     if (Object.keys(cfg.environments).length === 0) {
       ctx.addIssue({ code: 'custom', path: ['environments'], message: 'at least one environment is required' });
+    }
+    const receiver = cfg.alertmanagerReceiver;
+    if (receiver.tokenFile && receiver.tokenEnv) {
+      ctx.addIssue({ code: 'custom', path: ['alertmanagerReceiver'], message: 'set tokenFile or tokenEnv, not both' });
+    }
+    if (receiver.enabled && !receiver.tokenFile && !receiver.tokenEnv && !receiver.allowUnauthenticated) {
+      ctx.addIssue({ code: 'custom', path: ['alertmanagerReceiver'], message: 'the receiver needs a token: tokenFile (scripts/receiver-token.sh generates one) or tokenEnv; or allowUnauthenticated: true' });
     }
     for (const [name, env] of Object.entries(cfg.environments)) {
       if (env.deploy.strategy === 'blue-green' && !env.deploy.front) {
@@ -555,6 +568,7 @@ export function parseConfig(text: string, source: string, baseDir: string): OpsC
     }
   }
   cfg.report.directory = path.resolve(baseDir, cfg.report.directory);
+  if (cfg.alertmanagerReceiver.tokenFile) cfg.alertmanagerReceiver.tokenFile = path.resolve(baseDir, cfg.alertmanagerReceiver.tokenFile);
   for (const [name, env] of Object.entries(cfg.environments)) {
     env.deploy.stateDir = path.resolve(baseDir, env.deploy.stateDir ?? path.join(path.dirname(env.paths.backups), `releases-${name}`));
     for (const [k, v] of Object.entries(env.deploy.composeEnv)) if (v.startsWith('./') || v.startsWith('../')) env.deploy.composeEnv[k] = path.resolve(baseDir, v);

@@ -4,7 +4,6 @@
  */
 import { fileURLToPath } from 'node:url';
 import {
-  bundleWorkflowCode,
   DefaultLogger,
   makeTelemetryFilterString,
   NativeConnection,
@@ -19,8 +18,10 @@ import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './alertman
 import { configPath, loadConfig, type OpsConfig } from './config.js';
 import { ownWorkflowsOnly } from './activities/caller-guard.js';
 import { claimDataHost } from './data-host.js';
+import { loadWorkflowBundle } from './workflow-bundle.js';
+import { logMemory } from './worker-memory.js';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.js', import.meta.url));
+export { WORKFLOWS_PATH } from './workflow-bundle.js';
 
 /** One JSON object per line, so logs can be shipped and queried as they are. */
 function jsonLine(entry: LogEntry): void {
@@ -39,6 +40,8 @@ function jsonSafe(_key: string, value: unknown): unknown {
 export function installRuntime(cfg: OpsConfig): void {
   Runtime.install({
     logger: new DefaultLogger(cfg.worker.logLevel, jsonLine),
+    // The SDK's default also shuts down on SIGUSR2; here SIGUSR2 asks for the memory report (src/worker-memory.ts).
+    shutdownSignals: ['SIGINT', 'SIGTERM', 'SIGQUIT'],
     telemetryOptions: {
       logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) },
       metrics: { prometheus: { bindAddress: `127.0.0.1:${cfg.worker.metricsPort}` } },
@@ -51,9 +54,13 @@ export async function createWorker(
   connection: NativeConnection,
   overrides: Partial<WorkerOptions> = {},
 ): Promise<Worker> {
-  // Bundle here rather than through workflowsPath so webpack's asset listing stays out of the INFO log.
-  const workflowBundle =
-    overrides.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN', jsonLine) }));
+  // The bundle `npm run build` wrote (src/workflow-bundle.ts), or one made now when it is missing or stale.
+  let workflowBundle = overrides.workflowBundle;
+  if (!workflowBundle) {
+    const loaded = await loadWorkflowBundle(new DefaultLogger('WARN', jsonLine));
+    if (loaded.source.kind === 'rebuilt') Runtime.instance().logger.warn('workflow bundle built at start', { reason: loaded.source.reason });
+    workflowBundle = loaded.bundle;
+  }
   return Worker.create({
     connection,
     namespace: cfg.temporal.namespace,
@@ -130,9 +137,11 @@ async function run(): Promise<void> {
       });
       if (receiver) Runtime.instance().logger.info('Alertmanager receiver listening', { url: receiver.url });
     }
+    const stopMemoryLog = logMemory(worker, (msg, meta) => Runtime.instance().logger.info(msg, { ...meta }));
     try {
       await worker.run(); // resolves after a graceful shutdown on SIGINT/SIGTERM
     } finally {
+      stopMemoryLog();
       await receiver?.close();
       await clientConnection?.close();
     }

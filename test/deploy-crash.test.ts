@@ -2,11 +2,14 @@
  * Crash tests of deploy: the worker process SIGKILLed during the switch (while the new slot's readiness is
  * polled) and during the health gate, then started again — the deploy ends correctly with exactly one version
  * serving and no orphan containers; and the Temporal dev server SIGKILLed and restarted on its SQLite file while a
- * deploy waits for approveDatabaseRollback — the approval sent after the restart is acted on.
+ * deploy waits for approveDatabaseRollback — the approval sent after the restart is acted on; and the worker
+ * SIGKILLed between the front's reload and its check (issue 15): the front goes back first, under a request loop
+ * with no failed request, and a run lost mid-switch blocks the next release until `llmchat-ops up`.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
@@ -17,8 +20,13 @@ import { ALL_SEARCH_ATTRIBUTES } from '../src/search-attributes.js';
 import type { ApprovalStatus } from '../src/workflows/approval.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
+import { upEnvironment } from '../src/deploy/bootstrap.js';
+import { configuredUpstream, frontSpec } from '../src/deploy/front.js';
+import { readSwitchRecord } from '../src/deploy/front-switch.js';
+import { readReleases } from '../src/deploy/release-store.js';
 import { approveAtGate } from './support/approvals.js';
-import { servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
+import { requestLoop, servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
+import { nginxStandIn } from './support/nginx-stand-in.js';
 import { freePort, PG, ROOT, tempDir, waitFor } from './support/services.js';
 import { temporalBinary } from './support/temporal.js';
 
@@ -92,7 +100,7 @@ describe('deploy crash tests (worker SIGKILLed, dev server SIGKILLed)', { timeou
     for (const c of clients) await c.connection.close().catch(() => {});
   });
 
-  async function setup(deploy: Record<string, unknown>) {
+  async function setup(deploy: Record<string, unknown>, nginx?: string) {
     const dir = tempDir('deploy-crash');
     const [port, uiPort] = [await freePort(), await freePort()];
     const dbFile = path.join(dir, 'temporal.db');
@@ -102,7 +110,7 @@ describe('deploy crash tests (worker SIGKILLed, dev server SIGKILLed)', { timeou
     const client = await connect(address);
     clients.push(client);
     const taskQueue = `test-deploy-crash-${randomUUID()}`;
-    const fx = await startDeployFixture({ address, taskQueue, metricsPort: await freePort(), deploy });
+    const fx = await startDeployFixture({ address, taskQueue, metricsPort: await freePort(), deploy, ...(nginx ? { nginx } : {}) });
     fixtures.push(fx);
     let worker = await startWorker(fx.configFile);
     children.push(worker);
@@ -112,6 +120,11 @@ describe('deploy crash tests (worker SIGKILLed, dev server SIGKILLed)', { timeou
       taskQueue,
       restartWorker: async () => {
         await kill(worker);
+        worker = await startWorker(fx.configFile);
+        children.push(worker);
+      },
+      killWorker: () => kill(worker),
+      startWorker: async () => {
         worker = await startWorker(fx.configFile);
         children.push(worker);
       },
@@ -181,6 +194,64 @@ describe('deploy crash tests (worker SIGKILLed, dev server SIGKILLed)', { timeou
     } finally {
       await c.end();
     }
+    assert.equal(await servingVersion(fx.url), 'v1');
+  });
+  it('worker killed between the reload and the check: the front goes back first (0 failed requests), then the new slot stops; a run lost mid-switch blocks releases until `up`', T, async () => {
+    const nginx = await nginxStandIn(tempDir('deploy-crash-nginx'));
+    const { client, fx, taskQueue, restartWorker, killWorker, startWorker: start } = await setup({ backupBeforeDeploy: false }, nginx.bin);
+    const stateDir = getEnvironment(fx.cfg, 'production').deploy.stateDir as string;
+    const frontSlot = async () => (await configuredUpstream(frontSpec(stateDir, fx.url, 'nginx')))?.slot;
+    const reloaded = path.join(tempDir('deploy-crash-reloaded'), 'reloaded');
+    await nginx.mode(`hang ${reloaded}`);
+    const loop = requestLoop(fx.url, 50);
+    const id = `deploy-crash-reload-${randomUUID()}`;
+    // v1 again, into the other slot: a release that would pass every check — the worker dies before the check
+    const h = await client.workflow.start('deploy', { taskQueue, workflowId: id, args: [{ environment: 'production', version: 'v1', requestedBy: 'alice', bakeSeconds: 0 }] });
+    await waitFor('nginx reloaded onto the new slot', async () => existsSync(reloaded), 120_000);
+    assert.equal(await frontSlot(), 'green');
+    assert.ok(await readSwitchRecord(stateDir), 'the switch is recorded as in flight');
+    await restartWorker();
+    let message = '';
+    try {
+      await h.result();
+      assert.fail('the deploy should have failed');
+    } catch (err) {
+      assert.ok(err instanceof WorkflowFailedError, String(err));
+      message = String(err.cause?.message);
+    }
+    const stats = await loop.stop();
+    assert.equal(stats.failed, 0, stats.errors.join(', '));
+    assert.match(message, /switch failed: the switch of the front to v1 \(slot green\) did not finish/);
+    assert.match(message, /the switch to v1 \(slot green\) begun \S+Z had not reported its reload; the front answered from slot green with v1 when the run came back to it; switched back to v1 \(slot blue\) at \S+Z, checked through the front \(healthy, v1\); 0 requests failed at the front in between/);
+    assert.match(message, /slot green \(v1\) stopped after the front was back on v1/);
+    assert.equal(await frontSlot(), 'blue');
+    assert.equal(await readSwitchRecord(stateDir), undefined, 'the record is cleared once the front is back');
+    assert.deepEqual(await slots(fx), { main: [], blue: ['running'], green: [] });
+    assert.equal((await h.query<ReleaseProgress>('progress')).outcome, 'app-rolled-back');
+    assert.equal((await attemptOf(client, id, 'switchFrontChecked')), 1, 'the switch was not retried');
+
+    // The run itself lost mid-switch (terminated while nginx hangs): the next release is refused until `up`.
+    await nginx.mode(`hang ${reloaded}2`);
+    const id2 = `deploy-crash-lost-${randomUUID()}`;
+    const h2 = await client.workflow.start('deploy', { taskQueue, workflowId: id2, args: [{ environment: 'production', version: 'v1', requestedBy: 'alice', bakeSeconds: 0 }] });
+    await waitFor('nginx reloaded onto the new slot', async () => existsSync(`${reloaded}2`), 120_000);
+    await killWorker();
+    await h2.terminate('lost mid-switch (test)');
+    await start();
+    const h3 = await client.workflow.start('deploy', { taskQueue, workflowId: `deploy-crash-after-${randomUUID()}`, args: [{ environment: 'production', version: 'v1', requestedBy: 'bob', bakeSeconds: 0 }] });
+    try {
+      await h3.result();
+      assert.fail('the deploy should have been refused');
+    } catch (err) {
+      assert.ok(err instanceof WorkflowFailedError, String(err));
+      assert.match(String(err.cause?.message), new RegExp(`a switch of the front from v1 \\(slot blue\\) to v1 \\(slot green\\) by workflow ${id2}.*did not finish.*llmchat-ops up --env production`));
+    }
+    assert.equal((await readReleases(stateDir, 'production')).current?.slot, 'blue', 'the records still name the slot that served before');
+    const lines: string[] = [];
+    await upEnvironment(fx.cfg, 'production', 'v1', (l) => lines.push(l));
+    assert.ok(lines.some((l) => /did not finish; the front is back on the recorded release v1 \(slot blue\)/.test(l)), lines.join('\n'));
+    assert.equal(await frontSlot(), 'blue');
+    assert.equal(await readSwitchRecord(stateDir), undefined);
     assert.equal(await servingVersion(fx.url), 'v1');
   });
 });

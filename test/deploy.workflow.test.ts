@@ -70,7 +70,7 @@ describe('deploy (blue/green behind nginx, real Docker and PostgreSQL)', { timeo
     assert.ok(stats.ok > 100, `the loop ran (${stats.ok} ok)`);
     const p = await h.query<ReleaseProgress>('progress');
     assert.equal(p.outcome, 'success');
-    assert.deepEqual(p.steps.filter((s) => s.state === 'done').map((s) => s.name), ['plan', 'backup', 'image', 'migrate', 'switch', 'health-gate', 'verify', 'bake', 'drain']);
+    assert.deepEqual(p.steps.filter((s) => s.state === 'done').map((s) => s.name), ['plan', 'image', 'backup', 'migrate', 'switch', 'health-gate', 'verify', 'bake', 'drain']);
     const records = await readReleases(getEnvironment(fx.cfg, 'production').deploy.stateDir as string, 'production');
     assert.equal(records.current?.version, 'v2');
     assert.equal(records.current?.slot, 'green');

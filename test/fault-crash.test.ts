@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
@@ -56,11 +56,16 @@ describe('crash test: worker SIGKILLed during restart-and-wait', () => {
     const container = docker.getContainer(info.Id);
     await container.kill();
     const since = Math.floor(Date.now() / 1000);
-    const ledger = path.join(f.stateRoot, 'prod', 'recovery-ledger.json');
+    // the environment's own ledger: <paths.state>/<environment>/recovery-ledger-<app instance>.json
+    const ledgerDir = path.join(f.stateRoot, 'prod', 'prod');
+    const ledgerFile = async () => {
+      const name = (await readdir(ledgerDir).catch(() => [] as string[])).find((n) => /^recovery-ledger-[0-9a-f]{12}\.json$/.test(n));
+      return name ? path.join(ledgerDir, name) : undefined;
+    };
 
     const id = `faultDetection-prod-crash-${randomUUID()}`;
     const run = f.env.client.workflow.execute(faultDetection, { taskQueue: f.taskQueue, workflowId: id, args: [{ environment: 'prod', requestedBy: 'crash-test' }] });
-    await waitFor('the recovery reserved in the ledger', () => access(ledger).then(() => true), 60_000, 20);
+    await waitFor('the recovery reserved in the ledger', async () => (await ledgerFile()) !== undefined, 60_000, 20);
     await kill(worker as ChildProcess); // mid restart-and-wait
     await new Promise((r) => setTimeout(r, 1000));
     await startWorker();
@@ -70,7 +75,10 @@ describe('crash test: worker SIGKILLed during restart-and-wait', () => {
     assert.ok(await httpOk(`${f.app.url}/health`)());
 
     // the activity was interrupted and retried on the new worker …
-    const history = await f.env.client.workflow.getHandle(id).fetchHistory();
+    // (in the environment's one run, which this trigger joined)
+    assert.match(report.ranIn ?? '', /^llmchat-faults-prod\//);
+    const [ranId, ranRun] = (report.ranIn ?? '').split('/');
+    const history = await f.env.client.workflow.getHandle(ranId as string, ranRun).fetchHistory();
     const scheduled = new Map<string, string>();
     let attempts = 0;
     for (const e of history.events ?? []) {
@@ -89,8 +97,9 @@ describe('crash test: worker SIGKILLed during restart-and-wait', () => {
     });
     const starts = text.split('\n').filter((l) => l.includes('"start"')).length;
     assert.equal(starts, 1, `container start events since the kill: ${starts}`);
-    const entries = JSON.parse(await readFile(ledger, 'utf8')) as { key: string }[];
-    assert.equal(entries.length, 1, 'one recovery in the budget ledger');
+    const stored = JSON.parse(await readFile((await ledgerFile()) as string, 'utf8')) as { environment: string; data: { key: string }[] };
+    assert.equal(stored.environment, 'prod');
+    assert.equal(stored.data.length, 1, 'one recovery in the budget ledger');
 
     const state = await f.env.client.workflow.getHandle(alertWorkflowId('prod', 'app-down')).query(alertStateQuery);
     await waitFor('alert resolved', async () => (await f.env.client.workflow.getHandle(alertWorkflowId('prod', 'app-down')).query(alertStateQuery)).status === 'resolved');

@@ -76,10 +76,11 @@ describe('faultDetection and the alert lifecycle (real dev server, container, Re
     const r = await detect('prod');
     assert.ok(r.faults.includes('error-rate'), JSON.stringify(r.checks, null, 2));
     assert.ok(r.faults.includes('log-errors-app-log'), 'the 30 ERROR lines are counted from the new bytes');
-    // 30 errors among our 40 requests, plus the previous run's own /health probe (it may land just after the
-    // baseline scrape); the scrapes themselves are not counted.
+    // 30 errors among our 40 requests, plus the previous run's own /health probes (they may land just after the
+    // baseline scrape; on a loaded machine a probe that timed out is retried: 43 was seen once); the scrapes
+    // themselves are not counted.
     const w = r.metrics.window;
-    assert.ok(w && w.requests >= 40 && w.requests <= 42, JSON.stringify(w));
+    assert.ok(w && w.requests >= 40 && w.requests <= 45, JSON.stringify(w));
     assert.equal(w.errors, 30);
     assert.equal(r.checks.find((c) => c.check === 'error-rate')?.value, Math.round((30 / w.requests) * 10_000) / 100);
     assert.equal(r.logs[0]?.errorLines, 30);

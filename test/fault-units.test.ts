@@ -12,9 +12,12 @@ import { scanIncrementally, type LogCursor } from '../src/fault/log-cursor.js';
 import { parsePrometheusText } from '../src/fault/prometheus-text.js';
 import { histogramQuantile, snapshotFrom, windowBetween } from '../src/fault/window.js';
 import { parseConfig } from '../src/config.js';
-import { planRuns } from '../src/alertmanager-receiver.js';
+import { alertmanagerRequester, planRuns } from '../src/alertmanager-receiver.js';
+import { requireRequestedBy } from '../src/workflows/inputs.js';
 import { parseAlertRef } from '../src/cli-alerts.js';
 import { signWebhookBody, verifyWebhookSignature } from '../src/webhook-signature.js';
+import http from 'node:http';
+import { createAppMetricsActivities } from '../src/activities/app-metrics.js';
 import { tempDir } from './support/services.js';
 
 const metricsText = (ok: number, err: number, slowBucketCount: number, start = 1000) => `# HELP llmchat_http_requests_total total
@@ -95,6 +98,40 @@ describe('Prometheus text and windows', () => {
     const down = { ...m, container: { found: true, state: 'exited', name: 'app' } };
     assert.equal(evaluateFaults('p', down, t).find((c) => c.check === 'app-down')?.ok, false);
     assert.equal(logCheckSuffix('/var/log/nginx/access.log'), 'access-log');
+  });
+});
+
+describe('the metrics snapshot between runs (real HTTP /metrics, real state files)', () => {
+  it('is kept per environment and app instance, and a retried attempt of a run keeps its window', async () => {
+    let ok = 1000;
+    let err = 0;
+    const server = http.createServer((_req, res) => res.end(metricsText(ok, err, 0)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const dir = tempDir('metrics-state');
+      const env = (name: string) => `  ${name}: { url: "${url}", database: { name: d, user: u }, redis: { url: "redis://127.0.0.1:6379" }, compose: { file: f, project: p, service: app }, paths: { logs: l, uploads: u, config: c, backups: b, temp: ${dir}, app: a } }`;
+      const cfg = parseConfig(`environments:\n${env('production')}\n${env('staging')}\n`, 't', '/');
+      const { measureMetricsWindow } = createAppMetricsActivities(cfg);
+      assert.equal((await measureMetricsWindow({ environment: 'production', runKey: 'p/1' })).window?.hasBaseline, false);
+      ok += 23;
+      err += 77;
+      // staging measures the same /metrics, with the same paths, in between: production's snapshot is its own
+      assert.equal((await measureMetricsWindow({ environment: 'staging', runKey: 's/1' })).window?.hasBaseline, false);
+      const first = await measureMetricsWindow({ environment: 'production', runKey: 'p/2' });
+      assert.deepEqual([first.window?.requests, first.window?.errors, first.window?.counterReset], [100, 77, false]);
+      // the same run's activity retried (its result was lost): the same window, not the seconds since the attempt
+      ok += 5;
+      const retried = await measureMetricsWindow({ environment: 'production', runKey: 'p/2' });
+      assert.deepEqual([retried.window?.requests, retried.window?.errors], [105, 77]);
+      const next = await measureMetricsWindow({ environment: 'production', runKey: 'p/3' });
+      assert.deepEqual([next.window?.requests, next.window?.errors], [0, 0]);
+      // the environment pointed at another app instance does not reuse the old instance's snapshot
+      const moved = parseConfig(`environments:\n${env('production').replace(url, `${url}/`).replace('project: p', 'project: q')}\n`, 't', '/');
+      assert.equal((await createAppMetricsActivities(moved).measureMetricsWindow({ environment: 'production', runKey: 'p/4' })).window?.hasBaseline, false);
+    } finally {
+      server.close();
+    }
   });
 });
 
@@ -216,7 +253,29 @@ describe('webhook signatures, alert references, Alertmanager plans', () => {
     );
     assert.deepEqual(planRuns(cfg, { version: '4', status: 'resolved', alerts: [alert('resolved', { alertname: 'X', environment: 'production' })] }), []);
     assert.throws(() => planRuns(cfg, { version: '3', status: 'firing', alerts: [] }), /version 4/);
-    assert.throws(() => planRuns(cfg, { version: '4', status: 'firing', alerts: [alert('firing', { environment: '__proto__' })] }), /unknown environment/);
+    assert.throws(() => planRuns(cfg, { version: '4', status: 'firing', alerts: [alert('firing', { environment: '__proto__' })] }), (e: Error) => /not an environment of this installation/.test(e.message) && !/production/.test(e.message));
     assert.throws(() => planRuns(cfg, { version: '4', status: 'firing', alerts: Array.from({ length: 1001 }, () => alert('firing', { environment: 'production' })) }), /version 4/);
+  });
+
+  it('any number of alert names for one environment make one valid requestedBy', () => {
+    assert.equal(alertmanagerRequester(['LLMChatHighErrorRate', 'LLMChatDown']), 'alertmanager:LLMChatDown+LLMChatHighErrorRate');
+    assert.equal(alertmanagerRequester(['A', 'A', 'B']), 'alertmanager:A+B');
+    const many = alertmanagerRequester(Array.from({ length: 40 }, (_, i) => `LLMChatAlertNumber${String(i).padStart(2, '0')}`));
+    assert.ok(many.length <= 128, many);
+    assert.match(many, /^alertmanager:LLMChatAlertNumber00\+.*\+\d+-more$/);
+    const n = Number(/\+(\d+)-more$/.exec(many)?.[1]);
+    assert.equal(many.split('+').length - 1 + n, 40, `every name is shown or counted: ${many}`);
+    for (const names of [['x'.repeat(64), 'y'.repeat(64), 'z'.repeat(64)], ['Odd name!', '日本'], ['']]) {
+      const by = alertmanagerRequester(names);
+      assert.equal(requireRequestedBy(by, 'x'), by, by);
+    }
+  });
+
+  it('the Alertmanager receiver needs a token unless explicitly unauthenticated', () => {
+    const env = 'environments: { production: { url: "http://127.0.0.1:1", database: { name: d, user: u }, redis: { url: "redis://127.0.0.1:6379" }, compose: { file: f, project: p, service: app }, paths: { logs: l, uploads: u, config: c, backups: b, temp: t, app: a } } }';
+    assert.throws(() => parseConfig(`${env}\nalertmanagerReceiver: { enabled: true }`, 't', '/'), /alertmanagerReceiver: the receiver needs a token/);
+    assert.throws(() => parseConfig(`${env}\nalertmanagerReceiver: { enabled: true, tokenFile: x, tokenEnv: Y }`, 't', '/'), /not both/);
+    assert.equal(parseConfig(`${env}\nalertmanagerReceiver: { enabled: true, tokenFile: s/token }`, 't', '/srv').alertmanagerReceiver.tokenFile, '/srv/s/token');
+    assert.equal(parseConfig(`${env}\nalertmanagerReceiver: { enabled: true, allowUnauthenticated: true }`, 't', '/').alertmanagerReceiver.allowUnauthenticated, true);
   });
 });

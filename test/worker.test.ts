@@ -147,6 +147,32 @@ describe('worker: cancellation latency and graceful shutdown', { timeout: 600_00
     await new Promise((r) => second.child.once('exit', r));
   });
 
+  it('scripts/worker.sh starts from the prebuilt bundle, runs a workflow, and reports its memory on SIGUSR2', async () => {
+    const taskQueue = `test-worker-sh-${randomUUID()}`;
+    const file = path.join(fx.root, `sh-${randomUUID().slice(0, 8)}.yaml`);
+    await writeFile(file, configYaml(taskQueue, { metricsPort: await freePort() }));
+    const child = spawn(path.join(ROOT, 'scripts/worker.sh'), [file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LLMCHAT_DB_PASSWORD: PG.password } });
+    children.push(child);
+    let output = '';
+    child.stdout?.on('data', (c) => (output += c));
+    child.stderr?.on('data', (c) => (output += c));
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    try {
+      await waitFor('worker RUNNING', async () => output.includes('"state":"RUNNING"'), 60_000);
+      assert.doesNotMatch(output, /workflow bundle built at start/, 'the bundle npm run build wrote was used');
+      const res = (await env.client.workflow.execute('backup', { taskQueue, workflowId: `sh-${randomUUID().slice(0, 8)}`, args: [{ environment: 'production', kinds: ['uploads'], requestedBy: 'test' }] })) as BackupResult;
+      assert.equal(res.manifest.status, 'complete');
+      child.kill('SIGUSR2');
+      await waitFor('memory report', async () => output.includes('"msg":"worker memory"'), 10_000);
+      const report = JSON.parse(output.split('\n').find((l) => l.includes('"msg":"worker memory"'))!) as Record<string, number>;
+      assert.ok(report.rssMB! > 20 && report.heapUsedMB! > 1 && report.cachedWorkflows! >= 0, JSON.stringify(report));
+      assert.equal(child.exitCode, null, 'SIGUSR2 does not stop the worker');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, output.slice(-2000));
+  });
+
   it('two workers on one task queue (same host) share the work correctly; a worker on another host is refused', async () => {
     const taskQueue = `test-worker-pair-${randomUUID()}`;
     const spawnWorker = async (extra: Record<string, unknown>) => {

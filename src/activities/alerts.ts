@@ -4,11 +4,12 @@
  * or restore with `runningConflicts` from ./temporal.ts.)
  */
 import { Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { getEnvironment, type FaultThresholds, type OpsConfig } from '../config.js';
-import { alertWorkflowId } from '../fault/faults.js';
-import { EnvironmentKey, OperationKey } from '../search-attributes.js';
+import { alertWorkflowId, faultDetectionRunId } from '../fault/faults.js';
+import { EnvironmentKey, OperationKey, RequestedByKey } from '../search-attributes.js';
+import type { FaultDetectionReport } from '../workflows/fault-detection.js';
 import {
   alertLifecycle,
   CHECK_NAME,
@@ -96,9 +97,63 @@ export function createAlertActivities(cfg: OpsConfig) {
       });
     },
 
+    /**
+     * Joins the environment's one detection run (signal-with-start under llmchat-faults-<env>): signals the running
+     * one, or starts it. Returns the run that answers.
+     */
+    async joinFaultDetection(input: { environment: string; requestedBy: string }): Promise<{ workflowId: string; runId: string }> {
+      await permanentOnKnownErrors(() => getEnvironment(cfg, input.environment));
+      return withClient((client) => signalFaultDetection(client, cfg.temporal.taskQueue, input.environment, input.requestedBy));
+    },
+
+    /** Waits for that run's report, heartbeating; a failed run fails the caller with its failure's type. */
+    async awaitFaultDetection(input: { workflowId: string; runId: string }): Promise<FaultDetectionReport> {
+      const ctx = Context.current();
+      const result = ctx.client.workflow.getHandle(input.workflowId, input.runId).result() as Promise<FaultDetectionReport>;
+      const beat = setInterval(() => ctx.heartbeat({ waitingFor: input.workflowId }), 5_000);
+      try {
+        return await Promise.race([result, ctx.cancelled]);
+      } catch (err) {
+        if (err instanceof WorkflowFailedError) {
+          const cause = err.cause as (Error & { type?: string }) | undefined;
+          throw ApplicationFailure.nonRetryable(`the detection run ${input.workflowId} (${input.runId}) failed: ${cause?.message ?? err.message}`, cause?.type ?? 'DetectionFailed');
+        }
+        throw err;
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
     async recordRecovery(input: { environment: string; check: string; record: RecoveryRecord }): Promise<void> {
-      await withClient((client) => client.workflow.getHandle(alertWorkflowId(input.environment, requireCheck(input.check))).signal(recoveryRecordedSignal, input.record));
+      await withClient(async (client) => {
+        try {
+          await client.workflow.getHandle(alertWorkflowId(input.environment, requireCheck(input.check))).signal(recoveryRecordedSignal, input.record);
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err; // the alert already ended (resolved): nothing to add to
+        }
+      });
     },
 
   };
+}
+
+/**
+ * Signal-with-start of the environment's one detection run: the running run records the request, or a new run
+ * starts with it. Used by the trigger runs, the Alertmanager receiver and `llmchat-ops detect`.
+ */
+export async function signalFaultDetection(client: Client, taskQueue: string, environment: string, requestedBy: string): Promise<{ workflowId: string; runId: string }> {
+  const workflowId = faultDetectionRunId(environment);
+  const handle = await client.workflow.signalWithStart('faultDetection', {
+    taskQueue,
+    workflowId,
+    args: [{ environment, requestedBy }],
+    signal: 'detectionRequested',
+    signalArgs: [{ by: requestedBy }],
+    typedSearchAttributes: [
+      { key: EnvironmentKey, value: environment },
+      { key: OperationKey, value: 'faultDetection' },
+      { key: RequestedByKey, value: requestedBy },
+    ],
+  });
+  return { workflowId, runId: handle.signaledRunId };
 }

@@ -1,9 +1,8 @@
 /** The app's Prometheus /metrics, turned into a window since the previous run (snapshot kept on the worker). */
-import path from 'node:path';
 import { getEnvironment, stateDirOf, type OpsConfig } from '../config.js';
 import type { MetricsReading } from '../fault/faults.js';
 import { parsePrometheusText } from '../fault/prometheus-text.js';
-import { isNum, isObject, readState, withFileLock, writeState } from '../fault/state-file.js';
+import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from '../fault/state-file.js';
 import { snapshotFrom, windowBetween, type MetricsSnapshot } from '../fault/window.js';
 import { permanentOnKnownErrors } from './failures.js';
 
@@ -22,6 +21,24 @@ function validSnapshot(v: unknown): MetricsSnapshot | undefined {
   }
   return { takenAt: v.takenAt, ...(isNum(v.processStart) ? { processStart: v.processStart } : {}), requests: v.requests, errors: v.errors, durationSum: v.durationSum, durationCount: v.durationCount, buckets };
 }
+
+interface StoredSnapshots {
+  current: MetricsSnapshot;
+  previous?: MetricsSnapshot;
+  /** The detection run that took `current` (from `previous`). */
+  takenBy?: string;
+}
+
+function validStored(v: unknown): StoredSnapshots | undefined {
+  if (!isObject(v)) return undefined;
+  const current = validSnapshot(v.current);
+  if (!current) return undefined;
+  const previous = v.previous === undefined ? undefined : validSnapshot(v.previous);
+  return { current, ...(previous ? { previous } : {}), ...(typeof v.takenBy === 'string' ? { takenBy: v.takenBy } : {}) };
+}
+
+/** JSON has no Infinity: the +Inf bucket is stored as the string "+Inf". */
+const storable = (s: MetricsSnapshot) => ({ ...s, buckets: s.buckets.map(([le, n]) => [le === Infinity ? '+Inf' : le, n]) });
 
 async function scrape(url: string, timeoutMs: number): Promise<string> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
@@ -43,9 +60,11 @@ export function createAppMetricsActivities(cfg: OpsConfig) {
      * A failed scrape is a reading (the app may be down), not an activity failure; the stored snapshot then
      * stays, and the next successful scrape sees the restart through process_start_time_seconds.
      */
-    async measureMetricsWindow(input: { environment: string }): Promise<MetricsReading> {
+    async measureMetricsWindow(input: { environment: string; runKey?: string }): Promise<MetricsReading> {
       const env = await permanentOnKnownErrors(() => getEnvironment(cfg, input.environment));
-      const file = path.join(stateDirOf(env), 'metrics-snapshot.json');
+      const key = faultStateKey(input.environment, env);
+      const file = faultStatePath(stateDirOf(env), key, 'metrics-snapshot');
+      const runKey = typeof input.runKey === 'string' ? input.runKey.slice(0, 300) : undefined;
       let text: string;
       try {
         text = await scrape(new URL('/metrics', env.url).toString(), env.thresholds.httpTimeoutMs);
@@ -55,8 +74,11 @@ export function createAppMetricsActivities(cfg: OpsConfig) {
       }
       const cur = snapshotFrom(parsePrometheusText(text).samples, Date.now());
       return withFileLock(file, async () => {
-        const prev = await readState(file, validSnapshot);
-        await writeState(file, { ...cur, buckets: cur.buckets.map(([le, n]) => [le === Infinity ? '+Inf' : le, n]) });
+        const stored = await readState(file, (v) => validStored(ownedBy(v, key)));
+        // A retried attempt of the same run (its first attempt wrote the file, then its result was lost) measures
+        // from the snapshot that attempt started from, so the window is not cut down to the seconds between attempts.
+        const prev = runKey !== undefined && stored?.takenBy === runKey ? stored.previous : stored?.current;
+        await writeState(file, owned(key, { current: storable(cur), ...(prev ? { previous: storable(prev) } : {}), ...(runKey !== undefined ? { takenBy: runKey } : {}) }));
         return { scraped: true, window: windowBetween(prev, cur) };
       });
     },

@@ -4,13 +4,13 @@
  * recovery even when the worker dies halfway (the ledger records the container's start time before the restart;
  * a retried activity that sees a newer start time only waits for health).
  */
-import path from 'node:path';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { dockerode } from '../lazy-modules.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../config.js';
 import type { ContainerState } from '../fault/faults.js';
-import { isNum, isObject, readState, withFileLock, writeState } from '../fault/state-file.js';
+import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from '../fault/state-file.js';
 import { findServingAppContainers } from './docker.js';
 import { permanentOnKnownErrors } from './failures.js';
 
@@ -41,7 +41,7 @@ function validLedger(v: unknown): LedgerEntry[] | undefined {
 let docker: Docker | undefined;
 /** DOCKER_HOST (as scripts/env.sh sets it) or the default socket. */
 function engine(): Docker {
-  docker ??= new Docker();
+  docker ??= new (dockerode())();
   return docker;
 }
 
@@ -123,7 +123,8 @@ export function createContainerActivities(cfg: OpsConfig) {
       const ctx = activityContext();
       const { restarts, per, healthyTimeout } = env.faultDetection.recovery;
       const service = `${env.compose.project}/${env.compose.service}`;
-      const ledgerFile = path.join(stateDirOf(env), 'recovery-ledger.json');
+      const stateKey = faultStateKey(input.environment, env);
+      const ledgerFile = faultStatePath(stateDirOf(env), stateKey, 'recovery-ledger');
 
       const containers = await findAppContainers(env);
       const target = containers.find((c) => c.State === 'running' || c.State === 'paused') ?? [...containers].sort((a, b) => b.Created - a.Created)[0];
@@ -131,7 +132,7 @@ export function createContainerActivities(cfg: OpsConfig) {
       // Reserve (or find) this recovery's ledger entry before touching the container.
       const reservation = await withFileLock(ledgerFile, async () => {
         const now = Date.now();
-        const ledger = ((await readState(ledgerFile, validLedger)) ?? []).filter((e) => now - e.at < Math.max(per, 86_400_000));
+        const ledger = ((await readState(ledgerFile, (v) => validLedger(ownedBy(v, stateKey)))) ?? []).filter((e) => now - e.at < Math.max(per, 86_400_000));
         const recent = ledger.filter((e) => e.service === service && now - e.at < per);
         const mine = ledger.find((e) => e.key === input.key);
         if (mine) return { entry: mine, recent };
@@ -139,7 +140,7 @@ export function createContainerActivities(cfg: OpsConfig) {
         if (!target) return { recent };
         const before = await engine().getContainer(target.Id).inspect();
         const entry: LedgerEntry = { key: input.key, service, at: now, reason, containerId: target.Id, startedAtBefore: before.State.StartedAt };
-        await writeState(ledgerFile, [...ledger, entry]);
+        await writeState(ledgerFile, owned(stateKey, [...ledger, entry]));
         return { entry, recent: [...recent, entry] };
       });
       const recent = reservation.recent.map((e) => ({ at: new Date(e.at).toISOString(), reason: e.reason }));

@@ -11,7 +11,8 @@
  * in place (docker restart) keeps its labels and port; never `compose up` it with other variables.
  */
 import { Context } from '@temporalio/activity';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { dockerode } from '../lazy-modules.js';
 import { execa } from 'execa';
 import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
 import { readFile } from 'node:fs/promises';
@@ -22,7 +23,7 @@ import { refuseInResetRun } from './temporal.js';
 let docker: Docker | undefined;
 /** One dockerode client (DOCKER_HOST from the worker's environment); its errors are activity errors. */
 export function dockerClient(): Docker {
-  docker ??= new Docker();
+  docker ??= new (dockerode())();
   return docker;
 }
 

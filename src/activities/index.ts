@@ -5,6 +5,7 @@ import { createCommandActivities } from './commands.js';
 import { createDockerActivities } from './docker.js';
 import { createEnvironmentActivities } from './environment.js';
 import { createFrontActivities } from './front.js';
+import { createFrontSwitchActivities } from './front-switch.js';
 import { createReleaseActivities } from './release.js';
 import { createReleaseCheckActivities } from './release-checks.js';
 import { createHostActivities } from './host.js';
@@ -27,6 +28,7 @@ export function createActivities(cfg: OpsConfig) {
     ...createEnvironmentActivities(cfg),
     ...createDockerActivities(cfg),
     ...createFrontActivities(cfg),
+    ...createFrontSwitchActivities(cfg),
     ...createReleaseActivities(cfg),
     ...createReleaseCheckActivities(cfg),
     ...createCommandActivities(cfg),

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { getEnvironment, stateDirOf, type OpsConfig } from '../config.js';
 import { scanIncrementally, type LogCursor, type LogWindowScan } from '../fault/log-cursor.js';
-import { isNum, isObject, readState, withFileLock, writeState } from '../fault/state-file.js';
+import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from '../fault/state-file.js';
 import { permanentOnKnownErrors } from './failures.js';
 
 function validCursors(v: unknown): Record<string, LogCursor> | undefined {
@@ -32,10 +32,11 @@ export function createLogMonitorActivities(cfg: OpsConfig) {
       const env = await permanentOnKnownErrors(() => getEnvironment(cfg, input.environment));
       const fd = env.faultDetection;
       const files = (fd.logFiles.length ? fd.logFiles : [env.paths.appLog]).map((f) => path.resolve(env.paths.logs, f));
-      const stateFile = path.join(stateDirOf(env), 'log-cursors.json');
+      const key = faultStateKey(input.environment, env);
+      const stateFile = faultStatePath(stateDirOf(env), key, 'log-cursors');
       const ctx = activityContext();
       return withFileLock(stateFile, async () => {
-        const cursors = (await readState(stateFile, validCursors)) ?? {};
+        const cursors = (await readState(stateFile, (v) => validCursors(ownedBy(v, key)))) ?? {};
         const scans: LogWindowScan[] = [];
         for (const file of files) {
           const { scan, cursor } = await scanIncrementally(file, cursors[file], {
@@ -49,7 +50,7 @@ export function createLogMonitorActivities(cfg: OpsConfig) {
           else delete cursors[file];
           scans.push(scan);
         }
-        await writeState(stateFile, cursors);
+        await writeState(stateFile, owned(key, cursors));
         return scans;
       });
     },

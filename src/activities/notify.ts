@@ -3,7 +3,7 @@
  * activity call, so a retry of a failed channel never re-sends to the ones that already succeeded.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import nodemailer from 'nodemailer';
+import { nodemailer } from '../lazy-modules.js';
 import { resolveSecret, type Channel, type OpsConfig } from '../config.js';
 import type { Alert } from '../health.js';
 import { signWebhookBody } from '../webhook-signature.js';
@@ -79,7 +79,7 @@ export function createNotifyActivities(cfg: OpsConfig) {
             if (!email) return { channel, delivered: false, detail: 'email channel not configured' };
             const user = resolveSecret(email.userEnv);
             const pass = resolveSecret(email.passwordEnv);
-            const transport = nodemailer.createTransport({
+            const transport = nodemailer().createTransport({
               host: email.host,
               port: email.port,
               secure: email.secure,

@@ -2,7 +2,7 @@
  * The environment's Redis: flush the configured cache key patterns with SCAN MATCH + UNLINK in batches — never
  * FLUSHALL/FLUSHDB, because the Redis may be shared (sessions, queues, other apps' keys).
  */
-import { Redis } from 'ioredis';
+import { ioredis } from '../lazy-modules.js';
 import { Context } from '@temporalio/activity';
 import { getEnvironment, resolveSecret, type OpsConfig } from '../config.js';
 import { permanentOnKnownErrors } from './failures.js';
@@ -29,7 +29,7 @@ export function createRedisCacheActivities(cfg: OpsConfig) {
       } catch {
         ctx = undefined;
       }
-      const redis = new Redis(env.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000, enableOfflineQueue: false, ...(password ? { password } : {}) });
+      const redis = new (ioredis())(env.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000, enableOfflineQueue: false, ...(password ? { password } : {}) });
       let lastError: Error | undefined;
       redis.on('error', (err: Error) => (lastError = err)); // a dropped connection fails the command below, never the worker
       let deleted = 0;

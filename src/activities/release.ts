@@ -4,11 +4,16 @@
  * each ended; the history for `llmchat-ops releases`.
  */
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { describeRecord, readSwitchRecord } from '../deploy/front-switch.js';
 import { getEnvironment, type OpsConfig } from '../config.js';
 import { addHistory, readReleases, updateReleases, type Release, type ReleaseHistoryEntry, type ReleaseOutcome, type ReleaseState, type SlotName } from '../deploy/release-store.js';
+import { checkFrontDrift, type FrontDrift } from '../deploy/front-drift.js';
+import { renderedFor } from '../deploy/front.js';
 import { dataWorkflowId, releaseWorkflowId } from '../names.js';
 import { guarded, permanent } from './activity-support.js';
 import { imageRef, projectContainers, slotProject } from './docker.js';
+import { frontOf } from './front.js';
 
 export interface ReleasePlan {
   environment: string;
@@ -30,6 +35,11 @@ export interface ReleasePlan {
   testsConfigured: boolean;
   /** What an approved database rollback of a failed deploy does (absent in plans recorded before it existed: migrate-down). */
   databaseRollback?: 'migrate-down' | 'restore-backup';
+  /**
+   * blue-green: the front's nginx config compared with what llmchat-ops last wrote (a hand edit is kept aside as
+   * nginx.conf.hand-edit-<time> before the switch rewrites it). Absent in plans recorded before it existed.
+   */
+  frontConfig?: FrontDrift;
 }
 
 export interface BeginReleaseInput {
@@ -101,6 +111,12 @@ export function createReleaseActivities(cfg: OpsConfig) {
               throw permanent(`a ${l.operation} of ${l.version} to ${input.environment} is running (workflow ${l.workflowId}, requested by ${l.requestedBy}, started ${l.startedAt}); nothing was changed`, 'ReleaseRunning');
             }
           }
+          // A switch of the front that did not finish (its run was lost before it could put the front back): the
+          // front may serve an unverified build, so nothing new starts until `up` has put it back.
+          const pending = await readSwitchRecord(stateDir);
+          if (pending && pending.runId !== input.runId) {
+            throw ApplicationFailure.nonRetryable(`${describeRecord(pending)}: the front may serve an unverified build. Put it back on the recorded release with \`llmchat-ops up --env ${input.environment}\`, then ${input.operation} again; nothing was changed`, 'FrontSwitchUnfinished');
+          }
           let version = input.version;
           let targetMigrationLevel: number | null = null;
           if (input.operation === 'rollback') {
@@ -110,6 +126,8 @@ export function createReleaseActivities(cfg: OpsConfig) {
             targetMigrationLevel = state.previous?.version === version ? state.previous.migrationLevel : (last?.migrationAfter ?? null);
           }
           if (!version) throw permanent('a deploy needs a version', 'BadInput');
+          const front = d.strategy === 'blue-green' && d.front ? frontOf(env) : undefined;
+          const frontConfig = front ? await checkFrontDrift(front.prefix, (t) => renderedFor(front, t)) : undefined;
           const slot: SlotName = d.strategy === 'recreate' ? 'main' : state.current?.slot === 'blue' ? 'green' : 'blue';
           const port = slot === 'main' ? Number(new URL(env.url).port || 80) : (d.front?.slots[slot] as number);
           state.lease = { workflowId: input.workflowId, runId: input.runId, operation: input.operation, version, requestedBy: input.requestedBy, startedAt: input.startedAt };
@@ -131,6 +149,7 @@ export function createReleaseActivities(cfg: OpsConfig) {
             backupBeforeDeploy: d.backupBeforeDeploy,
             testsConfigured: env.commands.test !== undefined,
             databaseRollback: d.databaseRollback,
+            ...(frontConfig ? { frontConfig } : {}),
           };
         });
       });

@@ -10,6 +10,7 @@ import { waitHealthy } from '../activities/release-checks.js';
 import { frontOf } from '../activities/front.js';
 import { applyFront, freshGet, stopFront } from './front.js';
 import { addHistory, readReleases, updateReleases, type SlotName } from './release-store.js';
+import { clearSwitchRecord, describeRecord, readSwitchRecord } from './front-switch.js';
 
 export async function upEnvironment(cfg: OpsConfig, environment: string, version: string, log: (line: string) => void): Promise<{ version: string; slot: SlotName; url: string }> {
   const env = getEnvironment(cfg, environment);
@@ -42,6 +43,11 @@ export async function upEnvironment(cfg: OpsConfig, environment: string, version
       await new Promise((res) => setTimeout(res, 100));
     }
     log(`front (nginx) on ${env.url} → slot ${slot}`);
+    const pending = await readSwitchRecord(stateDir);
+    if (pending) {
+      await clearSwitchRecord(stateDir);
+      log(`${describeRecord(pending)}; the front is back on the recorded release ${serve} (slot ${slot}) and answers healthy`);
+    }
   }
   if (!recorded) {
     const level = await docker.migrationLevel({ environment, version: serve }).catch(() => null);

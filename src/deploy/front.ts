@@ -12,6 +12,7 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
+import { checkFrontDrift, recordFrontWrite } from './front-drift.js';
 
 export interface FrontSpec {
   /** <stateDir>/front */
@@ -35,17 +36,28 @@ function quoted(value: string): string {
 }
 
 const confFile = (spec: FrontSpec) => path.join(spec.prefix, 'nginx.conf');
+/** The front's access log (what a switch counts its failed requests in). */
+export const accessLog = (spec: FrontSpec) => path.join(spec.prefix, 'logs', 'access.log');
 const pidFile = (spec: FrontSpec) => path.join(spec.prefix, 'nginx.pid');
 
-/** The whole nginx config for an upstream port (pure; tested). */
-export function renderFrontConfig(spec: FrontSpec, upstreamPort: number, slot: string): string {
+/**
+ * The whole nginx config for an upstream port (pure; tested). `fallback`, the slot that served before a switch,
+ * is the upstream's backup server: a request the new slot refuses (it died at the switch) is answered by the old
+ * one instead of failing. Every answer names the slot of the config that handled it (X-Llmchat-Slot) and the
+ * slot that answered it (X-Llmchat-Served-By), so a check through the front knows which config and which app
+ * served it.
+ */
+export function renderFrontConfig(spec: FrontSpec, upstreamPort: number, slot: string, fallback?: { port: number; slot: string }): string {
   if (!Number.isInteger(upstreamPort) || upstreamPort < 1 || upstreamPort > 65535) throw new Error(`bad upstream port ${upstreamPort}`);
   if (!/^[a-z]+$/.test(slot)) throw new Error(`bad slot name ${slot}`);
+  if (fallback && (!Number.isInteger(fallback.port) || fallback.port < 1 || fallback.port > 65535 || fallback.port === upstreamPort || !/^[a-z]+$/.test(fallback.slot))) {
+    throw new Error(`bad fallback ${JSON.stringify(fallback)}`);
+  }
   const p = (f: string) => quoted(path.join(spec.prefix, f));
   const listen = spec.listenHost.includes(':') ? `[${spec.listenHost}]:${spec.listenPort}` : `${spec.listenHost}:${spec.listenPort}`;
   return `# Written by llmchat-ops (front proxy of a blue/green environment); rewritten at every switch.
 # serving slot: ${slot} (127.0.0.1:${upstreamPort})
-worker_processes 1;
+${fallback ? `# fallback slot: ${fallback.slot} (127.0.0.1:${fallback.port})\n` : ''}worker_processes 1;
 daemon on;
 pid ${p('nginx.pid')};
 error_log ${p('logs/error.log')} warn;
@@ -62,8 +74,14 @@ http {
   # One connection per request on this local hop costs little and makes the switch invisible to every client.
   keepalive_timeout 0;
   upstream llmchat_app {
-    server 127.0.0.1:${upstreamPort} max_fails=0;
+    server 127.0.0.1:${upstreamPort} max_fails=0;${fallback ? `
+    server 127.0.0.1:${fallback.port} backup;` : ''}
     keepalive 32;
+  }
+  map $upstream_addr $llmchat_served_by {
+    default none;
+    "~:${upstreamPort}$" ${slot};${fallback ? `
+    "~:${fallback.port}$" ${fallback.slot};` : ''}
   }
   server {
     listen ${listen};
@@ -79,6 +97,8 @@ http {
       # a keep-alive connection the app closed while idle is retried on a fresh one (also for POST)
       proxy_next_upstream error timeout non_idempotent;
       proxy_next_upstream_tries 3;
+      add_header X-Llmchat-Slot ${slot} always;
+      add_header X-Llmchat-Served-By $llmchat_served_by always;
     }
   }
 }
@@ -115,6 +135,17 @@ export async function configuredUpstream(spec: FrontSpec): Promise<{ port: numbe
   }
 }
 
+/** What llmchat-ops would write for the upstream a config text names (undefined: it names none). */
+export function renderedFor(spec: FrontSpec, text: string): string | undefined {
+  const m = /# serving slot: ([a-z]+) \(127\.0\.0\.1:(\d+)\)/.exec(text);
+  const f = /# fallback slot: ([a-z]+) \(127\.0\.0\.1:(\d+)\)/.exec(text);
+  try {
+    return m ? renderFrontConfig(spec, Number(m[2]), m[1] as string, f ? { slot: f[1] as string, port: Number(f[2]) } : undefined) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function nginxRun(spec: FrontSpec, args: string[], conf = confFile(spec)): Promise<void> {
   const r = await execa(spec.nginx, ['-p', `${spec.prefix}/`, '-c', conf, ...args], { reject: false, timeout: 30_000, stdin: 'ignore' });
   if (r.exitCode !== 0) {
@@ -126,19 +157,23 @@ async function nginxRun(spec: FrontSpec, args: string[], conf = confFile(spec)):
  * Points the front at `upstreamPort`: writes the config (checked with `nginx -t` before it replaces the old one),
  * then starts nginx if it is not running, or reloads it gracefully. Idempotent.
  */
-export async function applyFront(spec: FrontSpec, upstreamPort: number, slot: string): Promise<'started' | 'reloaded'> {
+export async function applyFront(spec: FrontSpec, upstreamPort: number, slot: string, fallback?: { port: number; slot: string }): Promise<'started' | 'reloaded'> {
   await mkdir(path.join(spec.prefix, 'logs'), { recursive: true });
   await mkdir(path.join(spec.prefix, 'tmp'), { recursive: true });
   const conf = confFile(spec);
   const tmp = `${conf}.${process.pid}.partial`;
+  const text = renderFrontConfig(spec, upstreamPort, slot, fallback);
   const fh = await open(tmp, 'w', 0o644);
   try {
-    await fh.writeFile(renderFrontConfig(spec, upstreamPort, slot));
+    await fh.writeFile(text);
     await fh.sync();
   } finally {
     await fh.close();
   }
   await nginxRun(spec, ['-t', '-q'], tmp);
+  // A hand edit of the file being replaced is kept (nginx.conf.hand-edit-<time>); then the write is recorded.
+  await checkFrontDrift(spec.prefix, (t) => renderedFor(spec, t));
+  await recordFrontWrite(spec.prefix, text, slot, upstreamPort);
   await rename(tmp, conf);
   if (frontPid(spec) !== undefined) {
     await nginxRun(spec, ['-s', 'reload']);
@@ -159,7 +194,7 @@ export async function stopFront(spec: FrontSpec, timeoutMs = 10_000): Promise<vo
 }
 
 /** GET over a fresh connection (not a pooled keep-alive one that an old nginx worker may still hold). */
-export function freshGet(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+export function freshGet(url: string, timeoutMs: number): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent: false, timeout: timeoutMs, headers: { connection: 'close' } }, (res) => {
       let body = '';
@@ -167,7 +202,7 @@ export function freshGet(url: string, timeoutMs: number): Promise<{ status: numb
       res.on('data', (c: string) => {
         if (body.length < 1_000_000) body += c;
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));

@@ -172,3 +172,11 @@ export function evaluateFaults(environment: string, m: FaultMeasurements, t: Fau
   }
   return checks;
 }
+
+/**
+ * The one workflow id under which an environment's fault detection runs: every trigger (the schedule, Alertmanager,
+ * `llmchat-ops detect`, a plain `temporal workflow start`) joins the run under this id, or starts it.
+ */
+export function faultDetectionRunId(environment: string): string {
+  return `llmchat-faults-${environment}`;
+}

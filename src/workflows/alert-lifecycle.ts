@@ -1,13 +1,17 @@
 /**
  * 告警 — one durable alert per fault key (environment + check), started by signal-with-start from each fault
- * report: it pages once, routed by severity; escalates to the critical routes after `alerts.escalateAfter` unless
- * acknowledged; records every report and recovery; and sends a "resolved" notice when the check passes again.
- * A fault that keeps failing every 5 minutes feeds this one workflow instead of paging again.
+ * report. One page per incident: it pages once, routed by severity; pages the hand-over once when auto-recovery
+ * gives up; escalates to the critical routes once after `alerts.escalateAfter` unless acknowledged; pages again only
+ * when the fault gets worse (higher severity); records every report and recovery; and sends a "resolved" notice
+ * when the check passes again. A report after the resolved notice opens a new incident (new page, acknowledgement
+ * and escalation clock). A fault that keeps failing every 5 minutes feeds this one workflow instead of paging again;
+ * the `alertState` query lists the incident's pages and why each was sent. Continues as new past 1 000 events.
  */
 import {
   condition,
   continueAsNew,
   defineQuery,
+  patched,
   defineSignal,
   log,
   metricMeter,
@@ -51,9 +55,17 @@ export interface Acknowledgement {
 }
 
 export type AlertStatus = 'firing' | 'acknowledged' | 'resolved';
+/** One page of an incident: what kind, on which severity's routes, why, and what the channels answered. */
+export interface PageRecord {
+  at: string;
+  kind: 'open' | 'handover' | 'worse' | 'escalated' | 'resolved';
+  severity: Severity;
+  reason: string;
+  delivered: string;
+}
 export interface AlertEvent {
   at: string;
-  event: 'opened' | 'reported' | 'paged' | 'escalated' | 'acknowledged' | 'recovery' | 'cleared' | 'resolved' | 'rejected-signal' | 'handover';
+  event: 'opened' | 'reported' | 'paged' | 'escalated' | 'acknowledged' | 'recovery' | 'cleared' | 'resolved' | 'rejected-signal' | 'handover' | 'incident';
   detail: string;
 }
 export interface AlertState {
@@ -73,6 +85,14 @@ export interface AlertState {
   resolvedAt?: string;
   /** Most recent events (bounded). */
   history: AlertEvent[];
+  /** 1 for the first incident of this alert; a report after the resolved notice opens the next. */
+  incident?: number;
+  /** Auto-recovery gave up in this incident (its hand-over was paged once). */
+  handedOver?: boolean;
+  /** The pages this incident sent, and why. */
+  pages?: PageRecord[];
+  /** Reports of this incident that did not page (the fault persisted, a repeated hand-over, after an acknowledgement). */
+  quietReports?: number;
 }
 
 export interface AlertLifecycleInput {
@@ -91,6 +111,8 @@ export const alertStateQuery = defineQuery<AlertState>('alertState');
 export const CHECK_NAME = /^[a-z0-9][a-z0-9-]{0,79}$/;
 const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical'];
 const MAX_HISTORY = 200;
+/** Continue as new past this many history events (a fault reported every 5 minutes for days stays bounded). */
+const CONTINUE_AFTER_EVENTS = 1000;
 
 const quick = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -143,20 +165,56 @@ export async function alertLifecycle(input: AlertLifecycleInput): Promise<AlertS
     escalated: false,
     history: [],
   };
+  // One page per incident (a hand-over pages once, repeated reports never); histories written before it replay as they ran.
+  const onePage = patched('alert-one-page-per-incident');
+  if (onePage) {
+    state.incident ??= 1;
+    state.pages ??= [];
+    state.quietReports ??= 0;
+  }
   let cleared = false;
   let raised = false; // severity went up (or a hand-over) since the last page
+  let worse = false; // onePage: severity went up since the last page
+  let handoverDue = false; // onePage: the incident's first hand-over, not paged yet
+  let resolving = false; // onePage: the check passed and the resolved notice is on its way: a report now is a new incident
   const record = (event: AlertEvent['event'], detail: string) => {
     state.history.push({ at: nowIso(), event, detail: detail.slice(0, 1000) });
     if (state.history.length > MAX_HISTORY) state.history.splice(0, state.history.length - MAX_HISTORY);
   };
 
+  const newIncident = () => {
+    state.incident = (state.incident ?? 1) + 1;
+    state.openedAt = nowIso();
+    state.reports = 0;
+    state.paged = false;
+    state.escalated = false;
+    delete state.acknowledged;
+    state.handedOver = false;
+    state.pages = [];
+    state.quietReports = 0;
+    worse = false;
+    handoverDue = false;
+    resolving = false;
+    state.status = 'firing';
+    delete state.resolvedAt;
+    record('incident', `incident ${state.incident}: the fault is back after the resolved notice`);
+  };
   setHandler(faultReportedSignal, (raw) => {
     const r = parseReport(raw);
     if (!r) return record('rejected-signal', `malformed faultReported: ${JSON.stringify(raw)?.slice(0, 200)}`);
+    if (onePage && (resolving || state.status === 'resolved')) newIncident();
     if (state.reports === 0) record('opened', r.message);
     else record(r.handover ? 'handover' : 'reported', r.message);
     const higher = SEVERITIES.indexOf(r.severity) > SEVERITIES.indexOf(state.severity);
-    if (state.reports > 0 && (higher || r.handover)) raised = true;
+    if (onePage) {
+      const firstHandover = r.handover === true && !state.handedOver;
+      if (firstHandover) {
+        state.handedOver = true;
+        if (state.paged) handoverDue = true; // not paged yet: the first page says it
+      }
+      if (state.reports > 0 && higher) worse = true;
+      if (state.paged && !firstHandover && !higher) state.quietReports = (state.quietReports ?? 0) + 1;
+    } else if (state.reports > 0 && (higher || r.handover)) raised = true;
     if (state.reports === 0 || higher) state.severity = r.severity;
     state.reports++;
     state.title = r.title;
@@ -206,8 +264,10 @@ export async function alertLifecycle(input: AlertLifecycleInput): Promise<AlertS
   if (!args.carried) alertEvents.add(1, { event: 'opened', severity: state.severity });
 
   let pageNo = 0;
-  const page = async (kind: 'open' | 'escalated' | 'resolved', severity: Severity) => {
-    const prefix = kind === 'open' ? '' : kind === 'escalated' ? 'ESCALATED: ' : 'RESOLVED: ';
+  const PREFIX: Record<PageRecord['kind'], string> = { open: '', handover: 'HANDED OVER: ', worse: 'ESCALATED: ', escalated: 'ESCALATED: ', resolved: 'RESOLVED: ' };
+  const page = async (kind: PageRecord['kind'], severity: Severity, reason = '') => {
+    const prefix = PREFIX[kind];
+    const incidentPages = state.pages; // a report during the delivery may open the next incident: this page is this one's
     const alert: Alert = {
       severity,
       type: check,
@@ -218,8 +278,70 @@ export async function alertLifecycle(input: AlertLifecycleInput): Promise<AlertS
     const deliveries = await notifyAlerts(`${workflowId}/${workflowInfo().runId}/${kind}-${++pageNo}`, env, [alert]);
     for (const d of deliveries) deliveryCounter.add(1, { channel: d.channel, outcome: d.delivered ? 'delivered' : 'failed' });
     const summary = deliveries.map((d) => `${d.channel}:${d.delivered ? 'sent' : d.detail}`).join(', ') || 'no channel routed';
-    record(kind === 'escalated' ? 'escalated' : kind === 'resolved' ? 'resolved' : 'paged', `[${severity}] ${summary}`);
+    record(kind === 'escalated' || kind === 'worse' ? 'escalated' : kind === 'resolved' ? 'resolved' : kind === 'handover' ? 'handover' : 'paged', `[${severity}] ${summary}`);
+    if (onePage) incidentPages?.push({ at: nowIso(), kind, severity, reason: reason.slice(0, 500), delivered: summary.slice(0, 500) });
   };
+
+  if (onePage) return await pageOncePerIncident();
+
+  /** The loop with one page per incident (new runs); the loop below is what older histories ran. */
+  async function pageOncePerIncident(): Promise<AlertState> {
+    for (;;) {
+      if (!cleared && !state.paged) {
+        if (policy.graceMs > 0) await condition(() => cleared, policy.graceMs);
+        if (!cleared) {
+          const handover = state.handedOver ? ' — auto-recovery had already given up (hand-over)' : '';
+          state.paged = true; // before the page: a report that arrives while it is sent does not page again
+          worse = false;
+          handoverDue = false;
+          await page('open', state.severity, `fault reported (${state.reports} report(s))${handover}`);
+        } else {
+          record('resolved', `cleared within the ${policy.graceMs / 1000} s grace period: not paged`);
+        }
+        setOutcome();
+      }
+      if (!cleared) {
+        const openedMs = Date.parse(state.openedAt);
+        const escalationDue = !state.escalated && !state.acknowledged ? Math.max(1, openedMs + policy.escalateAfterMs - Date.now()) : undefined;
+        const long = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > CONTINUE_AFTER_EVENTS;
+        const woke = await condition(() => cleared || worse || handoverDue || (escalationDue !== undefined && state.acknowledged !== undefined) || long(), escalationDue ?? 7 * 86_400_000);
+        if (!cleared && handoverDue) {
+          handoverDue = false;
+          worse = false;
+          await page('handover', 'critical', `auto-recovery gave up: a human must take over (paged once per incident${state.acknowledged ? `, although ${state.acknowledged.by} acknowledged` : ''})`);
+          alertEvents.add(1, { event: 'handover', severity: state.severity });
+        } else if (!cleared && worse) {
+          worse = false;
+          state.escalated = true;
+          await page('worse', 'critical', `the fault got worse: severity now ${state.severity}`);
+          alertEvents.add(1, { event: 'escalated', severity: state.severity });
+        } else if (!woke && escalationDue !== undefined && !cleared && !state.acknowledged) {
+          state.escalated = true;
+          state.severity = 'critical';
+          await page('escalated', 'critical', `not acknowledged within ${Math.round(policy.escalateAfterMs / 1000)} s of the first page`);
+          alertEvents.add(1, { event: 'escalated', severity: 'critical' });
+        }
+        setOutcome();
+        if (!cleared && !worse && !handoverDue && long()) {
+          await condition(allHandlersFinished);
+          log.info('alert continues as new', { alertId: workflowId, reports: state.reports, events: workflowInfo().historyLength });
+          return continueAsNew<typeof alertLifecycle>({ environment, check, carried: state });
+        }
+        continue;
+      }
+      // Cleared: resolved from here on (a report now opens a new incident), then tell whoever was paged and end.
+      resolving = true;
+      if (state.paged) await page('resolved', state.severity, `the check passed again after ${state.reports} report(s)`);
+      if (!cleared) continue; // the fault came back while the notice went out: a new incident
+      state.status = 'resolved';
+      state.resolvedAt = nowIso();
+      alertEvents.add(1, { event: 'resolved', severity: state.severity });
+      setOutcome();
+      await condition(allHandlersFinished);
+      if (!cleared) continue; // a report arrived while the handlers drained: a new incident
+      return state;
+    }
+  }
 
   for (;;) {
     if (!cleared && !state.paged) {

@@ -4,14 +4,16 @@
  * the previous version back by itself; a database that was migrated is rolled back only when a person approves
  * (approveDatabaseRollback / rejectDatabaseRollback, four eyes), with an alert when nobody answers.
  */
-import { ApplicationFailure, CancellationScope, executeChild, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, executeChild, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ReleasePlan } from '../activities/release.js';
+import type { FrontDrift } from '../deploy/front-drift.js';
 import { judgeBake, type AppMetricsSample } from '../deploy/metrics.js';
 import type { ReleaseOutcome } from '../deploy/release-store.js';
 import { dataWorkflowId } from '../names.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../search-attributes.js';
 import { installApprovalGate } from './approval.js';
+import { undoSwitch, type SwitchState } from './front-switch.js';
 import { backup } from './backup.js';
 import { parseInput, deployInputSchema } from './inputs.js';
 import { bakeIntervalMs } from './waits.js';
@@ -44,18 +46,26 @@ export interface DeployResult {
   backupId?: string;
   migration?: { before: number; after: number };
   progress: ReleaseProgress;
+  /** blue-green: the front's config as the plan found it (edited by hand: kept aside, reported, alerted). */
+  frontConfig?: FrontDrift;
 }
 
 const STEPS = ['plan', 'backup', 'tests', 'image', 'migrate', 'switch', 'health-gate', 'verify', 'bake', 'drain'];
+/** Since plan-refuses-what-cannot-work: the image is made available before the backup (an unavailable one is refused). */
+const STEPS_IMAGE_FIRST = ['plan', 'image', 'backup', 'tests', 'migrate', 'switch', 'health-gate', 'verify', 'bake', 'drain'];
 
 export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
   const input = parseInput('deploy', deployInputSchema, rawInput);
   const { environment, version, requestedBy } = input;
   // Decision handlers first, so no early approveDatabaseRollback finds no handler.
   const gate = installApprovalGate(DB_ROLLBACK_GATE, requestedBy);
+  // The plan refuses what cannot work: the image is made available (present, built or pulled) before the backup, so
+  // a version that cannot be had is refused with nothing taken or changed; a hand edit of the front's config is
+  // reported and alerted before the switch rewrites it. Runs recorded before this change replay the old order.
+  const planFirst = patched('plan-refuses-what-cannot-work');
   const startedAt = new Date().toISOString();
   const { workflowId, runId } = workflowInfo();
-  const t = new Tracker({ operation: 'deploy', environment, version, fromVersion: null, requestedBy, startedAt }, STEPS);
+  const t = new Tracker({ operation: 'deploy', environment, version, fromVersion: null, requestedBy, startedAt }, planFirst ? STEPS_IMAGE_FIRST : STEPS);
   upsertSearchAttributes([
     { key: EnvironmentKey, value: environment },
     { key: OperationKey, value: 'deploy' },
@@ -67,19 +77,28 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
   let plan: ReleasePlan;
   try {
     plan = await t.step('plan', () => run(QUICK, 'beginRelease', `plan deploy of ${version}`, { environment, operation: 'deploy', version, requestedBy, workflowId, runId, startedAt, ...(input.skipBackup ? { skipBackup: true } : {}) }),
-      (p) => `${p.strategy}: ${p.current?.version ?? '(nothing)'} in ${p.current?.slot ?? '-'} → ${version} in ${p.target.slot} (:${p.target.port})`);
+      (p) => `${p.strategy}: ${p.current?.version ?? '(nothing)'} in ${p.current?.slot ?? '-'} → ${version} in ${p.target.slot} (:${p.target.port})${p.frontConfig && p.frontConfig.state !== 'absent' ? `; ${p.frontConfig.detail}` : ''}`);
   } catch (err) {
     gate.close('the deploy was refused before it began');
     t.finish('failed-before-change', message(err));
     throw ApplicationFailure.nonRetryable(`deploy of ${version} to ${environment} refused, nothing was changed: ${message(err)}`, 'DeployRefused');
   }
   t.progress.fromVersion = plan.current?.version ?? null;
+  const handEdit = planFirst && plan.frontConfig?.state === 'edited' ? plan.frontConfig : undefined;
 
   let backupId: string | undefined;
   let migration: { before: number; after: number } | undefined;
   let started = false;
   let switched = false;
+  const sw: SwitchState = { attempted: false };
   let failedStep = '';
+  /** What the outcome says about a hand-edited front config (nothing when it was as written). */
+  const frontNote = () => {
+    if (!handEdit) return '';
+    const kept = handEdit.keptAs ? ` (kept as ${handEdit.keptAs})` : '';
+    const now = switched ? 'rewritten by the switch' : started ? 'rewritten if the switch reached the front' : 'not rewritten (the front was not switched)';
+    return `; the front config had been edited by hand since llmchat-ops wrote it${handEdit.writtenAt ? ` at ${handEdit.writtenAt}` : ''}${kept}, ${now}`;
+  };
   const finishedEntry = (outcome: ReleaseOutcome, detail: string) => ({
     runId,
     workflowId,
@@ -97,7 +116,21 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     detail,
   });
 
+  const imageStep = async () => {
+    failedStep = 'image';
+    await t.step('image', () => run(DOCKER, 'prepareImage', `image ${plan.target.image}`, { environment, version }), (r) => `${r.image} ${r.source} (${r.imageId.slice(7, 19)})`);
+  };
+
   try {
+    // 0. what the plan found: a hand-edited front config is alerted before anything rewrites it; then the image, so
+    //    a version whose image is absent and can be neither built nor pulled is refused before the backup
+    failedStep = 'plan';
+    if (handEdit) {
+      await notify(plan, 'warning', 'front_config_edited', `The front config of ${environment} was edited by hand`,
+        `${handEdit.file}: ${handEdit.detail}. The deploy of ${version} (requested by ${requestedBy}) rewrites it when it switches the front; carry the edit into the ops config if it is still needed.`, 'front-config');
+    }
+    if (planFirst) await imageStep();
+
     // 1. pre-deploy backup: the existing backup workflow, under the data id (so never during a restore)
     failedStep = 'backup';
     if (plan.backupBeforeDeploy && !input.skipBackup) {
@@ -124,9 +157,8 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
       await t.step('tests', () => run(DOCKER, 'runTests', `tests of ${version}`, { environment, version }), (r) => `passed in ${Math.round(r.durationMs / 100) / 10} s`);
     } else t.skip('tests', input.skipTests ? 'skipped on request' : 'no test command configured');
 
-    // 3. build or pull
-    failedStep = 'image';
-    await t.step('image', () => run(DOCKER, 'prepareImage', `image ${plan.target.image}`, { environment, version }), (r) => `${r.image} ${r.source} (${r.imageId.slice(7, 19)})`);
+    // 3. build or pull (runs recorded before plan-refuses-what-cannot-work)
+    if (!planFirst) await imageStep();
 
     // 4. migrate up, level before and after recorded
     failedStep = 'migrate';
@@ -145,7 +177,7 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     failedStep = 'switch';
     started = true;
     let switchedAt = 0;
-    await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now()))), (d) => d);
+    await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now())), sw), (d) => d);
 
     // 6. health gate through the front, container health included
     failedStep = 'health-gate';
@@ -200,14 +232,16 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
       }, (since) => `slot ${old.slot} (${old.version}) stopped ${since} ms after the switch (drain ${plan.drainMs} ms)`);
     } else t.skip('drain', 'no old slot to stop');
 
-    const msg = `${version} serves ${environment}${plan.current ? ` (was ${plan.current.version})` : ''}`;
+    const msg = `${version} serves ${environment}${plan.current ? ` (was ${plan.current.version})` : ''}${frontNote()}`;
     await run(QUICK, 'finishRelease', 'record the release', { environment, entry: finishedEntry('success', msg), serving: releaseOf(plan, plan.target, migration.after, requestedBy) });
     gate.close('the deploy succeeded; no database rollback is needed');
     t.finish('success', msg);
     await notify(plan, 'info', 'deploy_succeeded', `Deploy of ${version} to ${environment} succeeded`, msg, 'outcome');
-    return { environment, version, fromVersion: plan.current?.version ?? null, outcome: 'success', ...(backupId ? { backupId } : {}), migration, progress: t.progress };
+    return { environment, version, fromVersion: plan.current?.version ?? null, outcome: 'success', ...(backupId ? { backupId } : {}), migration, progress: t.progress, ...(planFirst && plan.frontConfig ? { frontConfig: plan.frontConfig } : {}) };
   } catch (err) {
     const cause = `${failedStep} failed: ${message(err)}`;
+    // The image could not be had before anything was taken or changed: a refusal of the plan, not a failed deploy.
+    const refused = planFirst && failedStep === 'image' && !isCancellation(err);
     // Compensation runs to the end even if the deploy is being cancelled.
     return CancellationScope.nonCancellable(async () => {
       const done: string[] = [];
@@ -224,6 +258,12 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
       } else if (switched) {
         done.push('no previous release to go back to');
         outcome = 'failed';
+      } else if (sw.attempted) {
+        // The switch failed or did not finish after the front may have been reloaded: the front back first (the
+        // switch did that itself when it could), the new slot stopped only then.
+        const undo = await t.step('app-rollback', () => undoSwitch(plan, sw, () => stopSlot(plan, plan.target.slot, version, plan.target.port), () => restorePrevious(plan)), (u) => u.text).catch((e: unknown) => ({ text: `putting the front back FAILED: ${message(e)}`, outcome: 'failed' as const }));
+        done.push(undo.text);
+        outcome = undo.outcome;
       } else if (started && plan.strategy === 'blue-green' && plan.target.slot !== plan.current?.slot) {
         await t.step('stop-new-slot', () => stopSlot(plan, plan.target.slot, version, plan.target.port), () => `slot ${plan.target.slot} stopped`);
         done.push(`the front was never switched: ${plan.current?.version ?? 'nothing'} kept serving`);
@@ -266,9 +306,15 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
         gate.close('no migration ran, so there is no database rollback');
         if (outcome === 'failed-before-change') done.push('nothing was changed');
       }
-      const msg = `deploy of ${version} to ${environment} failed at ${cause}; ${done.join('; ')}`;
+      const msg = refused
+        ? `deploy of ${version} to ${environment} refused at planning: the image ${plan.target.image} cannot be had: ${message(err)}; no backup was taken; nothing was changed${frontNote()}`
+        : `deploy of ${version} to ${environment} failed at ${cause}; ${done.join('; ')}${frontNote()}`;
       await run(QUICK, 'finishRelease', 'record the failed release', { environment, entry: finishedEntry(outcome, msg) });
       t.finish(outcome, msg);
+      if (refused) {
+        await notify(plan, 'warning', 'deploy_refused', `Deploy of ${version} to ${environment} refused: its image cannot be had`, msg, 'outcome');
+        throw ApplicationFailure.nonRetryable(msg, 'DeployRefused', { outcome, progress: t.progress });
+      }
       await notify(plan, 'critical', 'deploy_failed', `Deploy of ${version} to ${environment}: ${outcome}`, msg, 'outcome');
       throw ApplicationFailure.nonRetryable(msg, 'DeployFailed', { outcome, progress: t.progress });
     });

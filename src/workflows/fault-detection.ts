@@ -3,13 +3,15 @@
  * calls): measure (/health, error rate and latency over the window since the previous run, memory, disk, the
  * container, new log lines), judge against the thresholds, feed each fault to its one alert, try auto-recovery
  * within the service's budget — standing back while a deploy, rollback or restore of the environment runs —
- * and tell alerts whose check passes again that they are resolved.
+ * and tell alerts whose check passes again that they are resolved. One run per environment at a time: the work
+ * runs under `llmchat-faults-<env>` only; every other trigger joins it by signal-with-start (`detectionRequested`),
+ * and a run started under another id (the schedule's) joins it through an activity and returns its report.
  */
-import { metricMeter, proxyActivities, proxyLocalActivities, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { defineSignal, metricMeter, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { RestartResult } from '../activities/containers.js';
 import type { FlushResult } from '../activities/redis-cache.js';
-import { evaluateFaults, type ContainerState, type FaultCheck, type MetricsReading } from '../fault/faults.js';
+import { evaluateFaults, faultDetectionRunId, type ContainerState, type FaultCheck, type MetricsReading } from '../fault/faults.js';
 import type { LogWindowScan } from '../fault/log-cursor.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
 import type { FaultReport } from './alert-lifecycle.js';
@@ -20,6 +22,16 @@ export interface FaultDetectionInput {
   /** Who asked: `schedule:…`, `alertmanager:<alertname>`, or an operator. */
   requestedBy?: string;
 }
+
+/** A trigger that joined the run (signal-with-start): who, when, and whether it came before the measurements. */
+export interface DetectionRequest {
+  by: string;
+  at: string;
+  /** false: it arrived after the measurements were taken; the next run (schedule, Alertmanager) covers it. */
+  measured: boolean;
+}
+export const detectionRequestedSignal = defineSignal<[{ by?: unknown }]>('detectionRequested');
+const MAX_REQUESTS = 100;
 
 export interface RecoveryOutcome {
   action: 'restart' | 'flush-cache' | 'stand-back';
@@ -45,6 +57,12 @@ export interface FaultDetectionReport {
   metrics: MetricsReading;
   container: ContainerState;
   logs: LogWindowScan[];
+  /** The run that measured (`llmchat-faults-<env>/<run id>`); a trigger run started elsewhere returns its report. */
+  ranIn?: string;
+  requestedBy?: string;
+  /** Every trigger this run answered (signal-with-start), up to 100; the rest are counted. */
+  requests?: DetectionRequest[];
+  unrecordedRequests?: number;
 }
 
 // Measurements are short reads: local activities, recorded in the history without a task-queue round trip.
@@ -70,6 +88,13 @@ const recovery = proxyActivities<Activities>({
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
+// A trigger run waits for the run it joined: a long wait that heartbeats (a dead worker is noticed in 15 s).
+const awaitRun = proxyActivities<Activities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 10 },
+});
+
 /** A failed probe is re-checked once after this pause: a blip that a retry fixes does not page. */
 const CONFIRM_AFTER = '3 seconds';
 
@@ -84,12 +109,38 @@ export async function faultDetection(input: FaultDetectionInput): Promise<FaultD
   ]);
   const { workflowId, runId } = workflowInfo();
   const runKey = `${workflowId}/${runId}`;
+  // (first: an unknown environment fails here, at once, the same way for every trigger)
   const policy = await measure.describeFaultPolicy(environment);
+  // One run per environment at a time: the work happens only under llmchat-faults-<env>; a run started under any
+  // other id (a schedule's, a plain `temporal workflow start`) joins that run — or starts it — and returns its report.
+  const oneRun = patched('fault-detection-one-run-per-environment');
+  const requests: DetectionRequest[] = [];
+  let unrecordedRequests = 0;
+  let measuring = false;
+  if (oneRun) {
+    if (workflowId !== faultDetectionRunId(environment)) {
+      const joined = await temporalOps.joinFaultDetection({ environment, requestedBy });
+      const result = await awaitRun.awaitFaultDetection(joined);
+      upsertSearchAttributes([{ key: OutcomeKey, value: result.outcome }]);
+      return result;
+    }
+    setHandler(detectionRequestedSignal, (raw) => {
+      let by: string;
+      try {
+        by = requireRequestedBy(typeof raw === 'object' && raw !== null ? (raw as { by?: unknown }).by : undefined, 'unknown');
+      } catch {
+        by = 'invalid';
+      }
+      if (requests.length < MAX_REQUESTS) requests.push({ by, at: new Date().toISOString(), measured: !measuring });
+      else unrecordedRequests++;
+    });
+  }
   const checkedAt = new Date().toISOString();
 
+  measuring = true;
   const [probe, metrics, memory, disks, container, logScans] = await Promise.all([
     measure.probeEndpoint({ environment, endpoint: 'service' }),
-    measure.measureMetricsWindow({ environment }),
+    measure.measureMetricsWindow(oneRun ? { environment, runKey } : { environment }),
     measure.checkMemoryUsage(),
     measure.checkDiskUsage({ environment }),
     measure.inspectAppContainer({ environment }),
@@ -156,5 +207,6 @@ export async function faultDetection(input: FaultDetectionInput): Promise<FaultD
   const outcome: FaultOutcome = failing.length === 0 ? 'healthy' : handedOver ? 'handed-over' : recoveries.some((r) => r.action === 'stand-back') ? 'stood-back' : failing.every((c) => recovered.has(c.check)) ? 'recovered' : 'faults';
   upsertSearchAttributes([{ key: OutcomeKey, value: outcome }]);
   metricMeter.createCounter('llmchat_ops_runs', 'runs', 'runbook runs by workflow and outcome').add(1, { workflow: 'faultDetection', outcome, environment });
-  return { environment, outcome, checkedAt, checks, faults: failing.map((c) => c.check), recoveries, alerts, cleared, metrics, container, logs: logScans };
+  const base = { environment, outcome, checkedAt, checks, faults: failing.map((c) => c.check), recoveries, alerts, cleared, metrics, container, logs: logScans };
+  return oneRun ? { ...base, ranIn: runKey, requestedBy, requests, ...(unrecordedRequests ? { unrecordedRequests } : {}) } : base;
 }

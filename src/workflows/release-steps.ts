@@ -30,6 +30,7 @@ import { describeWritesLost, type ApprovalGate, type GateDetails, type GateNames
 import { notifyAlerts } from './notify-alerts.js';
 import { busyRetryDelay } from './waits.js';
 import { restore, restoreDecisions } from './restore.js';
+import { checkedSwitch, frontBack, type SwitchState } from './front-switch.js';
 
 /** Timeout profiles. quick: bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */
 export const QUICK: ActivityOptions = {
@@ -46,6 +47,8 @@ export const WAITS: ActivityOptions = {
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 };
+
+const RECREATE_ONCE: ActivityOptions = { ...DOCKER, retry: { ...DOCKER.retry, maximumAttempts: 1 } };
 
 export const quick = proxyActivities<Activities>(QUICK);
 export const docker = proxyActivities<Activities>(DOCKER);
@@ -189,9 +192,16 @@ export function releaseOf(plan: ReleasePlan, target: ReleasePlan['target'], migr
  * on its own port, then the front is switched to it (nginx reload: nothing refused). recreate: the guide's
  * `compose up -d` replaces the container in place. Returns whether the front (or the container) was switched.
  */
-export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], markSwitched: () => void): Promise<string> {
+export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], markSwitched: () => void, sw?: SwitchState): Promise<string> {
   const env = plan.environment;
-  await run(DOCKER, 'startSlot', `compose up ${target.version} in slot ${target.slot} (:${target.port})`, { environment: env, version: target.version, slot: target.slot, port: target.port });
+  // Checked switches (issue 15): a switch counts from the moment it may have touched what serves, not from when it
+  // returned. Runs recorded before replay without (`patched`).
+  const checked = sw !== undefined && patched('front-switch-checked');
+  // In place, `compose up -d` replaces the serving container: one attempt, then the previous version is put back
+  // (a retry would leave the app down through its backoff). Blue/green counts from the switch (checkedSwitch).
+  const once = checked && plan.strategy === 'recreate';
+  if (once) sw.attempted = true;
+  await run(once ? RECREATE_ONCE : DOCKER, 'startSlot', `compose up ${target.version} in slot ${target.slot} (:${target.port})`, { environment: env, version: target.version, slot: target.slot, port: target.port });
   if (plan.strategy === 'recreate') {
     markSwitched();
     return `recreated in place with ${target.version}`;
@@ -206,9 +216,15 @@ export async function bringUp(plan: ReleasePlan, target: ReleasePlan['target'], 
   if (!ready.healthy) {
     throw ApplicationFailure.nonRetryable(`${target.version} did not become healthy in slot ${target.slot} within ${plan.healthTimeoutMs / 1000} s (${ready.lastProblem ?? 'no answer'}); the front was not switched`, 'NotReady');
   }
-  const sw = await run(QUICK, 'switchFront', `front → ${target.slot} (${target.version})`, { environment: env, slot: target.slot, port: target.port, version: target.version });
+  // The switch checked through the front and put back at once when it fails (issue 15); runs recorded before it
+  // used switchFront, retried with the new build serving, and replay that way.
+  if (checked) {
+    const d = await checkedSwitch(plan, target, sw, markSwitched);
+    return `${target.version} healthy in ${Math.round(ready.elapsedMs)} ms on slot ${target.slot}; ${d}`;
+  }
+  const sw0 = await run(QUICK, 'switchFront', `front → ${target.slot} (${target.version})`, { environment: env, slot: target.slot, port: target.port, version: target.version });
   markSwitched();
-  return `${target.version} healthy in ${Math.round(ready.elapsedMs)} ms on slot ${target.slot}; front ${sw.action}, serving it after ${sw.servedAfterMs} ms`;
+  return `${target.version} healthy in ${Math.round(ready.elapsedMs)} ms on slot ${target.slot}; front ${sw0.action}, serving it after ${sw0.servedAfterMs} ms`;
 }
 
 /** Stops a slot that does not serve (the failed new one, or the drained old one). Never the recreate slot. */
@@ -225,16 +241,18 @@ export async function restorePrevious(plan: ReleasePlan): Promise<string> {
   const prev = plan.current;
   if (!prev) throw ApplicationFailure.nonRetryable('there is no previous release to go back to', 'NoPreviousRelease');
   const env = plan.environment;
+  let back = '';
   if (plan.strategy === 'blue-green') {
     await run(DOCKER, 'startSlot', `ensure ${prev.version} runs in slot ${prev.slot}`, { environment: env, version: prev.version, slot: prev.slot, port: prev.port });
-    await run(QUICK, 'switchFront', `front → ${prev.slot} (${prev.version}) again`, { environment: env, slot: prev.slot, port: prev.port, version: prev.version });
+    if (patched('front-switch-checked')) back = await frontBack(plan);
+    else await run(QUICK, 'switchFront', `front → ${prev.slot} (${prev.version}) again`, { environment: env, slot: prev.slot, port: prev.port, version: prev.version });
   } else {
     await run(DOCKER, 'startSlot', `compose up ${prev.version} again`, { environment: env, version: prev.version, slot: 'main', port: prev.port });
   }
   const gate = await run(WAITS, 'healthGate', `health gate of ${prev.version}`, { environment: env, slot: prev.slot, timeoutMs: plan.healthTimeoutMs, successes: plan.healthySuccesses });
   if (!gate.healthy) throw ApplicationFailure.nonRetryable(`${prev.version} is serving again but not healthy: ${gate.lastProblem}`, 'PreviousUnhealthy');
   if (plan.strategy === 'blue-green' && plan.target.slot !== prev.slot) await stopSlot(plan, plan.target.slot, plan.target.version, plan.target.port);
-  return `${prev.version} serves again (slot ${prev.slot}), healthy`;
+  return `${prev.version} serves again (slot ${prev.slot}), healthy${back ? ` (${back})` : ''}`;
 }
 
 export interface DatabaseRollbackResult {

@@ -9,6 +9,7 @@ import type { ReleasePlan } from '../activities/release.js';
 import type { ReleaseOutcome } from '../deploy/release-store.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../search-attributes.js';
 import { installApprovalGate } from './approval.js';
+import { undoSwitch, type SwitchState } from './front-switch.js';
 import { listReleasesInputSchema, parseInput, rollbackInputSchema } from './inputs.js';
 import { bringUp, databaseRollback, DB_ROLLBACK_GATE, DOCKER, durableSleep, message, notify, quick, QUICK, releaseOf, restorePrevious, run, stopSlot, Tracker, WAITS, type ReleaseProgress } from './release-steps.js';
 
@@ -41,7 +42,7 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
   let plan: ReleasePlan;
   try {
     plan = await t.step('plan', () => run(QUICK, 'beginRelease', 'plan rollback', { environment, operation: 'rollback', ...(input.version ? { version: input.version } : {}), requestedBy, workflowId, runId, startedAt }),
-      (p) => `${p.current?.version ?? '(nothing)'} in ${p.current?.slot ?? '-'} → ${p.target.version} in ${p.target.slot}`);
+      (p) => `${p.current?.version ?? '(nothing)'} in ${p.current?.slot ?? '-'} → ${p.target.version} in ${p.target.slot}${p.frontConfig && p.frontConfig.state !== 'absent' ? `; ${p.frontConfig.detail}` : ''}`);
   } catch (err) {
     gate.close('the rollback was refused before it began');
     t.finish('failed-before-change', message(err));
@@ -53,6 +54,7 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
   upsertSearchAttributes([{ key: VersionKey, value: version }]);
 
   let switched = false;
+  const sw: SwitchState = { attempted: false };
   let switchedAt = 0;
   let started = false;
   let level: number | null = plan.current?.migrationLevel ?? null;
@@ -65,7 +67,7 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
   try {
     await t.step('image', () => run(DOCKER, 'prepareImage', `image ${plan.target.image}`, { environment, version }), (r) => `${r.image} ${r.source}`);
     started = true;
-    await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now()))), (d) => d);
+    await t.step('switch', () => bringUp(plan, plan.target, () => ((switched = true), (switchedAt = Date.now())), sw), (d) => d);
     await t.step('health-gate', async () => {
       const g = await run(WAITS, 'healthGate', `health gate of ${version}`, { environment, slot: plan.target.slot, timeoutMs: plan.healthTimeoutMs, successes: plan.healthySuccesses });
       if (!g.healthy) throw ApplicationFailure.nonRetryable(`not healthy within ${plan.healthTimeoutMs / 1000} s: ${g.lastProblem}`, 'HealthGateFailed');
@@ -74,13 +76,18 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
   } catch (err) {
     return CancellationScope.nonCancellable(async () => {
       let what = 'nothing was changed';
+      let outcome: ReleaseOutcome = switched ? 'app-rolled-back' : 'failed-before-change';
       if (switched && plan.current) {
         what = await restorePrevious(plan).catch((e) => `putting ${plan.current?.version} back FAILED: ${message(e)}`);
+      } else if (sw.attempted) {
+        // As in deploy: the front back first (the switch did that itself when it could), then the new slot stopped.
+        const undo = await undoSwitch(plan, sw, () => stopSlot(plan, plan.target.slot, version, plan.target.port), () => restorePrevious(plan)).catch((e: unknown) => ({ text: `putting the front back FAILED: ${message(e)}`, outcome: 'failed' as const }));
+        what = undo.text;
+        outcome = undo.outcome;
       } else if (started && plan.strategy === 'blue-green' && plan.target.slot !== plan.current?.slot) {
         await stopSlot(plan, plan.target.slot, version, plan.target.port);
         what = `the front was never switched: ${plan.current?.version ?? 'nothing'} kept serving`;
       }
-      const outcome: ReleaseOutcome = switched ? 'app-rolled-back' : 'failed-before-change';
       const msg = `rollback of ${environment} to ${version} failed: ${message(err)}; ${what}`;
       gate.close('the rollback failed before its database step');
       await run(QUICK, 'finishRelease', 'record the failed rollback', { environment, entry: entry(outcome, msg) });

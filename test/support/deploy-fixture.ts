@@ -43,6 +43,8 @@ export interface DeployFixtureOptions {
   metricsPort?: number;
   /** Version brought up first (default v1); none: nothing is brought up. */
   initial?: string | null;
+  /** The front's nginx binary (default nginx): a test stand-in that makes its reload fail. */
+  nginx?: string;
 }
 
 /** Brings the database to migration `level` with the app's own migrate.js. */
@@ -68,7 +70,7 @@ export async function startDeployFixture(opts: DeployFixtureOptions): Promise<De
   env.deploy = {
     strategy,
     stateDir: path.join(dir, 'releases'),
-    ...(strategy === 'blue-green' ? { front: { slots: { blue, green }, drain: '1s' } } : {}),
+    ...(strategy === 'blue-green' ? { front: { slots: { blue, green }, drain: '1s', ...(opts.nginx ? { nginx: opts.nginx } : {}) } } : {}),
     composeEnv: {
       LLMCHAT_LOG_DIR: logs,
       LLMCHAT_UPLOADS_DIR: path.join(logs, 'uploads'),

@@ -62,6 +62,8 @@ export function decodeMime(s: string): string {
 export interface FaultFixture {
   env: TestWorkflowEnvironment;
   app: AppContainer;
+  /** Every app container (`apps[0]` is `app`). */
+  apps: AppContainer[];
   cfg: OpsConfig;
   /** The same config as a file, for the CLI. */
   configFile: string;
@@ -77,14 +79,24 @@ export interface FaultFixture {
   teardown: () => Promise<void>;
 }
 
-/** `environments`: extra settings per environment name; every environment watches the same app container. */
+/**
+ * `environments`: extra settings per environment name; every environment watches the same app container unless
+ * `app` picks another of `apps` containers. `sharedPaths`: every environment gets the same `paths` (the first app's
+ * logs, one `temp`, no `paths.state`), as the shipped config gives production and staging.
+ */
 export async function faultFixture(opts: {
-  environments: Record<string, { faultDetection?: unknown; url?: string }>;
+  environments: Record<string, { faultDetection?: unknown; url?: string; app?: number }>;
   alerts?: { escalateAfter?: string; grace?: string };
   alertmanagerReceiver?: unknown;
+  apps?: number;
+  sharedPaths?: boolean;
+  /** Deliver webhook alerts here instead of the fixture's receiver (e.g. the demo alert inbox). */
+  webhookUrl?: string;
 }): Promise<FaultFixture> {
   const [env, db, redis, webhook, slack, smtp] = await Promise.all([startDevServer(), scratchDatabase(), privateRedis(), alertReceiver(), alertReceiver(), smtpReceiver()]);
-  const app = await startAppContainer({ databaseUrl: db.url, redisUrl: redis.url });
+  const apps: AppContainer[] = [];
+  for (let i = 0; i < (opts.apps ?? 1); i++) apps.push(await startAppContainer({ databaseUrl: db.url, redisUrl: redis.url }));
+  const app = apps[0] as AppContainer;
   const taskQueue = `test-fault-${randomUUID()}`;
   const stateRoot = tempDir('fault-state');
   const slackEnv = `LLMCHAT_TEST_SLACK_${process.pid}`;
@@ -96,14 +108,19 @@ export async function faultFixture(opts: {
     testConfigYaml({
       address: env.address,
       taskQueue,
-      environments: Object.fromEntries(Object.keys(opts.environments).map((name) => [name, { url: opts.environments[name]?.url ?? app.url, logs: app.logDir, redisUrl: redis.url, composeProject: app.project, composeFile: app.composeFile }])),
-      webhookUrl: webhook.url,
+      environments: Object.fromEntries(
+        Object.keys(opts.environments).map((name) => {
+          const a = apps[opts.environments[name]?.app ?? 0] as AppContainer;
+          return [name, { url: opts.environments[name]?.url ?? a.url, logs: opts.sharedPaths ? app.logDir : a.logDir, redisUrl: redis.url, composeProject: a.project, composeFile: a.composeFile }];
+        }),
+      ),
+      webhookUrl: opts.webhookUrl ?? webhook.url,
       slackEnv,
       email: { host: smtp.host, port: smtp.port, to: ['oncall@llmchat.test'] },
     }),
   );
   for (const [name, extra] of Object.entries(opts.environments)) {
-    doc.environments[name].paths.state = path.join(stateRoot, name);
+    if (!opts.sharedPaths) doc.environments[name].paths.state = path.join(stateRoot, name);
     if (extra.faultDetection) doc.environments[name].faultDetection = extra.faultDetection;
   }
   doc.notifications.webhook.signingSecretEnv = secretEnv;
@@ -118,6 +135,7 @@ export async function faultFixture(opts: {
   const fixture: FaultFixture = {
     env,
     app,
+    apps,
     cfg,
     configFile,
     taskQueue,
@@ -138,7 +156,7 @@ export async function faultFixture(opts: {
     },
     async teardown() {
       await fixture.stopWorker().catch(() => {});
-      await app.down().catch(() => {});
+      await Promise.allSettled(apps.map((a) => a.down()));
       await Promise.allSettled([redis.stop(), webhook.close(), slack.close(), smtp.close(), db.drop()]);
       await env.teardown();
     },

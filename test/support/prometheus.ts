@@ -125,6 +125,18 @@ async function writeOpenMetrics(file: string, job: string, startMs: number, endM
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
 }
 
+/**
+ * Writes the synthetic month [start, end) of the job's series as TSDB blocks into a Prometheus data directory
+ * (`promtool tsdb create-blocks-from openmetrics`): what a month of scraping would have left there. A running
+ * Prometheus picks the blocks up at its next restart (or its next block reload, within a minute).
+ */
+export async function backfillMonth(job: string, startMs: number, endMs: number, dataDir: string): Promise<void> {
+  const metrics = path.join(tempDir('backfill'), 'month.om');
+  await writeOpenMetrics(metrics, job, startMs, endMs);
+  // One block per month instead of promtool's default of one per 2 h (~370 of them): seconds instead of minutes.
+  await execa('promtool', ['tsdb', 'create-blocks-from', 'openmetrics', '--quiet', '--max-block-duration=744h', metrics, dataDir]);
+}
+
 export interface PrivatePrometheus {
   url: string;
   stop: () => Promise<void>;
@@ -133,10 +145,8 @@ export interface PrivatePrometheus {
 /** Backfills the month into a fresh TSDB and serves it from a private Prometheus on a free loopback port. */
 export async function prometheusWithMonth(job: string, startMs: number, endMs: number): Promise<PrivatePrometheus> {
   const dir = tempDir('prometheus');
-  const metrics = path.join(dir, 'month.om');
-  await writeOpenMetrics(metrics, job, startMs, endMs);
   const data = path.join(dir, 'data');
-  await execa('promtool', ['tsdb', 'create-blocks-from', 'openmetrics', metrics, data]);
+  await backfillMonth(job, startMs, endMs, data);
   const config = path.join(dir, 'prometheus.yml');
   await writeFile(config, 'global:\n  scrape_interval: 1h\nscrape_configs: []\n');
   const port = await freePort();

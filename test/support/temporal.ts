@@ -11,12 +11,12 @@ import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowBundle } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { parseConfig, type OpsConfig } from '../../src/config.js';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { ALL_SEARCH_ATTRIBUTES } from '../../src/search-attributes.js';
-import { WORKFLOWS_PATH } from '../../src/worker.js';
+import { loadWorkflowBundle } from '../../src/workflow-bundle.js';
 import { ROOT } from './services.js';
 
 /** The official `temporal` CLI that scripts/services.sh installed (or one on PATH). */
@@ -69,10 +69,11 @@ export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment
   return env;
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let bundle: Promise<WorkflowBundle> | undefined;
 /** The workflow bundle, built once per test process. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error } as never });
+export function workflowBundle(): Promise<WorkflowBundle> {
+  // The bundle `npm run build` wrote when it matches the compiled code (scripts/test.sh builds it), else one made now.
+  bundle ??= loadWorkflowBundle().then((l) => l.bundle);
   return bundle;
 }
 
