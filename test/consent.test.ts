@@ -13,7 +13,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { dataWorkflowId } from '../src/names.js';
 import { createWorker } from '../src/worker.js';
@@ -123,6 +124,11 @@ describe('consent follows the information: the restore gate', { timeout: 900_000
     const rows = await query(fx.database.name, async (c) => Number((await c.query('SELECT count(*) AS n FROM chat_sessions')).rows[0].n));
     assert.equal(rows, 200, 'the backup is back: the rows written after it are gone');
     await writeAfterBackup();
+    // The history (early refusals, the gate id, the approval naming it) replays against the code; with
+    // LLMCHAT_RECORD_HISTORIES=1 it is kept in test/histories for the replay test.
+    const history = await h.fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, h.workflowId);
+    if (process.env.LLMCHAT_RECORD_HISTORIES === '1') await writeFile(path.join(ROOT, 'test/histories', `restore-consent--${h.workflowId}.json`), historyToJSON(history));
   });
 
   it('an approval naming no gate or another gate is refused (update and signal); a rejection may omit it', T, async () => {
