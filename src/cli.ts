@@ -19,12 +19,14 @@ import type { RestoreOutcome, RestoreStatus } from './workflows/restore.js';
 import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from './workflows/approval.js';
 import { configPath, loadConfig, getEnvironment, type OpsConfig } from './config.js';
 import { connectClient, workflowIds } from './client.js';
+import { temporalOf } from './temporal-connection.js';
 import { addReleaseCommands } from './cli-release.js';
 import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules } from './schedules.js';
 import type { HealthReport } from './workflows/daily-health-check.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from './search-attributes.js';
 import { addMaintenanceCommands } from './cli-maintenance.js';
 import { addAlertCommands } from './cli-alerts.js';
+import { addCodecCommands } from './cli-codec.js';
 
 const ICON = { healthy: 'ok  ', warning: 'WARN', unhealthy: 'FAIL' } as const;
 
@@ -229,7 +231,9 @@ export function buildProgram(): Command {
       const file = configPath(program.opts<{ config?: string }>().config);
       const config = loadConfig(file);
       const names = Object.keys(config.environments).join(', ');
-      console.log(`config ok: ${file} (environments: ${names}; Temporal ${config.temporal.address}, task queue ${config.temporal.taskQueue})`);
+      const { settings, dataConverter } = temporalOf(config); // TOML profile, TLS files and encryption keys are read here
+      const encryption = dataConverter ? `payloads encrypted (AES-256-GCM)` : 'payloads not encrypted';
+      console.log(`config ok: ${file} (environments: ${names}; Temporal ${settings.describe}, task queue ${config.temporal.taskQueue}; ${encryption})`);
     });
 
   program
@@ -386,6 +390,7 @@ export function buildProgram(): Command {
 
   addMaintenanceCommands(program, { cfg, operator, withClient });
   addAlertCommands(program, { cfg, operator, withClient });
+  addCodecCommands(program, cfg);
 
   const schedules = program.command('schedules').description('Temporal Schedules that replace the guide\'s cron jobs');
   schedules
@@ -423,7 +428,9 @@ export async function main(argv = process.argv): Promise<number> {
       console.error(printable(`llmchat-ops: ${err instanceof WorkflowFailedError ? 'workflow' : 'request'} failed: ${describeFailure(err)}`));
     } else {
       // Local errors (config problems, one per line) keep their lines; other control characters are escaped.
-      console.error(printable(`llmchat-ops: ${err instanceof Error ? err.message : String(err)}`, { lines: true }));
+      // Server-side refusals (e.g. WorkflowStartError) keep their reason in the cause.
+      const cause = err instanceof Error && err.cause instanceof Error ? `: ${(err.cause as Error & { details?: string }).details ?? err.cause.message}` : '';
+      console.error(printable(`llmchat-ops: ${err instanceof Error ? err.message : String(err)}${cause}`, { lines: true }));
     }
     return 1;
   }
