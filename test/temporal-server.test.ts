@@ -19,6 +19,7 @@ import type { BackupResult } from '../src/workflows/backup.js';
 import { parseConfig, type OpsConfig } from '../src/config.js';
 import { createWorker } from '../src/worker.js';
 import { faultDetection } from '../src/workflows/fault-detection.js';
+import { approveAtGate } from './support/approvals.js';
 import { faultFixture, type FaultFixture } from './support/fault-fixture.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { failureOf, levelOf, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
@@ -100,7 +101,7 @@ describe('core flows on the production Temporal server with PostgreSQL (kill -9 
     await waitFor('awaiting approval', async () => ((await h.query<{ state: string }>('restoreStatus')).state === 'awaiting-approval'), 60_000, 200);
     await server.kill9(); // while the restore waits for its approval
     await server.restart();
-    await h.signal('approveRestore', { by: 'alice', comment: 'server test' });
+    await approveAtGate(h, 'restore', { by: 'alice', comment: 'server test' }, { via: 'signal' });
     const res = await h.result();
     assert.equal(res.approvedBy, 'alice');
     assert.deepEqual(await tableDigests(fx.database.name), before);
@@ -136,8 +137,8 @@ describe('core flows on the production Temporal server with PostgreSQL (kill -9 
       assert.equal(await servingVersion(dfx.url), 'v1');
       await server.kill9(); // while the deploy waits for the database-rollback decision
       await server.restart();
-      const ok = await h.executeUpdate<{ accepted: boolean; message: string }, [{ by: string }]>('approveDatabaseRollback', { args: [{ by: 'bob' }] });
-      assert.equal(ok.accepted, true, ok.message);
+      const ok = await approveAtGate(h, 'db-rollback', { by: 'bob' });
+      assert.equal(ok?.accepted, true, ok?.message);
       const f = await failureOf(h.result());
       assert.equal(f.type, 'DeployFailed');
       assert.match(f.message, /database migrated down to level 1 \(approved by bob\)/);
