@@ -24,7 +24,7 @@ import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js'
 import { decideAt, gateOf, openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { freePort, ROOT, waitFor } from './support/services.js';
-import { startDevServer, testConfig, testConfigYaml, workflowBundle } from './support/temporal.js';
+import { alertReceiver, startDevServer, testConfig, testConfigYaml, workflowBundle } from './support/temporal.js';
 
 const T = { timeout: 240_000 };
 const DATA_ID = dataWorkflowId('production');
@@ -155,6 +155,34 @@ describe('consent follows the information: the restore gate', { timeout: 900_000
     const reject = await decideAt(h, 'restore', 'reject', { by: 'carol', comment: 'not now' });
     assert.equal(reject?.accepted, true, reject?.message);
     await assert.rejects(h.result(), /Workflow execution failed/);
+  });
+
+  it('the open gate is announced by an alert that names it, says what it would approve and how to approve it', T, async () => {
+    const inbox = await alertReceiver();
+    const queue = `${taskQueue}-alerts`;
+    const worker = await createWorker(testConfig({ address: env.address, taskQueue: queue, webhookUrl: inbox.url, environments: { production: spec() } }), env.nativeConnection, { workflowBundle: await workflowBundle() });
+    workers.push({ worker, running: worker.run() });
+    try {
+      const h = await start(queue);
+      const gate = await openGate(h, 'restore');
+      const id = gate.gateId as string;
+      await waitFor('the restore gate alert', async () => inbox.received.some((r) => r.body.type === 'restore_waiting'), 60_000);
+      const alerts = inbox.received.filter((r) => r.body.type === 'restore_waiting');
+      assert.equal(alerts.length, 1, 'one alert for the gate');
+      const a = alerts[0]!.body as { severity: string; environment: string; title: string; message: string };
+      assert.equal(a.severity, 'warning');
+      assert.equal(a.environment, 'production');
+      assert.match(a.title, new RegExp(`Restore over live data in production waits for approval \\(gate ${id}\\)`));
+      assert.ok(a.message.startsWith(gate.subject as string), `the alert carries the gate's subject: ${a.message}`);
+      assert.match(a.message, /every write made since the backup is LOST: 3 row\(s\) written since the backup go and 5 row\(s\) deleted since come back/);
+      assert.match(a.message, new RegExp(`npx llmchat-ops approve production --gate ${id} .*must name gate ${id}`));
+      assert.match(a.message, /Requested by bob/);
+      const reject = await decideAt(h, 'restore', 'reject', { by: 'carol', comment: 'only the alert was under test' });
+      assert.equal(reject?.accepted, true, reject?.message);
+      await assert.rejects(h.result(), /Workflow execution failed/);
+    } finally {
+      await inbox.close();
+    }
   });
 
   it('`llmchat-ops approve` requires --gate, showing the gate and its subject; a wrong --gate is refused; the right one approves and prints the subject', T, async () => {

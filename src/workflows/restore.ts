@@ -12,6 +12,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -28,6 +29,7 @@ import { decisionDefinitions, describeWritesLost, installApprovalGate, type Appr
 import { backup } from './backup.js';
 import { listBackupsInputSchema, parseInput, restoreInputSchema, type RestoreInput } from './inputs.js';
 import { longDataActivities, quickDataRetry } from './data-activities.js';
+import { notifyAlerts } from './notify-alerts.js';
 
 export type { RestoreInput } from './inputs.js';
 
@@ -72,6 +74,23 @@ const quick = proxyActivities<Activities>({
 });
 
 const long = longDataActivities;
+
+/** Once the gate is open: a warning alert with its id, what it would approve, and the command that approves it. */
+async function announceGate(environment: string, gate: ApprovalStatus): Promise<void> {
+  await condition(() => gate.state !== 'not-open');
+  if (gate.state !== 'open' || !gate.gateId) return;
+  const env = await quick.describeEnvironment(environment);
+  const approve = `LLMCHAT_OPS_OPERATOR=<another person> npx llmchat-ops approve ${environment} --gate ${gate.gateId}`;
+  await notifyAlerts(`${workflowInfo().workflowId}/${workflowInfo().runId}/restore-gate`, env, [
+    {
+      severity: 'warning',
+      type: 'restore_waiting',
+      title: `Restore over live data in ${environment} waits for approval (gate ${gate.gateId})`,
+      message: `${gate.subject ?? 'restore'}. Requested by ${gate.requestedBy}; until ${gate.deadline ?? 'the approval timeout'}. Approve: ${approve} (or reject); the approval must name gate ${gate.gateId}`,
+      environment,
+    },
+  ]);
+}
 
 export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
   const { environment, requestedBy, backupId, kind, target, releaseApproval } = parseInput('restore', restoreInputSchema, input);
@@ -143,6 +162,9 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
     } else {
       status.state = 'awaiting-approval';
       upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
+      // The approver learns of the gate from an alert that names it and says what it would approve (as the
+      // database-rollback gate's escalation does); a failed delivery is logged, it never holds the gate.
+      if (patched('restore-gate-alert')) void announceGate(environment, gate.status).catch((err) => log.warn('restore gate alert not delivered', { error: String(err) }));
       const verdict = await gate.decide({
         subject: `restore ${kind} of backup ${backupId} over ${plan.target}${loss}`,
         ...(details ? { details } : {}),
