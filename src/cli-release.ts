@@ -70,7 +70,9 @@ async function follow(handle: WorkflowHandle, environment: string, until?: Promi
     }
     if (last?.waitingFor && last.waitingFor !== waiting) {
       waiting = last.waitingFor;
-      console.error(`  waiting for: ${waiting}\n    llmchat-ops approve-db-rollback --env ${environment} -m "why"   (or reject-db-rollback)`);
+      const gate = await handle.query<ApprovalStatus>('databaseRollbackStatus').catch(() => undefined);
+      const id = gate?.state === 'open' ? gate.gateId : undefined;
+      console.error(`  waiting for: ${waiting}\n    llmchat-ops approve-db-rollback --env ${environment}${id ? ` --gate ${id}` : ''} -m "why"   (or reject-db-rollback)`);
     }
     if (finished) break;
     await Promise.race([done, ...(until ? [until] : []), new Promise((r) => setTimeout(r, 1000))]);
@@ -232,13 +234,14 @@ export function addReleaseCommands(program: Command, cfg: () => OpsConfig, opera
   for (const verb of ['approve', 'reject'] as const) {
     program
       .command(`${verb}-db-rollback`)
-      .description(`${verb} the database rollback that the running deploy or rollback of an environment waits for (you get its answer)`)
+      .description(`${verb} the database rollback that the running deploy or rollback of an environment waits for (you get its answer)${verb === 'approve' ? '; --gate names the gate whose subject you read (run without it to see it)' : ''}`)
       .requiredOption('-e, --env <name>', 'environment')
+      .option('-g, --gate <id>', `the gate ${verb === 'approve' ? 'approved (required; without it the open gate and what it would approve are shown)' : 'rejected (optional)'}, e.g. db-rollback-1a2b3c4d`)
       .option('-m, --comment <text>', `why; kept in the run history (at most ${MAX_COMMENT_LENGTH} characters)`)
-      .action(async (opts: { env: string; comment?: string }) => {
+      .action(async (opts: { env: string; comment?: string; gate?: string }) => {
         const config = cfg();
         getEnvironment(config, opts.env);
-        const parsed = decisionSchema.safeParse({ by: operator(), ...(opts.comment ? { comment: opts.comment } : {}) });
+        const parsed = decisionSchema.safeParse({ by: operator(), ...(opts.comment ? { comment: opts.comment } : {}), ...(opts.gate !== undefined ? { gate: opts.gate } : {}) });
         if (!parsed.success) throw new Error(`cannot ${verb}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
         await withClient(config, async (client) => {
           // Bound to the run found, so a decision never reaches a later deploy under the same id.
@@ -256,9 +259,15 @@ export function addReleaseCommands(program: Command, cfg: () => OpsConfig, opera
           const handle = client.workflow.getHandle(id, description.runId);
           const gate = await handle.query<ApprovalStatus>('databaseRollbackStatus').catch(() => undefined);
           if (gate?.state !== 'open') throw new Error(`no database rollback of ${opts.env} is waiting for a decision${gate ? ` (state: ${gate.state})` : ''}`);
+          // Consent follows the information: an approval names the gate whose subject the approver has read.
+          if (verb === 'approve' && gate.gateId && parsed.data.gate !== gate.gateId) {
+            throw new Error(
+              `${parsed.data.gate ? `gate ${parsed.data.gate} is not the open gate` : 'name the gate you approve with --gate'}: the ${description.type} of ${opts.env} waits at gate ${gate.gateId}:\n  ${gate.subject ?? '?'}\nIf that is what you approve: llmchat-ops approve-db-rollback --env ${opts.env} --gate ${gate.gateId} -m "why"`,
+            );
+          }
           const answer = await handle.executeUpdate<DecisionAnswer, [Decision]>(`${verb}DatabaseRollback`, { args: [parsed.data] });
           if (!answer.accepted) throw new Error(`${verb} refused: ${answer.message}`);
-          console.log(`${gate.subject}: ${answer.message}`);
+          console.log(`${gate.gateId ? `gate ${gate.gateId} — ` : ''}${gate.subject}: ${answer.message}`.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`));
         });
       });
   }

@@ -19,12 +19,14 @@ import type { RestoreOutcome, RestoreStatus } from './workflows/restore.js';
 import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from './workflows/approval.js';
 import { configPath, loadConfig, getEnvironment, type OpsConfig } from './config.js';
 import { connectClient, workflowIds } from './client.js';
+import { temporalOf } from './temporal-connection.js';
 import { addReleaseCommands } from './cli-release.js';
 import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules } from './schedules.js';
 import type { HealthReport } from './workflows/daily-health-check.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from './search-attributes.js';
 import { addMaintenanceCommands } from './cli-maintenance.js';
 import { addAlertCommands } from './cli-alerts.js';
+import { addCodecCommands } from './cli-codec.js';
 
 const ICON = { healthy: 'ok  ', warning: 'WARN', unhealthy: 'FAIL' } as const;
 
@@ -229,7 +231,9 @@ export function buildProgram(): Command {
       const file = configPath(program.opts<{ config?: string }>().config);
       const config = loadConfig(file);
       const names = Object.keys(config.environments).join(', ');
-      console.log(`config ok: ${file} (environments: ${names}; Temporal ${config.temporal.address}, task queue ${config.temporal.taskQueue})`);
+      const { settings, dataConverter } = temporalOf(config); // TOML profile, TLS files and encryption keys are read here
+      const encryption = dataConverter ? `payloads encrypted (AES-256-GCM)` : 'payloads not encrypted';
+      console.log(`config ok: ${file} (environments: ${names}; Temporal ${settings.describe}, task queue ${config.temporal.taskQueue}; ${encryption})`);
     });
 
   program
@@ -311,7 +315,7 @@ export function buildProgram(): Command {
 
   program
     .command('restore <backupId>')
-    .description('restore one kind of a backup; over live data it waits for `llmchat-ops approve <env>` and takes a safety backup first')
+    .description('restore one kind of a backup; over live data it waits for `llmchat-ops approve <env> --gate <id>` and takes a safety backup first')
     .requiredOption('-k, --kind <kind>', 'database | application | config | uploads')
     .option('-t, --target <name>', 'restore into a new database / directory (under the temp dir) instead of over live data')
     .option('--no-wait', 'start it and return (follow it in the Web UI)')
@@ -331,7 +335,8 @@ export function buildProgram(): Command {
           handle.query<RestoreStatus>('restoreStatus').then((s) => {
             if (s.state === 'awaiting-approval' && !announced) {
               announced = true;
-              console.error(`waiting for approval to overwrite ${s.plan?.target} (someone other than ${operator()} must approve):\n  llmchat-ops approve ${environment}   (or: llmchat-ops reject ${environment} --comment "why")`);
+              const id = s.approval.gateId;
+              console.error(printable(`waiting for approval to overwrite ${s.plan?.target} (someone other than ${operator()} must approve)${id ? ` at gate ${id}: ${s.approval.subject ?? ''}` : ''}:\n  llmchat-ops approve ${environment}${id ? ` --gate ${id}` : ''} -m "why"   (or: llmchat-ops reject ${environment} --comment "why")`, { lines: true }));
             }
           }, () => {});
         }, 1000);
@@ -351,12 +356,13 @@ export function buildProgram(): Command {
   ] as const) {
     program
       .command(`${name} <environment>`)
-      .description(`${verb} the restore of <environment> that waits for a decision (you get the workflow's answer)`)
+      .description(`${verb} the restore of <environment> that waits for a decision (you get the workflow's answer)${verb === 'approve' ? '; --gate names the gate whose subject you read (run without it to see it)' : ''}`)
+      .option('-g, --gate <id>', `the gate ${verb === 'approve' ? 'approved (required; without it the open gate and what it would approve are shown)' : 'rejected (optional)'}, e.g. restore-1a2b3c4d`)
       .option('-m, --comment <text>', `why; kept in the run history (at most ${MAX_COMMENT_LENGTH} characters)`)
-      .action(async (environment: string, opts: { comment?: string }) => {
+      .action(async (environment: string, opts: { comment?: string; gate?: string }) => {
         const config = cfg();
         getEnvironment(config, environment);
-        const decision = { by: operator(), ...(opts.comment ? { comment: opts.comment } : {}) };
+        const decision = { by: operator(), ...(opts.comment ? { comment: opts.comment } : {}), ...(opts.gate !== undefined ? { gate: opts.gate } : {}) };
         const parsed = decisionSchema.safeParse(decision);
         if (!parsed.success) throw new Error(`cannot ${verb}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
         await withClient(config, async (client) => {
@@ -367,16 +373,24 @@ export function buildProgram(): Command {
             throw new Error(`the restore of ${environment} (workflow ${id}) does not answer its status query — is its worker running? (${err.message})`);
           });
           if (status.state === 'completed' || status.state === 'failed') throw new Error(`no restore of ${environment} is waiting for approval (the running restore is ${status.state})`);
+          const gate = status.approval;
+          // Consent follows the information: an approval names the gate whose subject the approver has read.
+          if (verb === 'approve' && gate.gateId && parsed.data.gate !== gate.gateId) {
+            throw new Error(
+              `${parsed.data.gate ? `gate ${parsed.data.gate} is not the open gate` : 'name the gate you approve with --gate'}: the restore of ${environment} waits at gate ${gate.gateId}${gate.state !== 'open' ? ` (state ${gate.state})` : ''}:\n  ${printable(gate.subject ?? '?')}\nIf that is what you approve: llmchat-ops approve ${environment} --gate ${gate.gateId} -m "why"`,
+            );
+          }
           const answer = await handle.executeUpdate<DecisionAnswer, [Decision]>(`${verb}Restore`, { args: [parsed.data] });
           const what = `the restore of ${status.plan?.backupId ?? '?'} (${status.plan?.kind ?? '?'}) into ${status.plan?.target ?? '?'}`;
           if (!answer.accepted) throw new Error(`${verb} refused for ${what}: ${printable(answer.message)}`);
-          console.log(printable(`${what}: ${answer.message}`));
+          console.log(printable(gate.gateId ? `gate ${gate.gateId} — ${gate.subject ?? what}: ${answer.message}` : `${what}: ${answer.message}`));
         });
       });
   }
 
   addMaintenanceCommands(program, { cfg, operator, withClient });
   addAlertCommands(program, { cfg, operator, withClient });
+  addCodecCommands(program, cfg);
 
   const schedules = program.command('schedules').description('Temporal Schedules that replace the guide\'s cron jobs');
   schedules
@@ -414,7 +428,9 @@ export async function main(argv = process.argv): Promise<number> {
       console.error(printable(`llmchat-ops: ${err instanceof WorkflowFailedError ? 'workflow' : 'request'} failed: ${describeFailure(err)}`));
     } else {
       // Local errors (config problems, one per line) keep their lines; other control characters are escaped.
-      console.error(printable(`llmchat-ops: ${err instanceof Error ? err.message : String(err)}`, { lines: true }));
+      // Server-side refusals (e.g. WorkflowStartError) keep their reason in the cause.
+      const cause = err instanceof Error && err.cause instanceof Error ? `: ${(err.cause as Error & { details?: string }).details ?? err.cause.message}` : '';
+      console.error(printable(`llmchat-ops: ${err instanceof Error ? err.message : String(err)}${cause}`, { lines: true }));
     }
     return 1;
   }

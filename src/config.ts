@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 import { ENVIRONMENT_NAME } from './names.js';
+import { resolveTemporalPaths, temporalSchema } from './temporal-config.js';
 
 export { ENVIRONMENT_NAME };
 const ENV_VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;
@@ -343,6 +344,19 @@ const maintenanceSchema = z.strictObject({
   reindex: z.array(identifier).default(['idx_messages_created_at', 'idx_sessions_user_id']),
   /** How long maintenance/optimization waits for a running backup, restore or deploy of the environment before it skips ("2h"). */
   maxWait: duration('2h'),
+  /**
+   * lock_timeout of REINDEX / CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY, ANALYZE and VACUUM ("1s", or
+   * "300ms"): one that cannot get its lock in this time steps out of the lock queue (where the app's statements
+   * would wait behind it) and is tried again later.
+   */
+  lockTimeout: z
+    .string()
+    .regex(/^\d+(ms|s|m)$/, 'must be a duration like 500ms, 1s or 1m')
+    .default('1s')
+    .transform((d) => (d.endsWith('ms') ? Number(d.slice(0, -2)) : Number(d.slice(0, -1)) * (d.endsWith('m') ? 60_000 : 1000)))
+    .refine((ms) => ms >= 10 && ms <= 600_000, 'must be between 10ms and 10m'),
+  /** How long a maintenance statement keeps retrying after lock timeouts before its step fails ("30m"). */
+  lockRetryFor: duration('30m'),
   /** Tables of the optimization's ANALYZE / VACUUM ANALYZE (the guide's three). */
   optimizeTables: z.array(identifier).default(['messages', 'chat_sessions', 'agents']),
   /** Indexes the optimization creates concurrently if missing (the guide's three). */
@@ -416,13 +430,7 @@ const alertmanagerReceiverSchema = z.strictObject({
 
 export const configSchema = z
   .strictObject({
-    temporal: z
-      .strictObject({
-        address: z.string().min(1).default('127.0.0.1:7233'),
-        namespace: z.string().min(1).default('default'),
-        taskQueue: z.string().min(1).default('llmchat-ops'),
-      })
-      .default({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'llmchat-ops' }),
+    temporal: temporalSchema.default(temporalSchema.parse({})),
     worker: z
       .strictObject({
         metricsPort: port.default(9464),
@@ -568,6 +576,7 @@ export function parseConfig(text: string, source: string, baseDir: string): OpsC
     }
   }
   cfg.report.directory = path.resolve(baseDir, cfg.report.directory);
+  resolveTemporalPaths(cfg.temporal, baseDir);
   if (cfg.alertmanagerReceiver.tokenFile) cfg.alertmanagerReceiver.tokenFile = path.resolve(baseDir, cfg.alertmanagerReceiver.tokenFile);
   for (const [name, env] of Object.entries(cfg.environments)) {
     env.deploy.stateDir = path.resolve(baseDir, env.deploy.stateDir ?? path.join(path.dirname(env.paths.backups), `releases-${name}`));

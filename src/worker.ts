@@ -6,18 +6,21 @@ import { fileURLToPath } from 'node:url';
 import {
   DefaultLogger,
   makeTelemetryFilterString,
-  NativeConnection,
+  type NativeConnection,
   Runtime,
   Worker,
   type LogEntry,
   type WorkerOptions,
 } from '@temporalio/worker';
-import { Client, Connection } from '@temporalio/client';
+import { Client, type Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.js';
 import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './alertmanager-receiver.js';
 import { configPath, loadConfig, type OpsConfig } from './config.js';
 import { ownWorkflowsOnly } from './activities/caller-guard.js';
 import { claimDataHost } from './data-host.js';
+import { dataConverterFromConfig } from './codec.js';
+import { resolveTemporalSettings } from './temporal-config.js';
+import { connectConnection, connectNative } from './temporal-connection.js';
 import { loadWorkflowBundle } from './workflow-bundle.js';
 import { logMemory } from './worker-memory.js';
 
@@ -63,7 +66,9 @@ export async function createWorker(
   }
   return Worker.create({
     connection,
-    namespace: cfg.temporal.namespace,
+    namespace: cfg.temporal.namespace ?? resolveTemporalSettings(cfg.temporal).namespace,
+    // Payload encryption (src/codec.ts) when temporal.encryption is configured; activities' clients share it.
+    dataConverter: dataConverterFromConfig(cfg.temporal.encryption),
     taskQueue: cfg.temporal.taskQueue,
     activities: createActivities(cfg),
     // Running activities finish on SIGTERM (up to the grace time) instead of being cancelled at once.
@@ -109,7 +114,9 @@ async function run(): Promise<void> {
   // One host per task queue: its disk holds the backups (src/data-host.ts). Refuses to start on a second host.
   const claim = await claimDataHost(cfg, (msg, meta) => logger.warn(msg, meta));
   for (const u of claim.unchecked) logger.warn('could not check the data host of this task queue (server unreachable)', u);
-  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  const settings = resolveTemporalSettings(cfg.temporal);
+  const dataConverter = dataConverterFromConfig(cfg.temporal.encryption); // fails early on missing keys
+  const connection = await connectNative(settings);
   try {
     const worker = await createWorker(cfg, connection);
     claim.conflict.addEventListener('abort', () => {
@@ -119,8 +126,9 @@ async function run(): Promise<void> {
     });
     Runtime.instance().logger.info('llmchat-ops worker started', {
       config: file,
-      address: cfg.temporal.address,
-      namespace: cfg.temporal.namespace,
+      temporal: settings.describe,
+      namespace: settings.namespace,
+      encryption: dataConverter ? `AES-256-GCM, key ${cfg.temporal.encryption?.encryptWith ?? 'first'}` : 'off',
       taskQueue: cfg.temporal.taskQueue,
       metrics: `http://127.0.0.1:${cfg.worker.metricsPort}/metrics`,
     });
@@ -128,8 +136,8 @@ async function run(): Promise<void> {
     let receiver: AlertmanagerReceiver | undefined;
     let clientConnection: Connection | undefined;
     if (cfg.alertmanagerReceiver.enabled) {
-      clientConnection = await Connection.connect({ address: cfg.temporal.address });
-      const client = new Client({ connection: clientConnection, namespace: cfg.temporal.namespace });
+      clientConnection = await connectConnection(settings);
+      const client = new Client({ connection: clientConnection, namespace: settings.namespace, dataConverter });
       // A port in use must not stop the worker: the schedule still runs every check, only the fast path is missing.
       receiver = await startAlertmanagerReceiver({ cfg, client, meter: Runtime.instance().metricMeter }).catch((err: Error) => {
         Runtime.instance().logger.error('Alertmanager receiver not started', { error: err.message, host: cfg.alertmanagerReceiver.host, port: cfg.alertmanagerReceiver.port });

@@ -20,6 +20,7 @@ import { dataWorkflowId } from '../src/names.js';
 import type { Decision, DecisionAnswer } from '../src/workflows/approval.js';
 import type { BackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import { openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { freePort, PG, ROOT, waitFor } from './support/services.js';
 import { startDevServer, temporalBinary, testConfigYaml, workflowBundle } from './support/temporal.js';
@@ -136,7 +137,8 @@ describe('approvals and inputs through the real CLIs, a SIGKILLed worker, replay
     await writeFile(configPath(), 'CLOBBERED=cli\n');
     const h = await env.client.workflow.start('restore', { taskQueue, workflowId: DATA_ID, args: [live('config')] });
     await reach(h, 'awaiting-approval');
-    const self = await cli('bob', 'approve', 'production');
+    const gate = (await openGate(h, 'restore')).gateId as string;
+    const self = await cli('bob', 'approve', 'production', '--gate', gate);
     assert.equal(self.exitCode, 1);
     assert.match(self.stderr, /approve refused for the restore of .* bob requested this operation and cannot approve it/);
     const escapes = await cli('carol', 'reject', 'production', '-m', 'ok\u001b[2J\u001b[Hrestore approved');
@@ -144,7 +146,7 @@ describe('approvals and inputs through the real CLIs, a SIGKILLed worker, replay
     assert.match(escapes.stderr, /cannot reject: comment: must be printable text on one line/);
     assert.ok(!escapes.stderr.includes('\u001b'), 'nothing raw reaches the terminal');
     assert.equal((await statusOf(h)).state, 'awaiting-approval');
-    const ok = await cli('carol', 'approve', 'production', '-m', 'checked');
+    const ok = await cli('carol', 'approve', 'production', '--gate', gate, '-m', 'checked');
     assert.equal(ok.exitCode, 0, ok.stderr);
     assert.match(ok.stdout, /approved by carol/);
     assert.equal(((await h.result()) as RestoreOutcome).approvedBy, 'carol');
@@ -200,8 +202,9 @@ describe('approvals and inputs through the real CLIs, a SIGKILLed worker, replay
     const h = await env.client.workflow.start('restore', { taskQueue, workflowId: `restore-kill-${randomUUID()}`, args: [live('database')] });
     try {
       await reach(h, 'awaiting-approval');
+      const gate = (await openGate(h, 'restore')).gateId as string;
       await kill(worker!);
-      const approval = h.executeUpdate<DecisionAnswer, [Decision]>('approveRestore', { args: [{ by: 'alice' }] });
+      const approval = h.executeUpdate<DecisionAnswer, [Decision]>('approveRestore', { args: [{ by: 'alice', gate }] });
       await new Promise((r) => setTimeout(r, 1_000));
       await startWorker();
       const a = await approval;
@@ -241,8 +244,9 @@ describe('approvals and inputs through the real CLIs, a SIGKILLed worker, replay
     };
 
     const approved = await startVia('restore-approved-by-update', live('config', 'recorder'));
-    await signalVia(temporal, 'approveRestore', approved.workflowId, { by: 'recorder' }); // refused: four eyes
-    const upd = await temporal('workflow', 'update', 'execute', '--workflow-id', approved.workflowId, '--name', 'approveRestore', '--input', JSON.stringify({ by: 'approver', comment: 'checked' }));
+    const gate = (await openGate(approved, 'restore')).gateId as string;
+    await signalVia(temporal, 'approveRestore', approved.workflowId, { by: 'recorder', gate }); // refused: four eyes
+    const upd = await temporal('workflow', 'update', 'execute', '--workflow-id', approved.workflowId, '--name', 'approveRestore', '--input', JSON.stringify({ by: 'approver', comment: 'checked', gate }));
     assert.equal(upd.exitCode, 0, upd.stderr);
     assert.match(upd.stdout, /approved by approver/);
     await approved.result();
@@ -258,7 +262,7 @@ describe('approvals and inputs through the real CLIs, a SIGKILLed worker, replay
     const release = await blockDump();
     try {
       const cancelled = await startVia('restore-cancelled', live('database', 'recorder'));
-      await signalVia(temporal, 'approveRestore', cancelled.workflowId, { by: 'approver' });
+      await signalVia(temporal, 'approveRestore', cancelled.workflowId, { by: 'approver', gate: (await openGate(cancelled, 'restore')).gateId as string });
       await reach(cancelled, 'safety-backup');
       const c = await temporal('workflow', 'cancel', '--workflow-id', cancelled.workflowId);
       assert.equal(c.exitCode, 0, c.stderr);

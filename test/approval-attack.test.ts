@@ -20,6 +20,7 @@ import { createWorker } from '../src/worker.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
 import type { BackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import { openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { PG, waitFor } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
@@ -38,6 +39,8 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     env.client.workflow.start<(i: unknown) => Promise<RestoreOutcome>>('restore', { taskQueue: queue, workflowId: `restore-attack-${randomUUID()}`, args: [input] });
   const live = (kind: 'config' | 'database' = 'config', requestedBy = 'bob') => ({ environment: 'production', backupId: baseline.backupId, kind, requestedBy });
   const decide = (h: WorkflowHandle, name: 'approveRestore' | 'rejectRestore', d: unknown) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d as Decision] });
+  /** The decision naming the open gate (an approval must). */
+  const gated = async (h: WorkflowHandle, d: Decision): Promise<Decision> => ({ ...d, gate: (await openGate(h, 'restore')).gateId as string });
   const statusOf = (h: WorkflowHandle) => h.query<RestoreStatus>('restoreStatus');
   const approvalOf = (h: WorkflowHandle) => h.query<ApprovalStatus>('restoreApproval');
   const reach = async (h: WorkflowHandle, state: RestoreStatus['state']) => {
@@ -111,7 +114,7 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     try {
       h = await start(live('database'));
       await reach(h, 'awaiting-approval');
-      assert.equal((await decide(h, 'approveRestore', { by: 'alice' })).accepted, true);
+      assert.equal((await decide(h, 'approveRestore', await gated(h, { by: 'alice' }))).accepted, true);
       await reach(h, 'safety-backup');
       await h.cancel();
       const end = await ending(h);
@@ -146,7 +149,8 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     const w2 = await laterWorker(queue);
     const approval = await w2.runUntil(approvalOf(h));
     assert.deepEqual(approval.decisions.map((d) => [d.verdict, d.by, d.via, d.accepted]), [['approve', 'alice', 'signal', false]]);
-    assert.match(approval.decisions[0]!.answer, /cancelled/);
+    // Refused at once (no gate is open yet: consent follows the information), or answered by the cancel.
+    assert.match(approval.decisions[0]!.answer, /no approval is awaited yet|cancelled/);
   });
 
   it('an early update pending when the run is cancelled gets the gate\'s answer and is recorded', T, async () => {
@@ -163,7 +167,7 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     assert.equal(end.cancelled, true, `ended as cancelled, got ${end.type}: ${end.message}`);
     assert.ok(!(answer instanceof Error), `the update is answered by the gate, not failed: ${String(answer)}`);
     assert.equal(answer.accepted, false);
-    assert.match(answer.message, /cancelled/);
+    assert.match(answer.message, /no approval is awaited yet|cancelled/);
   });
 
   it('a cancel while awaiting approval ends the run cancelled with nothing changed; the outcome says cancelled', T, async () => {
@@ -194,11 +198,11 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     await refusedUpdate({ by: 'Unknown' }, /must name a person/);
     // The requester under another spelling is still the requester.
     for (const by of ['BOB', 'ｂｏｂ', 'Bob']) {
-      const a = await decide(h, 'approveRestore', { by });
+      const a = await decide(h, 'approveRestore', await gated(h, { by }));
       assert.equal(a.accepted, false, `${by} must count as bob`);
       assert.match(a.message, /four-eyes/);
     }
-    await h.signal('approveRestore', { by: 'alice', comment: '\u001b]0;pwned\u0007' });
+    await h.signal('approveRestore', { by: 'alice', comment: '\u001b]0;pwned\u0007', gate: (await approvalOf(h)).gateId });
     await waitFor('the signal recorded', async () => (await approvalOf(h)).decisions.length === 4);
     const last = (await approvalOf(h)).decisions.at(-1)!;
     assert.deepEqual([last.by, last.accepted], ['(unknown)', false]);
@@ -239,7 +243,7 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     assert.ok(JSON.stringify(flooded).length < 100_000, 'the query answer stays small');
     assert.equal((await h.describe()).status.name, 'RUNNING');
     assert.equal((await statusOf(h)).state, 'awaiting-approval');
-    const ok = await decide(h, 'approveRestore', { by: 'alice', comment: 'after the flood' });
+    const ok = await decide(h, 'approveRestore', await gated(h, { by: 'alice', comment: 'after the flood' }));
     assert.equal(ok.accepted, true, ok.message);
     assert.equal((await h.result()).approvedBy, 'alice');
     const done = await approvalOf(h);
@@ -260,7 +264,8 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     assert.equal(res.live, false);
     assert.ok(!(answer instanceof Error), `answered: ${String(answer)}`);
     assert.equal(answer.accepted, false);
-    assert.match(answer.message, /new target .* needs no approval/);
+    // Refused at once, before the gate knows anything (consent follows the information).
+    assert.match(answer.message, /no approval is awaited yet/);
     const approval = await (await laterWorker(queue)).runUntil(approvalOf(h));
     assert.deepEqual(approval.decisions.map((d) => [d.verdict, d.by, d.via, d.accepted]).sort(), [['approve', 'alice', 'update', false], ['reject', 'carol', 'signal', false]]);
     // After the end: refused at the door by Temporal, with an error (never a silent success).
@@ -286,7 +291,8 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     await writeFile(configPath(), 'CLOBBERED=race\n');
     const h1 = await start(live('config'));
     await reach(h1, 'awaiting-approval');
-    const [a1, r1] = await Promise.all([decide(h1, 'approveRestore', { by: 'alice' }), decide(h1, 'rejectRestore', { by: 'bob', comment: 'withdrawn' })]);
+    const alice = await gated(h1, { by: 'alice' });
+    const [a1, r1] = await Promise.all([decide(h1, 'approveRestore', alice), decide(h1, 'rejectRestore', { by: 'bob', comment: 'withdrawn' })]);
     assert.equal(r1.accepted, true, `the rejection (requester withdrawing) is accepted: ${r1.message}`);
     if (a1.accepted) assert.match(r1.message, /after approval by alice; stopped before the point of no return/);
     else assert.match(a1.message, /already rejected by bob/);
@@ -298,10 +304,11 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
     // others are answered "already approved by" the winner.
     const h2 = await start(live('config'));
     await reach(h2, 'awaiting-approval');
+    const gate = (await openGate(h2, 'restore')).gateId as string;
     const [a2, b2] = await Promise.all([
-      decide(h2, 'approveRestore', { by: 'alice' }),
-      decide(h2, 'approveRestore', { by: 'carol' }),
-      h2.signal('approveRestore', { by: 'dave' }),
+      decide(h2, 'approveRestore', { by: 'alice', gate }),
+      decide(h2, 'approveRestore', { by: 'carol', gate }),
+      h2.signal('approveRestore', { by: 'dave', gate }),
     ]);
     assert.ok([a2, b2].filter((a) => a.accepted).length <= 1, `${a2.message} / ${b2.message}`);
     const outcome = await h2.result();

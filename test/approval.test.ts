@@ -1,6 +1,6 @@
 /**
  * Approvals of a restore over live data, as requests with an answer (update) or plain signals, on the real dev
- * server and PostgreSQL: early decisions are kept, self-approval is refused (four eyes), every decision is
+ * server and PostgreSQL: early decisions are refused (consent follows the information), self-approval is refused (four eyes), every decision is
  * recorded and answered, a rejection stops an approved restore until its point of no return, and an unanswered
  * request times out without changing anything.
  */
@@ -20,6 +20,7 @@ import { createWorker } from '../src/worker.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
 import type { BackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import { approveAtGate, openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { PG, waitFor } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
@@ -38,6 +39,8 @@ describe('restore approvals (update with an answer, signal never dropped, four e
   const start = (input: Record<string, unknown>, queue = taskQueue) =>
     env.client.workflow.start<(i: unknown) => Promise<RestoreOutcome>>('restore', { taskQueue: queue, workflowId: `restore-${randomUUID()}`, args: [input] });
   const decide = (h: WorkflowHandle, name: 'approveRestore' | 'rejectRestore', d: Decision) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d] });
+  /** The decision naming the open gate (an approval must). */
+  const gated = async (h: WorkflowHandle, d: Decision): Promise<Decision> => ({ ...d, gate: (await openGate(h, 'restore')).gateId as string });
   const statusOf = (h: WorkflowHandle) => h.query<RestoreStatus>('restoreStatus');
   /** Waits until the restore is in `state`, and fails the test if it never gets there. */
   const reach = async (h: WorkflowHandle, state: RestoreStatus['state']) => {
@@ -82,10 +85,14 @@ describe('restore approvals (update with an answer, signal never dropped, four e
     await env?.teardown();
   });
 
-  it('keeps an approval sent the moment the restore starts, and applies it once the checks pass', T, async () => {
+  it('refuses an approval sent the moment the restore starts (consent follows the information); one given at the open gate applies', T, async () => {
     await writeFile(configPath(), 'CLOBBERED=1\n');
     const h = await start({ environment: 'production', backupId: baseline.backupId, kind: 'config', requestedBy: 'bob' });
     await h.signal('approveRestore', { by: 'alice', comment: 'go ahead' }); // before the plan is even known
+    const gate = await openGate(h, 'restore');
+    assert.match(gate.subject ?? '', /restore config of backup .* \(backup taken 20.*\): every change made to .* since the backup is LOST/);
+    assert.equal(await readFile(configPath(), 'utf8'), 'CLOBBERED=1\n', 'the early approval was not kept');
+    assert.equal((await approveAtGate(h, 'restore', { by: 'alice', comment: 'read it' }))?.accepted, true);
     const res = await h.result();
     assert.equal(res.approvedBy, 'alice');
     assert.equal(await readFile(configPath(), 'utf8'), 'LLMCHAT_ENVIRONMENT=production\n');
@@ -93,21 +100,22 @@ describe('restore approvals (update with an answer, signal never dropped, four e
     assert.equal(approval.state, 'committed');
     assert.deepEqual(
       approval.decisions.map((d) => [d.verdict, d.by, d.via, d.accepted, d.comment]),
-      [['approve', 'alice', 'signal', true, 'go ahead']],
+      [['approve', 'alice', 'signal', false, 'go ahead'], ['approve', 'alice', 'update', true, 'read it']],
     );
+    assert.match(approval.decisions[0]?.answer ?? '', /refused: no approval is awaited yet/);
   });
 
   it('refuses self-approval with an answer, records it, and accepts another person; later decisions are answered too', T, async () => {
     await writeFile(configPath(), 'CLOBBERED=2\n');
     const h = await start({ environment: 'production', backupId: baseline.backupId, kind: 'config', requestedBy: 'bob' });
     await reach(h, 'awaiting-approval');
-    const self = await decide(h, 'approveRestore', { by: 'bob' });
+    const self = await decide(h, 'approveRestore', await gated(h, { by: 'bob' }));
     assert.equal(self.accepted, false);
     assert.match(self.message, /bob requested this operation and cannot approve it/);
     assert.equal((await statusOf(h)).state, 'awaiting-approval', 'a refused approval changes nothing');
     assert.equal(await readFile(configPath(), 'utf8'), 'CLOBBERED=2\n');
 
-    const ok = await decide(h, 'approveRestore', { by: 'carol', comment: 'checked the backup' });
+    const ok = await decide(h, 'approveRestore', await gated(h, { by: 'carol', comment: 'checked the backup' }));
     assert.deepEqual([ok.accepted, ok.message], [true, 'approved by carol']);
     const again = await decide(h, 'approveRestore', { by: 'dave' }).catch((err: Error) => err);
     // Either answered "already approved" or, if the restore already finished, "no decision is awaited".
@@ -150,7 +158,11 @@ describe('restore approvals (update with an answer, signal never dropped, four e
     try {
       h = await start({ environment: 'production', backupId: baseline.backupId, kind: 'database', requestedBy: 'bob' });
       await reach(h, 'awaiting-approval');
-      assert.equal((await decide(h, 'approveRestore', { by: 'alice' })).accepted, true);
+      // The locked table cannot be counted for the gate: it opens anyway, saying that table's loss is unknown.
+      const gate = await openGate(h, 'restore');
+      assert.match(gate.details?.backup?.writesLost?.error ?? '', /1 table\(s\) locked or too large to count .*: public\.messages$/);
+      assert.match(gate.subject ?? '', /their loss unknown: public\.messages/);
+      assert.equal((await decide(h, 'approveRestore', await gated(h, { by: 'alice' }))).accepted, true);
       await reach(h, 'safety-backup');
       const no = await decide(h, 'rejectRestore', { by: 'carol', comment: 'wrong backup id' });
       assert.equal(no.accepted, true, no.message);

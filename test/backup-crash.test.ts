@@ -15,6 +15,7 @@ import pg from 'pg';
 import type { BackupManifest } from '../src/backup/manifest.js';
 import type { BackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import { approveAtGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { freePort, PG, ROOT, waitFor } from './support/services.js';
 import { startDevServer, testConfigYaml } from './support/temporal.js';
@@ -127,7 +128,7 @@ describe('crash tests: worker SIGKILLed mid-backup and mid-restore', () => {
     const workflowId = `crash-restore-${randomUUID()}`;
     const handle = await env.client.workflow.start('restore', { taskQueue, workflowId, args: [{ environment: 'production', backupId, kind: 'database', requestedBy: 'crash-test' }] });
     await waitFor('awaiting approval', async () => (await handle.query<RestoreStatus>('restoreStatus')).state === 'awaiting-approval');
-    await handle.signal('approveRestore', { by: 'alice' });
+    await approveAtGate(handle, 'restore', { by: 'alice' }, { via: 'signal' });
     // Kill as soon as the staging database exists: pg_restore is then filling it.
     await waitFor(
       'staging database created',

@@ -20,6 +20,7 @@ import { acquireDataLock, DataLockedError } from '../src/postgres/data-lock.js';
 import { createWorker } from '../src/worker.js';
 import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import { approveAtGate } from './support/approvals.js';
 import { databaseExists, query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { PG, waitFor } from './support/services.js';
 import { alertReceiver, startDevServer, testConfig, workflowBundle } from './support/temporal.js';
@@ -242,7 +243,7 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
       // The uploads restore's safety backup reads (shared: fine); replacing the live uploads needs the lock exclusive.
       const restore = await start<RestoreOutcome>('restore', { environment: 'production', backupId: baseline.backupId, kind: 'uploads', requestedBy: 'bob' });
       await awaitApproval(restore);
-      await restore.signal('approveRestore', { by: 'alice' });
+      await approveAtGate(restore, 'restore', { by: 'alice' }, { via: 'signal' });
       const f = await failureOf(restore.result());
       assert.equal(f.type, 'DataLocked', f.message);
       assert.match(f.message, new RegExp(`dumpDatabase ${backupId}`), 'names the backup holding the lock');
@@ -263,7 +264,7 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
     const staging = `${live.slice(0, 40)}_restore_${t}`;
     await awaitApproval(handle);
     const stopWatching = watchLive(live);
-    await handle.signal('approveRestore', { by: 'alice' });
+    await approveAtGate(handle, 'restore', { by: 'alice' }, { via: 'signal' });
 
     // Before the swap: pg_restore filling the staging database loses its sessions.
     await waitFor('pg_restore into staging', async () => (await sessions(`datname = $1 AND application_name = 'pg_restore'`, [staging])).length > 0, 120_000, 10);
@@ -400,7 +401,7 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
     const workflowId = shortId('rb-refused-swap');
     const handle = await start<RestoreOutcome>('restore', { environment: 'production', backupId: baseline.backupId, kind: 'database', requestedBy: 'bob' }, workflowId);
     await awaitApproval(handle);
-    await handle.signal('approveRestore', { by: 'alice' });
+    await approveAtGate(handle, 'restore', { by: 'alice' }, { via: 'signal' });
     let failure = '';
     try {
       await waitFor(

@@ -17,6 +17,7 @@ import type { OpsConfig } from '../src/config.js';
 import { dataWorkflowId } from '../src/names.js';
 import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import { approveAtGate } from './support/approvals.js';
 import { databaseExists, query, tableDigests, treeDigest, type Fixture } from './support/backup-fixture.js';
 import { startBackupStack, type BackupStack } from './support/backup-stack.js';
 import { dropDatabaseOf, PG, waitFor } from './support/services.js';
@@ -137,7 +138,7 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
     assert.equal(status?.plan?.live, true);
     assert.deepEqual(await tableDigests(fx.database.name), damaged, 'nothing touched while waiting');
 
-    await handle.signal('approveRestore', { by: 'alice', comment: 'restore after the bad delete' });
+    await approveAtGate(handle, 'restore', { by: 'alice', comment: 'restore after the bad delete' }, { via: 'signal' });
     const res = await handle.result();
     assert.equal(res.approvedBy, 'alice');
     assert.deepEqual(res.mismatches, []);
@@ -178,7 +179,7 @@ describe('backup and restore workflows (real dev server, PostgreSQL, files)', ()
     for (const kind of ['uploads', 'application'] as const) {
       const handle = await start<RestoreOutcome>('restore', { environment: 'production', backupId: first.backupId, kind, requestedBy: 'bob' });
       await waitFor('awaiting approval', async () => (await handle.query<RestoreStatus>('restoreStatus')).state === 'awaiting-approval');
-      await handle.signal('approveRestore', { by: 'alice' });
+      await approveAtGate(handle, 'restore', { by: 'alice' }, { via: 'signal' });
       const res = await handle.result();
       assert.equal(res.live, true);
       assert.ok(res.safetyBackupId);

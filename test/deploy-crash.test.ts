@@ -24,6 +24,7 @@ import { upEnvironment } from '../src/deploy/bootstrap.js';
 import { configuredUpstream, frontSpec } from '../src/deploy/front.js';
 import { readSwitchRecord } from '../src/deploy/front-switch.js';
 import { readReleases } from '../src/deploy/release-store.js';
+import { approveAtGate } from './support/approvals.js';
 import { requestLoop, servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
 import { nginxStandIn } from './support/nginx-stand-in.js';
 import { freePort, PG, ROOT, tempDir, waitFor } from './support/services.js';
@@ -178,7 +179,7 @@ describe('deploy crash tests (worker SIGKILLed, dev server SIGKILLed)', { timeou
     const fresh = await restartServer();
     const again = fresh.workflow.getHandle(id);
     await waitFor('the run answers queries after the restart', async () => (await again.query<ApprovalStatus>('databaseRollbackStatus')).state === 'open', 120_000);
-    await again.signal('approveDatabaseRollback', { by: 'bob', comment: 'after the restart' });
+    await approveAtGate(again, 'db-rollback', { by: 'bob', comment: 'after the restart' }, { via: 'signal' });
     try {
       await again.result();
       assert.fail('the deploy should have failed verify');

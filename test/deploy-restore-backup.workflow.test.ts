@@ -14,6 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
 import pg from 'pg';
 import { getEnvironment } from '../src/config.js';
 import { readReleases } from '../src/deploy/release-store.js';
@@ -23,7 +24,8 @@ import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
 import { failureOf, hasTokenCount, levelOf, sql, migrateTo, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
-import { waitFor } from './support/services.js';
+import { openGate } from './support/approvals.js';
+import { ROOT, waitFor } from './support/services.js';
 import { alertReceiver, resetBefore } from './support/temporal.js';
 
 const T = { timeout: 300_000 };
@@ -44,10 +46,14 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
   const startRestore = (input: Record<string, unknown>, workflowId = DATA) =>
     env.client.workflow.start<(i: unknown) => Promise<RestoreOutcome>>('restore', { taskQueue, workflowId, args: [input] });
   const decide = (h: WorkflowHandle, name: 'approveDatabaseRollback' | 'rejectDatabaseRollback', d: Decision) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d] });
+  /** The decision naming the open gate (an approval must). */
+  const gated = async (h: WorkflowHandle, d: Decision): Promise<Decision> => ({ ...d, gate: (await openGate(h, 'db-rollback')).gateId as string });
   const awaitingApproval = async (h: WorkflowHandle) => {
     await waitFor('the database rollback waits for a decision', async () => (await h.query<ApprovalStatus>('databaseRollbackStatus')).state === 'open', 180_000);
   };
   const stateDir = () => getEnvironment(fx.cfg, 'production').deploy.stateDir as string;
+  const cli = (user: string, ...args: string[]) =>
+    execa('node', ['bin/llmchat-ops.js', '--config', fx.configFile, ...args], { cwd: ROOT, reject: false, timeout: 120_000, env: { LLMCHAT_OPS_OPERATOR: user } });
   const db = () => fx.database.name;
 
   before(async () => {
@@ -86,6 +92,12 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     const gate = await h.query<ApprovalStatus>('databaseRollbackStatus');
     assert.match(gate.subject ?? '', new RegExp(`restore production's database from backup ${firstBackup}, taken before this deploy .*every write made since the backup is LOST`));
     assert.match(p.waitingFor ?? '', /approveDatabaseRollback.*from backup .*taken before this deploy.*LOST.*not from alice/);
+    // What would be lost, counted: the migration's own row in schema_migrations was written after the backup.
+    assert.match(gate.gateId ?? '', /^db-rollback-[0-9a-f]{8}$/);
+    assert.equal(gate.details?.backup?.id, firstBackup);
+    assert.match(gate.details?.failure ?? '', /verify failed/);
+    assert.deepEqual(gate.details?.backup?.writesLost?.changed.find((c) => c.table === 'public.schema_migrations'), { table: 'public.schema_migrations', backup: 1, live: 2 }, JSON.stringify(gate.details));
+    assert.match(gate.subject ?? '', /every write made since the backup is LOST: \d+ row\(s\) written since the backup go and \d+ row\(s\) deleted since come back \(rows in the backup → now: .*public\.schema_migrations 1 → 2/);
 
     // Written after the backup: the restore must take it away.
     await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup', 'lost by the restore')");
@@ -95,11 +107,18 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     const refused = await failureOf(direct.result());
     assert.equal(refused.type, 'ReleaseRunning');
 
-    const self = await decide(h, 'approveDatabaseRollback', { by: 'alice' });
+    const self = await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'alice' }));
     assert.equal(self.accepted, false);
     assert.match(self.message, /alice requested this operation and cannot approve it/);
-    const ok = await decide(h, 'approveDatabaseRollback', { by: 'bob', comment: 'incident 8' });
-    assert.equal(ok.accepted, true, ok.message);
+    // The CLI: without --gate it shows the gate, what would be lost, and the command; with it, it approves.
+    const bare = await cli('bob', 'approve-db-rollback', '--env', 'production', '-m', 'incident 8');
+    assert.equal(bare.exitCode, 1);
+    assert.match(bare.stderr, new RegExp(`name the gate you approve with --gate: the deploy of production waits at gate ${gate.gateId}:`));
+    assert.match(bare.stderr, /restore production's database from backup .*every write made since the backup is LOST: \d+ row\(s\) written since the backup go/);
+    assert.match(bare.stderr, new RegExp(`llmchat-ops approve-db-rollback --env production --gate ${gate.gateId} -m "why"`));
+    const ok = await cli('bob', 'approve-db-rollback', '--env', 'production', '--gate', gate.gateId as string, '-m', 'incident 8');
+    assert.equal(ok.exitCode, 0, ok.stderr);
+    assert.match(ok.stdout, new RegExp(`^gate ${gate.gateId} — restore production's database from backup ${firstBackup}.*LOST.*: approved by bob$`, 'm'));
 
     const f = await failureOf(h.result());
     assert.equal(f.type, 'DeployFailed');
@@ -158,7 +177,8 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     // the ordinary path: waits for approveRestore from another person, and a rejection changes nothing
     const h = await startRestore({ environment: 'production', backupId: firstBackup, kind: 'database', requestedBy: 'mallory' });
     await waitFor('the restore waits for approval', async () => (await h.query<RestoreStatus>('restoreStatus')).state === 'awaiting-approval', 60_000);
-    const self = await h.executeUpdate<DecisionAnswer, [Decision]>('approveRestore', { args: [{ by: 'mallory' }] });
+    const self = await h.executeUpdate<DecisionAnswer, [Decision]>('approveRestore', { args: [{ by: 'mallory', gate: (await openGate(h, 'restore')).gateId as string }] });
+    assert.match(self.message, /mallory requested this operation/);
     assert.equal(self.accepted, false);
     await h.executeUpdate<DecisionAnswer, [Decision]>('rejectRestore', { args: [{ by: 'bob' }] });
     assert.equal((await failureOf(h.result())).type, 'RestoreRejected');
@@ -191,7 +211,7 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     bytes.writeUInt8(bytes.readUInt8(at) ^ 0x01, at);
     await writeFile(file, bytes);
     await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup-3', 'kept: restore failed')");
-    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    assert.equal((await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'bob' }))).accepted, true);
     const f = await failureOf(h.result());
     assert.equal((f.details?.[0] as { outcome: string }).outcome, 'failed');
     assert.match(f.message, new RegExp(`database restore from backup ${backupId} FAILED \\(approved by bob; restore run ${DATA} \\(run [0-9a-f-]+\\)\\): .*does not match its manifest.*; the live database keeps its name \\(the restore swaps atomically\\) and it is still the deploy's database at level 2 \\(nothing was swapped in\\)`, 'i'));
@@ -206,7 +226,7 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     const h = await deploy();
     await awaitingApproval(h);
     await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup-4', 'kept: rejected in time')");
-    const ok = await decide(h, 'approveDatabaseRollback', { by: 'bob' });
+    const ok = await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'bob' }));
     assert.equal(ok.accepted, true, ok.message);
     const no = await decide(h, 'rejectDatabaseRollback', { by: 'carol', comment: 'wrong call, keep the data' });
     assert.equal(no.accepted, true, no.message);
@@ -229,7 +249,7 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     await migrateTo(fx.database.url, 1);
     const h = await deploy();
     await awaitingApproval(h);
-    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    assert.equal((await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'bob' }))).accepted, true);
     const f = await failureOf(h.result());
     assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-rolled-back');
     assert.equal(await levelOf(db()), 1);
@@ -251,7 +271,7 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup-5', 'lost once the restore runs')");
     // A run nobody works on holds llmchat-data-production (as a long nightly backup would).
     const holder = await env.client.workflow.start('backup', { taskQueue: `nobody-${randomUUID()}`, workflowId: DATA, args: [{}] });
-    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    assert.equal((await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'bob' }))).accepted, true);
     await waitFor('the approved restore waits for the data id', async () => /the approved restore waits for llmchat-data-production/.test((await h.query<ReleaseProgress>('progress')).waitingFor ?? ''), 60_000);
     assert.equal(await sessionsOf(db(), 'after-backup-5'), 1);
     await holder.terminate('the long backup ended');
@@ -267,7 +287,7 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     await awaitingApproval(h);
     await sql(db(), "INSERT INTO chat_sessions (user_id, title) VALUES ('after-backup-6', 'kept: rejected while waiting')");
     const holder = await env.client.workflow.start('backup', { taskQueue: `nobody-${randomUUID()}`, workflowId: DATA, args: [{}] });
-    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    assert.equal((await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'bob' }))).accepted, true);
     await waitFor('the approved restore waits for the data id', async () => /the approved restore waits for llmchat-data-production/.test((await h.query<ReleaseProgress>('progress')).waitingFor ?? ''), 60_000);
     const no = await decide(h, 'rejectDatabaseRollback', { by: 'carol' });
     assert.equal(no.accepted, true, no.message);

@@ -17,6 +17,7 @@ import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import type { RollbackResult } from '../src/workflows/rollback.js';
 import { failureOf, hasTokenCount, levelOf, sql, migrateTo, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
+import { openGate } from './support/approvals.js';
 import { waitFor } from './support/services.js';
 import { alertReceiver, resetBefore } from './support/temporal.js';
 
@@ -31,6 +32,8 @@ describe('failed deploy after migration: app rolled back by itself, database onl
   const start = (type: 'deploy' | 'rollback', input: unknown) =>
     env.client.workflow.start<(i: unknown) => Promise<DeployResult | RollbackResult>>(type, { taskQueue, workflowId: `${type}-${randomUUID()}`, args: [input] });
   const decide = (h: WorkflowHandle, name: 'approveDatabaseRollback' | 'rejectDatabaseRollback', d: Decision) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d] });
+  /** The decision naming the open gate (an approval must). */
+  const gated = async (h: WorkflowHandle, d: Decision): Promise<Decision> => ({ ...d, gate: (await openGate(h, 'db-rollback')).gateId as string });
   const awaitingApproval = async (h: WorkflowHandle) => {
     await waitFor('the database rollback waits for a decision', async () => (await h.query<ApprovalStatus>('databaseRollbackStatus')).state === 'open', 120_000);
     assert.equal((await h.query<ApprovalStatus>('databaseRollbackStatus')).state, 'open');
@@ -52,18 +55,40 @@ describe('failed deploy after migration: app rolled back by itself, database onl
     await sql(fx.database.name, "INSERT INTO chat_sessions (user_id, title) VALUES ('keep-me', 'survives the rollback')");
     const loop = requestLoop(fx.url, 50);
     const h = await start('deploy', { environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 });
+    // Consent before the fact (issue 15): sent while the deploy is still at work, before any failure is known —
+    // refused and answered (update) or recorded as refused (signal), never kept for the gate.
+    await h.signal('approveDatabaseRollback', { by: 'bob', comment: 'pre-approved' });
+    const early = await decide(h, 'approveDatabaseRollback', { by: 'carol', comment: 'pre-approved too' });
+    assert.equal(early.accepted, false);
+    assert.equal(early.state, 'not-open');
+    assert.match(early.message, /refused: no approval is awaited yet/);
     await awaitingApproval(h);
     // the app is already back on v1 while the database waits
     assert.equal(await servingVersion(fx.url), 'v1');
     assert.equal(await levelOf(fx.database.name), 2);
+    const gate = await openGate(h, 'db-rollback');
+    assert.equal(gate.state, 'open', 'the early approvals were not kept');
+    assert.match(gate.gateId ?? '', /^db-rollback-[0-9a-f]{8}$/);
+    assert.deepEqual(gate.details?.migration, { from: 2, to: 1 });
+    assert.match(gate.details?.failure ?? '', /^deploy of v2 failed: verify failed: .*GET \/api\/sessions\/.*HTTP 404/);
+    assert.match(gate.subject ?? '', /migrate production's database down from level 2 to 1 \(deploy of v2 failed: verify failed/);
     const p = await h.query<ReleaseProgress>('progress');
-    assert.match(p.waitingFor ?? '', /approveDatabaseRollback.*level 2 to 1.*not from alice/);
+    assert.match(p.waitingFor ?? '', new RegExp(`approveDatabaseRollback or rejectDatabaseRollback \\{"by","comment","gate":"${gate.gateId}"\\}.*level 2 to 1.*not from alice`));
     assert.ok(p.steps.some((s) => s.name === 'app-rollback' && s.state === 'done'));
-    const self = await decide(h, 'approveDatabaseRollback', { by: 'alice' });
+    const self = await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'alice' }));
     assert.equal(self.accepted, false);
     assert.match(self.message, /alice requested this operation and cannot approve it/);
+    const unnamed = await decide(h, 'approveDatabaseRollback', { by: 'bob' });
+    assert.equal(unnamed.accepted, false);
+    assert.match(unnamed.message, new RegExp(`refused: an approval must name the gate it approves \\("gate"\\); the open gate is ${gate.gateId}: migrate production's database down from level 2 to 1`));
+    const other = await decide(h, 'approveDatabaseRollback', { by: 'bob', gate: 'db-rollback-00000000' });
+    assert.equal(other.accepted, false);
+    assert.match(other.message, /names gate db-rollback-00000000, which is not open here/);
     await waitFor('escalation alert', async () => sink.received.some((r) => r.body.type === 'db_rollback_waiting'), 30_000);
-    const ok = await decide(h, 'approveDatabaseRollback', { by: 'bob', comment: 'incident 7' });
+    const alert = sink.received.find((r) => r.body.type === 'db_rollback_waiting');
+    assert.match(String(alert?.body.title), new RegExp(`waits for approval \\(gate ${gate.gateId}\\)`));
+    assert.match(String(alert?.body.message), new RegExp(`migrate production's database down from level 2 to 1 \\(deploy of v2 failed: verify failed.*Approve: llmchat-ops approve-db-rollback --env production --gate ${gate.gateId} -m "why"`));
+    const ok = await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'bob', comment: 'incident 7' }));
     assert.equal(ok.accepted, true, ok.message);
     const f = await failureOf(h.result());
     const stats = await loop.stop();
@@ -78,15 +103,15 @@ describe('failed deploy after migration: app rolled back by itself, database onl
     const records = await readReleases(stateDir(), 'production');
     assert.equal(records.current?.version, 'v1');
     assert.equal(records.history.at(-1)?.outcome, 'database-rolled-back');
-    const gate = await h.query<ApprovalStatus>('databaseRollbackStatus');
-    assert.deepEqual(gate.decisions.map((d) => [d.by, d.accepted]), [['alice', false], ['bob', true]]);
+    const closed = await h.query<ApprovalStatus>('databaseRollbackStatus');
+    assert.deepEqual(closed.decisions.map((d) => [d.by, d.via, d.accepted]).sort(), [['alice', 'update', false], ['bob', 'signal', false], ['bob', 'update', false], ['bob', 'update', false], ['bob', 'update', true], ['carol', 'update', false]]);
   });
 
   it('a reset of an approved migrate-down deploy does not migrate down again over what a later release wrote', T, async () => {
     await migrateTo(fx.database.url, 1);
     const h = await start('deploy', { environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 });
     await awaitingApproval(h);
-    assert.equal((await decide(h, 'approveDatabaseRollback', { by: 'bob' })).accepted, true);
+    assert.equal((await decide(h, 'approveDatabaseRollback', await gated(h, { by: 'bob' }))).accepted, true);
     const f = await failureOf(h.result());
     assert.equal((f.details?.[0] as { outcome: string }).outcome, 'database-rolled-back');
     assert.equal(await levelOf(fx.database.name), 1);
@@ -137,7 +162,7 @@ describe('failed deploy after migration: app rolled back by itself, database onl
     const back = await start('rollback', { environment: 'production', requestedBy: 'carol', database: true });
     await awaitingApproval(back);
     assert.equal(await servingVersion(fx.url), 'v1', 'the app switches before the database waits');
-    const ans = await decide(back, 'approveDatabaseRollback', { by: 'dave' });
+    const ans = await decide(back, 'approveDatabaseRollback', await gated(back, { by: 'dave' }));
     assert.equal(ans.accepted, true);
     const r1 = (await back.result()) as RollbackResult;
     const stats = await loop.stop();
@@ -168,7 +193,7 @@ describe('failed deploy after migration: app rolled back by itself, database onl
     try {
       const back = await start('rollback', { environment: 'production', requestedBy: 'carol', database: true });
       await awaitingApproval(back);
-      assert.equal((await decide(back, 'approveDatabaseRollback', { by: 'dave' })).accepted, true);
+      assert.equal((await decide(back, 'approveDatabaseRollback', await gated(back, { by: 'dave' }))).accepted, true);
       const f = await failureOf(back.result());
       assert.equal(f.type, 'RollbackFailed', f.message);
       assert.equal((f.details?.[0] as { outcome: string }).outcome, 'failed');
@@ -186,7 +211,7 @@ describe('failed deploy after migration: app rolled back by itself, database onl
     // The way out the message names: a new rollback to v1 with the database part, approved anew.
     const again = await start('rollback', { environment: 'production', version: 'v1', requestedBy: 'carol', database: true });
     await awaitingApproval(again);
-    assert.equal((await decide(again, 'approveDatabaseRollback', { by: 'dave' })).accepted, true);
+    assert.equal((await decide(again, 'approveDatabaseRollback', await gated(again, { by: 'dave' }))).accepted, true);
     const r = (await again.result()) as RollbackResult;
     assert.equal(r.outcome, 'database-rolled-back');
     assert.equal(await levelOf(fx.database.name), 1);

@@ -152,11 +152,17 @@ describe('end to end: worker process + temporal CLI + llmchat-ops CLI', () => {
     const busy = await cli('backup', '--env', 'production');
     assert.equal(busy.exitCode, 1);
     assert.match(busy.stderr, /a backup or restore of production is already running/);
+    // Consent follows the information: `approve` without --gate shows the gate and what it would approve.
+    const bare = await cli('approve', 'production', '--comment', 'config got clobbered');
+    assert.equal(bare.exitCode, 1);
+    const gate = /waits at gate (restore-[0-9a-f]{8}):/.exec(bare.stderr)?.[1];
+    assert.ok(gate, bare.stderr);
+    assert.match(bare.stderr, /restore config of backup .* since the backup is LOST/);
     // Four eyes: dana asked for the restore, so dana's approval is refused, with the workflow's answer.
-    const self = await cli('approve', 'production', '--comment', 'config got clobbered');
+    const self = await cli('approve', 'production', '--gate', gate, '--comment', 'config got clobbered');
     assert.equal(self.exitCode, 1);
     assert.match(self.stderr, /approve refused .*dana requested this operation and cannot approve it/);
-    const approved = await execa('node', ['bin/llmchat-ops.js', '--config', configFile, 'approve', 'production', '-m', 'config got clobbered'], {
+    const approved = await execa('node', ['bin/llmchat-ops.js', '--config', configFile, 'approve', 'production', '--gate', gate, '-m', 'config got clobbered'], {
       cwd: ROOT,
       reject: false,
       env: { LLMCHAT_OPS_OPERATOR: 'erin' },

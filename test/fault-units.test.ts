@@ -11,6 +11,8 @@ import { evaluateFaults, logCheckSuffix, type FaultMeasurements } from '../src/f
 import { scanIncrementally, type LogCursor } from '../src/fault/log-cursor.js';
 import { parsePrometheusText } from '../src/fault/prometheus-text.js';
 import { histogramQuantile, snapshotFrom, windowBetween } from '../src/fault/window.js';
+import { parseAppMetrics } from '../src/deploy/metrics.js';
+import { isClientError, isServerError, PROMQL_SERVER_ERRORS, PROMQL_USER_TRAFFIC } from '../src/http-errors.js';
 import { parseConfig } from '../src/config.js';
 import { alertmanagerRequester, planRuns } from '../src/alertmanager-receiver.js';
 import { requireRequestedBy } from '../src/workflows/inputs.js';
@@ -39,6 +41,29 @@ describe('Prometheus text and windows', () => {
     const p = parsePrometheusText('a{x="q\\"uote",y="n\\nl"} 1.5\nb +Inf\nbad line here x\nc{broken 3\n# comment\n');
     assert.deepEqual(p.samples.map((s) => [s.name, { ...s.labels }, s.value]), [['a', { x: 'q"uote', y: 'n\nl' }, 1.5], ['b', {}, Infinity]]);
     assert.equal(p.malformed, 2);
+  });
+
+  it('one meaning of "error" (src/http-errors.ts): 5xx are errors, 4xx apart, scrapes nowhere — in fault detection and the bake alike', () => {
+    const text = (n: number) => [
+      `llmchat_http_requests_total{route="/a",status_code="200"} ${100 * n}`,
+      `llmchat_http_requests_total{route="/a",status_code="404"} ${30 * n}`,
+      `llmchat_http_requests_total{route="/a",status_code="429"} ${5 * n}`,
+      `llmchat_http_requests_total{route="/a",status_code="500"} ${4 * n}`,
+      `llmchat_http_requests_total{route="/a",status_code="503"} ${1 * n}`,
+      `llmchat_http_requests_total{route="/a",status_code="5"} ${1 * n}`,
+      `llmchat_http_requests_total{route="/metrics",status_code="500"} ${50 * n}`,
+    ].join('\n');
+    const w = windowBetween(snapshotFrom(parsePrometheusText(text(0)).samples, 0), snapshotFrom(parsePrometheusText(text(1)).samples, 60_000));
+    assert.equal(w.requests, 141);
+    assert.equal(w.errors, 5, '500 and 503; not 4xx, not a malformed "5", not a failed scrape');
+    assert.equal(w.clientErrors, 35);
+    assert.equal(w.errorRatePercent, Math.round((5 / 141) * 10_000) / 100);
+    const bake = parseAppMetrics(text(1));
+    assert.deepEqual([bake.requests, bake.errors], [w.requests, w.errors], 'the deploy bake counts the same');
+    assert.equal(PROMQL_SERVER_ERRORS, 'status_code=~"5[0-9][0-9]"');
+    assert.equal(PROMQL_USER_TRAFFIC, 'route!~"/metrics|metrics"');
+    assert.ok(isServerError(500) && isServerError('599') && !isServerError('404') && !isServerError('5') && !isServerError(undefined));
+    assert.ok(isClientError('404') && !isClientError('500'));
   });
 
   it('window since the previous snapshot: deltas, not totals; scrapes excluded', () => {

@@ -6,6 +6,8 @@ import { describe, it } from 'node:test';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
+import { randomBytes } from 'node:crypto';
+import { AesGcmCodec } from '../src/codec.js';
 import { ROOT } from './support/services.js';
 import { workflowBundle } from './support/temporal.js';
 
@@ -30,6 +32,20 @@ describe('replay of recorded histories', async () => {
       await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, await load(file), name.includes('--') ? name.slice(name.indexOf('--') + 2) : name);
     });
   }
+
+  it('replays every recorded (unencrypted) history with payload encryption on: plaintext payloads pass the codec', async () => {
+    const dataConverter = { payloadCodecs: [new AesGcmCodec(new Map([['k1', randomBytes(32)]]), 'k1')] };
+    const histories = await Promise.all(files.map(async (file) => {
+      const name = file.replace(/\.json$/, '');
+      return { history: await load(file), workflowId: name.includes('--') ? name.slice(name.indexOf('--') + 2) : name };
+    }));
+    let replayed = 0;
+    for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), dataConverter }, histories)) {
+      assert.equal(r.error, undefined, `${r.workflowId}: ${r.error?.message}`);
+      replayed++;
+    }
+    assert.equal(replayed, files.length);
+  });
 
   it('fails with a determinism error when the history no longer matches the code', async () => {
     // The degraded run delivered an alert through the regular deliverAlert activity; pretend the code that wrote

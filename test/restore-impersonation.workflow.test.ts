@@ -20,6 +20,7 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import type { OpsConfig } from '../src/config.js';
 import { dataWorkflowId, releaseWorkflowId } from '../src/names.js';
 import type { BackupResult } from '../src/workflows/backup.js';
+import { approveAtGate } from './support/approvals.js';
 import { query, type Fixture } from './support/backup-fixture.js';
 import { startBackupStack, type BackupStack } from './support/backup-stack.js';
 import { resetBefore } from './support/temporal.js';
@@ -117,7 +118,7 @@ describe('a foreign worker cannot replace the live database (forged release pare
       workflowId: dataWorkflowId('production'),
       args: [{ environment: 'production', backupId, kind: 'database', requestedBy: 'mallory' }],
     });
-    await h.signal('approveRestore', { by: 'bob' });
+    await approveAtGate(h, 'restore', { by: 'bob' }, { via: 'signal' });
     await h.result();
     await plantRow();
     const reset = await resetBefore(env, h, (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restoreDatabase');

@@ -19,7 +19,7 @@ function validSnapshot(v: unknown): MetricsSnapshot | undefined {
     if (typeof le !== 'number') return undefined;
     buckets.push([le, b[1]]);
   }
-  return { takenAt: v.takenAt, ...(isNum(v.processStart) ? { processStart: v.processStart } : {}), requests: v.requests, errors: v.errors, durationSum: v.durationSum, durationCount: v.durationCount, buckets };
+  return { takenAt: v.takenAt, ...(isNum(v.processStart) ? { processStart: v.processStart } : {}), requests: v.requests, errors: v.errors, ...(isNum(v.clientErrors) ? { clientErrors: v.clientErrors } : {}), durationSum: v.durationSum, durationCount: v.durationCount, buckets };
 }
 
 interface StoredSnapshots {

@@ -21,6 +21,7 @@ import { createLogMonitorActivities } from './log-monitor.js';
 import { createRedisCacheActivities } from './redis-cache.js';
 import { createPrometheusActivities } from './prometheus.js';
 import { createReportFileActivities } from './report-files.js';
+import { createRestorePreviewActivities } from './restore-preview.js';
 
 export function createActivities(cfg: OpsConfig) {
   return {
@@ -45,6 +46,7 @@ export function createActivities(cfg: OpsConfig) {
     ...createRedisCacheActivities(cfg),
     ...createPrometheusActivities(cfg),
     ...createReportFileActivities(cfg),
+    ...createRestorePreviewActivities(cfg),
   };
 }
 

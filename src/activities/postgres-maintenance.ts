@@ -9,8 +9,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import pg from 'pg';
 import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
 import { purgeExpired, pruneProgress, type PhaseProgress, type PurgeResult } from '../maintenance/purge.js';
-import { dropInvalidLeftovers, reindexConcurrently, type ReindexOutcome } from '../maintenance/indexes.js';
+import { dropInvalidLeftovers, reindexConcurrently, type LeftoverCleanup, type LockRunner, type ReindexOutcome } from '../maintenance/indexes.js';
 import { createIndexes, tableStats, type IndexCreation, type TableStats } from '../maintenance/indexes.js';
+import { LockNotAcquiredError, retryOnLockTimeout, setLockTimeout } from '../maintenance/lock-retry.js';
 import type { DatabasePerformance } from '../report/analysis.js';
 import { asFailure } from './failures.js';
 import { withDataLock } from '../postgres/data-lock.js';
@@ -74,6 +75,8 @@ async function onOwnConnection<T>(env: EnvironmentConfig, details: () => unknown
 
 function guarded<T>(fn: () => Promise<T>): Promise<T> {
   return fn().catch((err: unknown) => {
+    // Retrying the whole step would only queue up again for another lockRetryFor: the step fails, saying why.
+    if (err instanceof LockNotAcquiredError) throw ApplicationFailure.nonRetryable(err.message, 'LockNotAcquired');
     throw asFailure(err);
   });
 }
@@ -98,6 +101,16 @@ export interface MaintenancePlan {
 export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
   const env = (name: string) => getEnvironment(cfg, name);
   const m = cfg.maintenance;
+  /**
+   * Sets the connection's lock_timeout (maintenance.lockTimeout) and returns the runner that retries a statement
+   * after each lock timeout for up to maintenance.lockRetryFor (src/maintenance/lock-retry.ts): maintenance never
+   * waits in the lock queue in front of the app's statements.
+   */
+  const lockRunner = async (c: pg.Client, signal?: AbortSignal, onRetry?: (what: string, n: number) => void): Promise<LockRunner> => {
+    await setLockTimeout(c, m.lockTimeout);
+    const policy = { lockTimeoutMs: m.lockTimeout, retryForMs: m.lockRetryFor, ...(signal ? { signal } : {}), ...(onRetry ? { onRetry } : {}) };
+    return (what, attempt, cleanUp) => retryOnLockTimeout(c, what, policy, attempt, cleanUp);
+  };
   return {
     /** The maintenance settings a workflow needs (windows, wait limit); validates the environment name. */
     async maintenancePlan(environment: string): Promise<MaintenancePlan> {
@@ -110,10 +123,11 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
     /** The guide's step 1 (or 3 of the optimization): ANALYZE of the whole database, or of the given tables. */
     async analyzeDatabase(input: { environment: string; tables?: string[] }): Promise<{ durationMs: number; tables: string[] | 'all' }> {
       return guarded(() =>
-        onConnection(env(input.environment), () => ({ step: 'analyze' }), async (c) => {
+        onConnection(env(input.environment), () => ({ step: 'analyze' }), async (c, signal) => {
           const t0 = Date.now();
-          if (!input.tables) await c.query('ANALYZE');
-          else for (const t of input.tables) await c.query(`ANALYZE ${pg.escapeIdentifier(t)}`);
+          const run = await lockRunner(c, signal);
+          if (!input.tables) await run('ANALYZE', () => c.query('ANALYZE'));
+          else for (const t of input.tables) await run(`ANALYZE ${t}`, () => c.query(`ANALYZE ${pg.escapeIdentifier(t)}`));
           return { durationMs: Date.now() - t0, tables: input.tables ?? 'all' };
         }),
       );
@@ -132,6 +146,7 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
           return purgeExpired(c, input.runKey, { sessionCutoff: input.sessionCutoff, messageCutoff: input.messageCutoff }, {
             targetMs: m.batchTargetMs,
             initialRows: m.initialBatchRows,
+            vacuumLockTimeoutMs: m.lockTimeout,
             onBatch: (p) => (latest = p),
             ...(signal ? { signal } : {}),
           });
@@ -139,17 +154,32 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
       });
     },
 
-    /** Step 4: drops invalid `_ccnew`/`_ccold` leftovers of the configured indexes, then REINDEX INDEX CONCURRENTLY each. */
+    /**
+     * Step 4: reports every invalid index and drops every `_ccnew`/`_ccold` leftover (of any index), then REINDEX
+     * INDEX CONCURRENTLY each configured index — all with the lock timeout and retry.
+     */
     async reindexIndexes(input: { environment: string }): Promise<ReindexOutcome> {
       return guarded(() => {
         let step = 'leftovers';
-        return onConnection(env(input.environment), () => ({ step }), async (c) => {
-          const removedLeftovers = await dropInvalidLeftovers(c, m.reindex);
+        let lockRetries = 0;
+        return onConnection(env(input.environment), () => ({ step, lockRetries }), async (c, signal) => {
+          const run = await lockRunner(c, signal, () => lockRetries++);
+          const leftovers = await dropInvalidLeftovers(c, async (q, name) => void (await run(`DROP INDEX CONCURRENTLY ${name}`, () => c.query(`DROP INDEX CONCURRENTLY IF EXISTS ${q}`))));
           step = 'reindex';
-          const indexes = await reindexConcurrently(c, m.reindex, (name) => (step = `reindex ${name}`));
-          return { removedLeftovers, indexes };
+          const indexes = await reindexConcurrently(c, m.reindex, (name) => (step = `reindex ${name}`), run);
+          return { removedLeftovers: leftovers.removed, invalidIndexes: leftovers.invalid, indexes };
         });
       });
+    },
+
+    /** The optimization's first step: every invalid index reported, every `_ccnew`/`_ccold` leftover dropped. */
+    async dropIndexLeftovers(input: { environment: string }): Promise<LeftoverCleanup> {
+      return guarded(() =>
+        onConnection(env(input.environment), () => ({ step: 'leftovers' }), async (c, signal) => {
+          const run = await lockRunner(c, signal);
+          return dropInvalidLeftovers(c, async (q, name) => void (await run(`DROP INDEX CONCURRENTLY ${name}`, () => c.query(`DROP INDEX CONCURRENTLY IF EXISTS ${q}`))));
+        }),
+      );
     },
 
     /** Steps 5 and 6: size, live and dead tuples, index usage of every user table. */
@@ -159,17 +189,19 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
 
     /** The optimization's step 1: CREATE INDEX CONCURRENTLY IF NOT EXISTS, after dropping an invalid index of the same name. */
     async createOptimizationIndexes(input: { environment: string }): Promise<IndexCreation[]> {
-      return guarded(() => onConnection(env(input.environment), () => ({ step: 'create indexes' }), (c) => createIndexes(c, m.optimizeIndexes)));
+      return guarded(() => onConnection(env(input.environment), () => ({ step: 'create indexes' }), async (c, signal) => createIndexes(c, m.optimizeIndexes, await lockRunner(c, signal))));
     },
 
     /** The optimization's step 5: VACUUM ANALYZE of the configured tables (never VACUUM FULL: that locks the table). */
-    async vacuumAnalyze(input: { environment: string }): Promise<{ tables: string[]; durationMs: number }> {
+    async vacuumAnalyze(input: { environment: string }): Promise<{ tables: string[]; durationMs: number; lockRetries?: number }> {
       return guarded(() =>
-        onConnection(env(input.environment), () => ({ step: 'vacuum' }), async (c) => {
+        onConnection(env(input.environment), () => ({ step: 'vacuum' }), async (c, signal) => {
           const t0 = Date.now();
           const present = await existingTables(c, m.optimizeTables);
-          for (const t of present) await c.query(`VACUUM (ANALYZE) ${pg.escapeIdentifier(t)}`);
-          return { tables: present, durationMs: Date.now() - t0 };
+          const run = await lockRunner(c, signal);
+          let lockRetries = 0;
+          for (const t of present) lockRetries += (await run(`VACUUM (ANALYZE) ${t}`, () => c.query(`VACUUM (ANALYZE) ${pg.escapeIdentifier(t)}`))).retries;
+          return { tables: present, durationMs: Date.now() - t0, ...(lockRetries ? { lockRetries } : {}) };
         }),
       );
     },

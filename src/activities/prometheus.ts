@@ -6,6 +6,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { getEnvironment, type OpsConfig } from '../config.js';
+import { errorRatePercent, PROMQL_CLIENT_ERRORS, PROMQL_SERVER_ERRORS, PROMQL_USER_TRAFFIC } from '../http-errors.js';
 import { monthRange, type DailyPoint, type PerformanceFigures } from '../report/analysis.js';
 import { asFailure } from './failures.js';
 
@@ -31,8 +32,16 @@ export function createPrometheusActivities(cfg: OpsConfig) {
     try {
       res = await fetch(url, { method: 'POST', body: new URLSearchParams(params), signal: AbortSignal.timeout(60_000) });
     } catch (err) {
-      // Retried by Temporal: Prometheus may be restarting.
-      throw new Error(`Prometheus at ${base} is unreachable: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+      const cause = (err as Error).cause as (Error & { code?: string }) | undefined;
+      if (cause?.code === 'ECONNREFUSED') {
+        // Nothing listens there: retrying for minutes would only delay the answer the operator needs.
+        throw ApplicationFailure.nonRetryable(
+          `Prometheus at ${base} refuses connections (nothing listens there): start it with \`scripts/services.sh up monitoring\` (\`npm start\` runs it too), or set report.prometheusUrl (LLMCHAT_PROMETHEUS_URL in ops.config.yaml) to the Prometheus that scrapes the app`,
+          'PrometheusUnreachable',
+        );
+      }
+      // Anything else (a timeout, a reset) is retried by Temporal: Prometheus may be restarting or busy.
+      throw new Error(`Prometheus at ${base} is unreachable: ${cause instanceof Error ? cause.message : (err as Error).message}`);
     }
     const text = await res.text();
     if (res.status === 400 || res.status === 422) throw ApplicationFailure.nonRetryable(`Prometheus refused the query ${params.query}: ${text.slice(0, 300)}`, 'BadQuery');
@@ -61,7 +70,8 @@ export function createPrometheusActivities(cfg: OpsConfig) {
       const { start, end, days } = monthRange(input.month);
       const time = String(end / 1000);
       const w = `${days}d`;
-      const sel = (extra = '') => `{job="${job}",environment="${input.environment}"${extra}}`;
+      // User traffic only, errors as fault detection counts them (src/http-errors.ts): 5xx; 4xx apart.
+      const sel = (extra = '') => `{job="${job}",environment="${input.environment}",${PROMQL_USER_TRAFFIC}${extra}}`;
       const q = async (query: string) => api(base, 'api/v1/query', { query, time });
       const scalar = async (query: string) => num((await q(query))[0]?.value?.[1]);
       const missing: string[] = [];
@@ -78,11 +88,11 @@ export function createPrometheusActivities(cfg: OpsConfig) {
           'NoMetrics',
         );
       }
-      const clientErrors = (await scalar(`sum(increase(llmchat_http_requests_total${sel(',status_code=~"4.."')}[${w}]))`)) ?? 0;
-      const serverErrors = (await scalar(`sum(increase(llmchat_http_requests_total${sel(',status_code=~"5.."')}[${w}]))`)) ?? 0;
+      const clientErrors = (await scalar(`sum(increase(llmchat_http_requests_total${sel(`,${PROMQL_CLIENT_ERRORS}`)}[${w}]))`)) ?? 0;
+      const serverErrors = (await scalar(`sum(increase(llmchat_http_requests_total${sel(`,${PROMQL_SERVER_ERRORS}`)}[${w}]))`)) ?? 0;
       const hist = (qq: number, range: string) => `histogram_quantile(${qq}, sum by (le) (increase(llmchat_http_request_duration_seconds_bucket${sel()}[${range}]))) * 1000`;
       const avg = (range: string) => `sum(increase(llmchat_http_request_duration_seconds_sum${sel()}[${range}])) / sum(increase(llmchat_http_request_duration_seconds_count${sel()}[${range}])) * 1000`;
-      const errRate = (range: string) => `sum(increase(llmchat_http_requests_total${sel(',status_code=~"[45].."')}[${range}])) / sum(increase(llmchat_http_requests_total${sel()}[${range}])) * 100`;
+      const errRate = (range: string) => `sum(increase(llmchat_http_requests_total${sel(`,${PROMQL_SERVER_ERRORS}`)}[${range}])) / sum(increase(llmchat_http_requests_total${sel()}[${range}])) * 100`;
 
       const figures: PerformanceFigures = {
         environment: input.environment,
@@ -93,7 +103,8 @@ export function createPrometheusActivities(cfg: OpsConfig) {
         p50Ms: await scalar(hist(0.5, w)),
         p95Ms: await scalar(hist(0.95, w)),
         p99Ms: await scalar(hist(0.99, w)),
-        errorPercent: ((clientErrors + serverErrors) / requests) * 100,
+        errorPercent: errorRatePercent(requests, serverErrors) ?? null,
+        clientErrorPercent: errorRatePercent(requests, clientErrors) ?? null,
         clientErrors: Math.round(clientErrors),
         serverErrors: Math.round(serverErrors),
         requestsPerSecond: requests / (days * 86_400),

@@ -6,8 +6,9 @@
  * `nginx.conf.hand-edit-<time>` before any write overwrites it.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { replaceFileDurably } from '../durable-file.js';
 
 /** What a write recorded. */
 export interface FrontConfigRecord {
@@ -50,16 +51,7 @@ async function readRecord(prefix: string): Promise<FrontConfigRecord | undefined
 }
 
 async function writeRecord(prefix: string, record: FrontConfigRecord): Promise<void> {
-  const file = recordFile(prefix);
-  const tmp = `${file}.${process.pid}.partial`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(`${JSON.stringify(record, null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
+  await replaceFileDurably(recordFile(prefix), `${JSON.stringify(record, null, 2)}\n`);
 }
 
 /** Records that `text` is about to become the front config (call before it replaces the file). */

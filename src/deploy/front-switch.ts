@@ -9,8 +9,9 @@
  * left behind (the worker died between the reload and the check) is found by the next attempt, by `restoreFront`
  * and by the next release's plan, and the front goes back before anything else.
  */
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { replaceFileDurably } from '../durable-file.js';
 import { z } from 'zod';
 import type { EnvironmentConfig } from '../config.js';
 import { ENDPOINTS } from '../health.js';
@@ -50,23 +51,7 @@ export async function readSwitchRecord(stateDir: string): Promise<SwitchRecord |
 
 /** Atomic replace, fsynced (file and directory) before the reload it announces. */
 export async function writeSwitchRecord(stateDir: string, record: SwitchRecord): Promise<void> {
-  await mkdir(stateDir, { recursive: true });
-  const file = switchRecordFile(stateDir);
-  const tmp = `${file}.${process.pid}.partial`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(`${JSON.stringify(recordSchema.parse(record), null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  const dir = await open(stateDir, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await replaceFileDurably(switchRecordFile(stateDir), `${JSON.stringify(recordSchema.parse(record), null, 2)}\n`, { syncDir: true });
 }
 
 export async function clearSwitchRecord(stateDir: string): Promise<void> {

@@ -2,6 +2,7 @@
  * The app's Prometheus counters that a bake watches (the guide's metric names), and the judgement of a bake
  * window. Pure functions: the parsing runs on the worker, the judgement in the workflow.
  */
+import { isMonitoringRoute, isServerError } from '../http-errors.js';
 
 export interface AppMetricsSample {
   /** Requests answered (all routes but /metrics itself). */
@@ -26,12 +27,12 @@ export function parseAppMetrics(text: string): AppMetricsSample {
     const m = /^(llmchat_http_requests_total|llmchat_http_request_duration_seconds_sum|llmchat_http_request_duration_seconds_count)\{([^}]*)\}\s+(\S+)/.exec(line);
     if (!m) continue;
     const l = labels(m[2] as string);
-    if (l.route === '/metrics') continue;
+    if (isMonitoringRoute(l.route)) continue;
     const v = Number(m[3]);
     if (!Number.isFinite(v)) continue;
     if (m[1] === 'llmchat_http_requests_total') {
       s.requests += v;
-      if ((l.status_code ?? '').startsWith('5')) s.errors += v;
+      if (isServerError(l.status_code)) s.errors += v;
     } else if (m[1] === 'llmchat_http_request_duration_seconds_sum') s.durationSeconds += v;
     else s.durationCount += v;
   }

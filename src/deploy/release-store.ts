@@ -8,8 +8,9 @@
  * The file also holds the release lease: the run that is deploying or rolling back the environment. Workflow ids
  * already keep two releases apart; the lease does the same for runs started under another id.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { replaceFileDurably } from '../durable-file.js';
 import { z } from 'zod';
 
 const slotName = z.enum(['blue', 'green', 'main']);
@@ -110,23 +111,7 @@ export async function readReleases(stateDir: string, environment: string): Promi
 
 /** Atomic replace: temporary file, fsync, rename, fsync of the directory. */
 export async function writeReleases(stateDir: string, state: ReleaseState): Promise<void> {
-  await mkdir(stateDir, { recursive: true });
-  const file = releaseFile(stateDir);
-  const tmp = `${file}.${process.pid}.${Date.now()}.partial`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(`${JSON.stringify(storeSchema.parse(state), null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  const dir = await open(stateDir, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await replaceFileDurably(releaseFile(stateDir), `${JSON.stringify(storeSchema.parse(state), null, 2)}\n`, { syncDir: true });
 }
 
 /** Serialises read-modify-write cycles of one file within this worker process. */

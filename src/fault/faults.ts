@@ -96,7 +96,7 @@ export function evaluateFaults(environment: string, m: FaultMeasurements, t: Fau
     title: 'LLMChat error rate high',
     message: !w?.hasBaseline
       ? `${environment}: ${m.metrics.scraped ? 'first window: baseline taken' : `metrics not scraped: ${m.metrics.error ?? 'unknown'}`}`
-      : `${environment}: ${w.errors} of ${w.requests} requests failed in the last ${Math.round(w.windowSeconds)} s (${rate ?? 0}%, threshold ${t.errorRatePercent}%${enough ? '' : `, fewer than ${t.minRequests} requests`})${w.counterReset ? '; the app restarted in the window' : ''}`,
+      : `${environment}: ${w.errors} of ${w.requests} requests failed (5xx) in the last ${Math.round(w.windowSeconds)} s (${rate ?? 0}%, threshold ${t.errorRatePercent}%${enough ? '' : `, fewer than ${t.minRequests} requests`})${w.clientErrors ? `; ${w.clientErrors} client errors (4xx) not counted` : ''}${w.counterReset ? '; the app restarted in the window' : ''}`,
     ...(rate !== undefined ? { value: rate } : {}),
     threshold: t.errorRatePercent,
     recovery: 'restart',

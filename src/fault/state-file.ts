@@ -4,8 +4,9 @@
  * one. Read back as untrusted input: a file that does not parse is treated as absent (and reported).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { replaceFileDurably } from '../durable-file.js';
 
 export async function readState<T>(file: string, validate: (v: unknown) => T | undefined): Promise<T | undefined> {
   let text: string;
@@ -23,16 +24,7 @@ export async function readState<T>(file: string, validate: (v: unknown) => T | u
 }
 
 export async function writeState(file: string, value: unknown): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.partial`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(value));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
+  await replaceFileDurably(file, JSON.stringify(value), { mode: 0o600 });
 }
 
 /** Serialises read-modify-write cycles on one file inside this worker process. */

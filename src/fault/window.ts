@@ -2,6 +2,7 @@
  * Error rate and latency over the window since the previous run, from the app's cumulative counters and
  * histogram buckets (the guide's metric names). Pure functions: the activity stores the snapshot between runs.
  */
+import { errorRatePercent, isClientError, isMonitoringRoute, isServerError } from '../http-errors.js';
 import type { Sample } from './prometheus-text.js';
 
 /** The counters that matter, summed over every label set except the scrape endpoint itself. */
@@ -11,7 +12,10 @@ export interface MetricsSnapshot {
   /** process_start_time_seconds of the app: a new value means the process restarted (counters reset). */
   processStart?: number;
   requests: number;
+  /** Server errors (5xx, src/http-errors.ts). */
   errors: number;
+  /** Client errors (4xx): counted apart, never errors (absent in snapshots stored before they were counted). */
+  clientErrors?: number;
   durationSum: number;
   durationCount: number;
   /** Cumulative histogram buckets: [upper bound in seconds, count], ascending, +Inf last. */
@@ -25,8 +29,11 @@ export interface MetricsWindow {
   counterReset: boolean;
   windowSeconds: number;
   requests: number;
+  /** Server errors (5xx). */
   errors: number;
-  /** 5xx share in percent; undefined when there were no requests. */
+  /** Client errors (4xx) in the window, shown apart; undefined when the previous snapshot did not count them. */
+  clientErrors?: number;
+  /** 5xx share in percent (src/http-errors.ts, as in the monthly report); undefined when there were no requests. */
   errorRatePercent?: number;
   avgLatencyMs?: number;
   p95LatencyMs?: number;
@@ -34,24 +41,23 @@ export interface MetricsWindow {
 
 const REQUESTS = 'llmchat_http_requests_total';
 const DURATION = 'llmchat_http_request_duration_seconds';
-/** Requests to these routes are the monitoring's own (scrapes), not the users'. */
-const EXCLUDED_ROUTES = new Set(['/metrics', 'metrics']);
 
 export function snapshotFrom(samples: readonly Sample[], takenAt: number): MetricsSnapshot {
   let requests = 0;
   let errors = 0;
+  let clientErrors = 0;
   let durationSum = 0;
   let durationCount = 0;
   let processStart: number | undefined;
   const buckets = new Map<number, number>();
   for (const s of samples) {
     if (!Number.isFinite(s.value) && !(s.name === `${DURATION}_bucket`)) continue;
-    const route = s.labels.route;
-    if (route !== undefined && EXCLUDED_ROUTES.has(route)) continue;
+    if (isMonitoringRoute(s.labels.route)) continue;
     switch (s.name) {
       case REQUESTS:
         requests += s.value;
-        if ((s.labels.status_code ?? '').startsWith('5')) errors += s.value;
+        if (isServerError(s.labels.status_code)) errors += s.value;
+        else if (isClientError(s.labels.status_code)) clientErrors += s.value;
         break;
       case `${DURATION}_sum`:
         durationSum += s.value;
@@ -74,6 +80,7 @@ export function snapshotFrom(samples: readonly Sample[], takenAt: number): Metri
     ...(processStart !== undefined ? { processStart } : {}),
     requests,
     errors,
+    clientErrors,
     durationSum,
     durationCount,
     buckets: [...buckets.entries()].sort((a, b) => a[0] - b[0]),
@@ -113,6 +120,7 @@ export function windowBetween(prev: MetricsSnapshot | undefined, cur: MetricsSna
   const base = reset ? undefined : prev;
   const requests = cur.requests - (base?.requests ?? 0);
   const errors = cur.errors - (base?.errors ?? 0);
+  const clientErrors = cur.clientErrors === undefined || (base && base.clientErrors === undefined) ? undefined : cur.clientErrors - (base?.clientErrors ?? 0);
   const count = cur.durationCount - (base?.durationCount ?? 0);
   const sum = cur.durationSum - (base?.durationSum ?? 0);
   const buckets = cur.buckets.map(([le, n]): [number, number] => [le, n - (base ? (prevBuckets.get(le) ?? 0) : 0)]);
@@ -124,7 +132,8 @@ export function windowBetween(prev: MetricsSnapshot | undefined, cur: MetricsSna
     windowSeconds: round((cur.takenAt - prev.takenAt) / 1000),
     requests,
     errors,
-    ...(requests > 0 ? { errorRatePercent: round((errors / requests) * 100) } : {}),
+    ...(clientErrors !== undefined ? { clientErrors } : {}),
+    ...(requests > 0 ? { errorRatePercent: round(errorRatePercent(requests, errors)!) } : {}),
     ...(count > 0 ? { avgLatencyMs: round((sum / count) * 1000) } : {}),
     ...(p95 !== undefined ? { p95LatencyMs: round(p95 * 1000) } : {}),
   };

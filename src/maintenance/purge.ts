@@ -63,6 +63,11 @@ export interface PurgeOptions {
    * purge. Below PostgreSQL's deadlock_timeout (1 s by default), a deadlock with the app ends as our lock timeout.
    */
   lockTimeoutMs?: number;
+  /**
+   * How long the VACUUM between the phases waits for its lock before it is left to autovacuum (default 5 s; the
+   * activity passes maintenance.lockTimeout, so it never queues the app's statements behind it for longer).
+   */
+  vacuumLockTimeoutMs?: number;
 }
 
 export interface VacuumOutcome {
@@ -361,7 +366,7 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
     // the COMMIT share of one batch's duration, never counts).
     await client.query(`UPDATE ${PROGRESS_TABLE} SET max_tx_ms = greatest(max_tx_ms, $3) WHERE run_key = $1 AND phase = $2`, [runKey, phase, row.max_tx_ms]);
     phases.push({ ...toProgress(phase, row), ...(resumedAtBatch ? { resumedAtBatch } : {}), retriedBatches });
-    if (phase === 'sessions' && Number(row.deleted) > 0) vacuum = await vacuumSessions(client, runKey);
+    if (phase === 'sessions' && Number(row.deleted) > 0) vacuum = await vacuumSessions(client, runKey, opts.vacuumLockTimeoutMs);
   }
   return { runKey, rules, phases, ...(vacuum ? { vacuum } : {}) };
 }
@@ -371,10 +376,10 @@ export async function purgeExpired(client: pg.Client, runKey: string, rules: Pur
  * index without the purged sessions' entries (measured on 1 M sessions: 600 k purged; each probe otherwise visits the
  * heap and finds a dead row). VACUUM takes no row locks and blocks no reads or writes of the app; TRUNCATE false keeps
  * it from taking the exclusive lock that shortening the file would need. If another maintenance command holds the
- * table (lock wait over 5 s), it is left to autovacuum and the purge goes on. Done once per run: a resumed run that
+ * table (lock wait over maintenance.lockTimeout; 5 s when called directly), it is left to autovacuum and the purge goes on. Done once per run: a resumed run that
  * already vacuumed (recorded in the progress table) does not again.
  */
-async function vacuumSessions(client: pg.Client, runKey: string): Promise<VacuumOutcome> {
+async function vacuumSessions(client: pg.Client, runKey: string, lockTimeoutMs = 5000): Promise<VacuumOutcome> {
   const t0 = performance.now();
   const { rowCount } = await client.query(`SELECT 1 FROM ${PROGRESS_TABLE} WHERE run_key = $1 AND phase = 'vacuum:chat_sessions'`, [runKey]);
   if (rowCount) return { table: 'chat_sessions', result: 'already done by this run', durationMs: 0 };
@@ -389,7 +394,7 @@ async function vacuumSessions(client: pg.Client, runKey: string): Promise<Vacuum
     return { table: 'chat_sessions', result: `skipped: role ${may[0]?.who ?? '?'} neither owns chat_sessions nor may maintain it (VACUUM would only warn and do nothing)`, durationMs: Math.round(performance.now() - t0) };
   }
   try {
-    await client.query(`SET lock_timeout = '5s'`);
+    await client.query(`SET lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
     await client.query(`VACUUM (ANALYZE, TRUNCATE false) chat_sessions`);
   } catch (err) {
     const e = err as { code?: string; message?: string };

@@ -12,6 +12,7 @@ export interface DailyPoint {
   averageMs: number | null;
   p95Ms: number | null;
   p99Ms: number | null;
+  /** Server errors (5xx) of the day, in percent. */
   errorPercent: number | null;
 }
 
@@ -25,7 +26,10 @@ export interface PerformanceFigures {
   p50Ms: number | null;
   p95Ms: number | null;
   p99Ms: number | null;
+  /** Server errors (5xx) over all user requests, as fault detection counts them (src/http-errors.ts). */
   errorPercent: number | null;
+  /** Client errors (4xx) over all user requests: shown apart, not errors of the app. */
+  clientErrorPercent?: number | null;
   clientErrors: number;
   serverErrors: number;
   requestsPerSecond: number;
@@ -74,7 +78,7 @@ export function analyse(f: PerformanceFigures, db: DatabasePerformance, t: Repor
     alerts.push({ severity: 'warning', type: 'performance', title: 'Average response time too high', message: `${env} ${f.month}: average response time ${fmt(f.averageMs)} ms > ${t.averageLatencyMs} ms`, environment: env, value: f.averageMs, threshold: t.averageLatencyMs });
   }
   if (f.errorPercent !== null && f.errorPercent > t.errorPercent) {
-    alerts.push({ severity: 'critical', type: 'error_rate', title: 'Error rate too high', message: `${env} ${f.month}: error rate ${fmt(f.errorPercent, 2)} % > ${t.errorPercent} % (${f.clientErrors} 4xx, ${f.serverErrors} 5xx)`, environment: env, value: f.errorPercent, threshold: t.errorPercent });
+    alerts.push({ severity: 'critical', type: 'error_rate', title: 'Error rate too high', message: `${env} ${f.month}: error rate ${fmt(f.errorPercent, 2)} % > ${t.errorPercent} % (${f.serverErrors} server errors (5xx); ${f.clientErrors} client errors (4xx) not counted)`, environment: env, value: f.errorPercent, threshold: t.errorPercent });
   }
   if (f.memoryPercent !== null && f.memoryPercent > t.memoryPercent) {
     alerts.push({ severity: 'warning', type: 'memory', title: 'Memory usage too high', message: `${env} ${f.month}: average memory usage ${fmt(f.memoryPercent)} % > ${t.memoryPercent} %`, environment: env, value: f.memoryPercent, threshold: t.memoryPercent });

@@ -24,9 +24,9 @@ export function renderMarkdown(fig: PerformanceFigures, db: DatabasePerformance,
     `- P99响应时间: ${f(fig.p99Ms, 1, ' ms')}`,
     '',
     '## 错误率 Error rate',
-    `- 总体错误率 overall: ${f(fig.errorPercent, 2, ' %')}`,
-    `- 4xx错误: ${fig.clientErrors}次`,
+    `- 错误率 error rate (5xx, as fault detection counts it): ${f(fig.errorPercent, 2, ' %')}`,
     `- 5xx错误: ${fig.serverErrors}次`,
+    `- 4xx错误: ${fig.clientErrors}次 (client errors, not counted as errors: ${f(fig.clientErrorPercent, 2, ' %')} of the requests)`,
     '',
     '## 吞吐量 Throughput',
     `- 每秒请求数 requests per second: ${fig.requestsPerSecond.toFixed(3)}`,
@@ -54,7 +54,7 @@ export function renderMarkdown(fig: PerformanceFigures, db: DatabasePerformance,
       : [`- query times: not measured (${st.reason})`]),
     '',
     '## 每日 Per day',
-    '| day | requests | avg ms | p95 ms | p99 ms | errors % |',
+    '| day | requests | avg ms | p95 ms | p99 ms | 5xx % |',
     '|---|---:|---:|---:|---:|---:|',
     ...fig.daily.map((d) => `| ${d.day} | ${d.requests} | ${f(d.averageMs, 1)} | ${f(d.p95Ms, 1)} | ${f(d.p99Ms, 1)} | ${f(d.errorPercent, 2)} |`),
     '',
@@ -119,7 +119,7 @@ export function renderHtml(fig: PerformanceFigures, db: DatabasePerformance, ana
     { label: 'p95', colour: CHART_COLOURS.p95, values: fig.daily.map((d) => d.p95Ms) },
     { label: 'p99', colour: CHART_COLOURS.p99, values: fig.daily.map((d) => d.p99Ms) },
   ], '');
-  const errors = svgChart('Error rate per day (%)', fig.daily, [{ label: 'errors %', colour: CHART_COLOURS.errors, values: fig.daily.map((d) => d.errorPercent) }], '%', true);
+  const errors = svgChart('Error rate (5xx) per day (%)', fig.daily, [{ label: 'errors %', colour: CHART_COLOURS.errors, values: fig.daily.map((d) => d.errorPercent) }], '%', true);
   const row = (k: string, v: string) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`;
   const st = db.statements;
   return `<!doctype html>
@@ -139,7 +139,8 @@ ${errors}
 <table>
 ${row('average response time', f(fig.averageMs, 2, ' ms'))}
 ${row('p50 / p95 / p99', `${f(fig.p50Ms, 1, ' ms')} / ${f(fig.p95Ms, 1, ' ms')} / ${f(fig.p99Ms, 1, ' ms')}`)}
-${row('error rate', `${f(fig.errorPercent, 2, ' %')} (${fig.clientErrors} 4xx, ${fig.serverErrors} 5xx)`)}
+${row('error rate (5xx)', `${f(fig.errorPercent, 2, ' %')} (${fig.serverErrors} 5xx)`)}
+${row('client errors (4xx), apart', `${fig.clientErrors} (${f(fig.clientErrorPercent, 2, ' %')})`)}
 ${row('throughput', `${fig.requestsPerSecond.toFixed(3)} req/s, ${Math.round(fig.requestsPerDay)} req/day, ${fig.requests} in the month`)}
 ${row('CPU / memory / disk', `${f(fig.cpuPercent, 1, ' %')} / ${f(fig.memoryPercent, 1, ' %')} / ${f(fig.diskPercent, 1, ' %')}`)}
 ${row('database connections (avg / max)', `${f(fig.databaseConnections.average, 1)} / ${f(fig.databaseConnections.max, 0)}`)}

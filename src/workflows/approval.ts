@@ -7,15 +7,21 @@
  * - as a plain **signal** of the same name (`temporal workflow signal --name approveRestore …`): fire and forget,
  *   but never dropped: the decision and its answer are recorded in the gate's state (query) and the worker log.
  *
- * Rules: a decision names who makes it (`by`) and may carry a comment (bounded). A decision that arrives before
- * the gate opens waits for it (the workflow is still checking) and is then judged. The person who requested the
+ * Rules: a decision names who makes it (`by`) and may carry a comment (bounded). Consent follows the information:
+ * a decision that arrives before the gate opens is refused at once (update: answered; signal: recorded as refused
+ * in the query and logged) and never kept for later. An open gate says exactly what would be approved
+ * ({@link ApprovalStatus.subject} and {@link ApprovalStatus.details}) under an id derived from the workflow id and
+ * the moment it opened ({@link ApprovalStatus.gateId}, e.g. `restore-1a2b3c4d`); an approval must name that id
+ * (`gate`), one naming another gate or none is refused; a rejection may omit it. (Runs recorded before
+ * `consent-follows-information` kept early decisions and judged them when the gate opened; they replay that
+ * way.) The person who requested the
  * operation cannot approve it unless the config allows self-approval (four eyes). The first accepted approval or
  * rejection decides; later ones are answered "already decided". After an approval, a rejection is still
  * accepted until the workflow commits (passes its point of no return): the workflow races
  * {@link ApprovalGate.rejection} against its approved work, and the rejection is answered only once it is known
  * whether the work stopped in time. Deterministic: no I/O, workflow time only.
  */
-import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, defineUpdate, log, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, defineUpdate, log, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import { show } from './inputs.js';
 
@@ -41,6 +47,22 @@ const NOT_A_PERSON = new Set(['schedule', 'unknown', 'system', 'llmchat-ops']);
  * are refused, so a comment shows what it says.
  */
 const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+/** A gate id: the gate's prefix and 8 hex digits. */
+export const GATE_ID = /^[a-z][a-z-]{0,30}-[0-9a-f]{8}$/;
+
+/**
+ * The id of a gate of `workflowId` opened at `openedAt` (workflow time) for `subject` (FNV-1a, 32 bits): different
+ * for every opening, the same on every replay — also the replay of a reset run, whose run id differs (so the run id
+ * is not part of it: an approval recorded before the reset point must be judged as it was).
+ */
+export function gateIdOf(prefix: string, workflowId: string, openedAt: string, subject: string): string {
+  let h = 0x811c9dc5;
+  for (const ch of `${workflowId}\n${prefix}\n${openedAt}\n${subject}`) {
+    h ^= ch.codePointAt(0) as number;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return `${prefix}-${h.toString(16).padStart(8, '0')}`;
+}
 
 /** How a name compares for the four-eyes rule: case, width and compatibility forms ("Ｂｏｂ", "BOB") do not count. */
 export function samePerson(a: string, b: string): boolean {
@@ -59,6 +81,8 @@ export const decisionSchema = z.strictObject({
     .max(MAX_COMMENT_LENGTH, `must be at most ${MAX_COMMENT_LENGTH} characters`)
     .refine((v) => !INVISIBLE.test(v), 'must be printable text on one line: no control, formatting or bidirectional-override characters')
     .optional(),
+  /** The id of the gate decided on, as its query, alert and `llmchat-ops approve` show it (required to approve). */
+  gate: z.string().regex(GATE_ID, 'must be a gate id like restore-1a2b3c4d or db-rollback-1a2b3c4d, as the gate\'s query shows it').optional(),
 });
 export type Decision = z.infer<typeof decisionSchema>;
 
@@ -78,9 +102,51 @@ export interface DecisionRecord {
 
 export type GateState = 'not-open' | 'open' | 'approved' | 'rejected' | 'timed-out' | 'committed' | 'closed';
 
+/** Row counts of the live tables against a backup's manifest: the writes a restore of that backup would undo. */
+export interface WritesLost {
+  /** Tables compared (in the backup, in the live database, or both). */
+  tablesCompared: number;
+  /** Tables whose row count differs (largest difference first, at most 20), with the counts. */
+  changed: { table: string; backup: number | null; live: number | null }[];
+  /** Tables that differ beyond the 20 listed. */
+  moreChanged: number;
+  /** Rows the live tables hold beyond the backup's counts (summed over tables with more rows now). */
+  rowsAdded: number;
+  /** Rows the backup holds that the live tables no longer do (summed over tables with fewer rows now). */
+  rowsRemoved: number;
+  /** Set when live counts could not be read: the loss is unknown (for the tables it names, or for all). */
+  error?: string;
+}
+
+/** What exactly an open gate would approve, besides the words of its subject. */
+export interface GateDetails {
+  /** The failure that made the gate open (a failed deploy's step and message). */
+  failure?: string;
+  /** A migrate-down: the levels from and to. */
+  migration?: { from: number; to: number };
+  /** A restore: the backup, where it goes, and the writes made since it that would be lost. */
+  backup?: { id: string; kind: string; takenAt?: string; target: string; writesLost?: WritesLost };
+}
+
+/** Words for {@link WritesLost}, for subjects, alerts and the CLI. */
+export function describeWritesLost(w: WritesLost | undefined): string {
+  const lost = 'every write made since the backup is LOST';
+  if (!w) return lost;
+  if (w.error && w.tablesCompared === 0) return `${lost} (how many rows could not be counted: ${w.error})`;
+  const unknown = w.error ? `; ${w.error}` : '';
+  if (w.changed.length === 0) return `${lost}: the row counts of ${w.error ? 'the counted' : `all ${w.tablesCompared}`} tables match the backup, so only updates in place (not counted) would be lost${unknown}`;
+  const count = (n: number | null) => (n === null ? 'no table' : `${n}`);
+  const tables = w.changed.map((c) => `${c.table} ${count(c.backup)} → ${count(c.live)}`).join(', ');
+  return `${lost}: ${w.rowsAdded} row(s) written since the backup go and ${w.rowsRemoved} row(s) deleted since come back (rows in the backup → now: ${tables}${w.moreChanged ? `, and ${w.moreChanged} more table(s)` : ''}; updates in place are not counted${unknown})`;
+}
+
 export interface ApprovalStatus {
+  /** The id an approval must name (`gate`), derived when the gate opens (runs before consent-follows-information: none). */
+  gateId?: string;
   /** What is to be approved, in words, once known. */
   subject?: string;
+  /** What is to be approved, as data: the failure, the migration levels, the backup and the writes it would lose. */
+  details?: GateDetails;
   state: GateState;
   requestedBy: string;
   allowSelfApproval?: boolean;
@@ -109,6 +175,8 @@ export interface GateNames {
   reject: string;
   /** Wire name of the query returning {@link ApprovalStatus}. */
   query: string;
+  /** Prefix of the gate's ids, e.g. `restore` → `restore-1a2b3c4d`. */
+  idPrefix: string;
 }
 
 /** Definitions for a pair of decision names; the CLI and tests import them for typed calls. */
@@ -138,13 +206,18 @@ export interface ApprovalGate {
    * Opens the gate and waits for the decision: resolves 'approved', 'rejected' or 'timed-out'. Decisions that
    * arrived earlier are judged now, in order.
    */
-  decide(opts: { subject: string; allowSelfApproval: boolean; timeoutMs: number }): Promise<'approved' | 'rejected' | 'timed-out'>;
+  decide(opts: { subject: string; details?: GateDetails; allowSelfApproval: boolean; timeoutMs: number }): Promise<'approved' | 'rejected' | 'timed-out'>;
+  /**
+   * Whether consent follows the information in this run (runs recorded before `consent-follows-information`:
+   * early decisions waited for the gate, approvals named no gate).
+   */
+  readonly consent: boolean;
   /**
    * The gate starts approved: the approval was given elsewhere (a failed deploy's approveDatabaseRollback gate, for
    * the restore it starts). Nothing is awaited; a rejection is still accepted until {@link commit}, as after an
    * approval given here.
    */
-  preApproved(opts: { subject: string; by: string }): void;
+  preApproved(opts: { subject: string; details?: GateDetails; by: string }): void;
   /**
    * Resolves with the rejection that arrives after the approval (race it against the approved work). Never
    * rejects, not even when the workflow is cancelled, so it can be left pending.
@@ -163,10 +236,14 @@ export interface ApprovalGate {
 
 /**
  * Installs the decision handlers (signals, updates, query) for one gate. Call once, at the start of the
- * workflow, before anything that awaits, so no early decision finds no handler.
+ * workflow, before anything that awaits, so no early decision finds no handler (and every one is answered).
+ * `holdEarlyRejections`: the gate will open already approved (a restore started by a deploy whose own gate was
+ * approved); a rejection forwarded before that waits for it instead of being refused, so it still stops the work.
  */
-export function installApprovalGate(names: GateNames, requestedBy: string): ApprovalGate {
+export function installApprovalGate(names: GateNames, requestedBy: string, opts: { holdEarlyRejections?: boolean } = {}): ApprovalGate {
   const defs = decisionDefinitions(names);
+  // Decided once, at the start of the run (before anything awaits), so every handler of this run agrees.
+  const consent = patched('consent-follows-information');
   const status: ApprovalStatus = { state: 'not-open', requestedBy, decisions: [] };
   let closedWhy = '';
   let allowSelf = false;
@@ -174,6 +251,10 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
 
   const judge = (verdict: Verdict, d: Decision): DecisionAnswer | undefined => {
     const answer = (accepted: boolean, message: string): DecisionAnswer => ({ accepted, state: status.state, message });
+    // Consent follows the information: an approval names the gate whose subject it saw; a rejection may omit it,
+    // but one naming another gate was meant for something else.
+    const named = consent && (status.state === 'open' || (status.state === 'approved' && verdict === 'reject')) ? wrongGate(verdict, d) : undefined;
+    if (named) return answer(false, named);
     switch (status.state) {
       case 'open':
         if (verdict === 'approve' && samePerson(d.by, requestedBy) && !allowSelf) {
@@ -202,8 +283,15 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
       case 'closed':
         return answer(false, `no decision is awaited any more: ${closedWhy}`);
       case 'not-open':
-        throw new Error('unreachable: decisions are judged once the gate opens');
+        if (!consent) throw new Error('unreachable: decisions are judged once the gate opens');
+        return answer(false, `refused: no ${verdict === 'approve' ? 'approval' : 'rejection'} is awaited yet — the workflow has not yet found what would be ${verdict === 'approve' ? 'approved' : 'rejected'}, and nothing is decided in advance; decide once the gate opens and shows its subject and id (query ${names.query})`);
     }
+  };
+  const wrongGate = (verdict: Verdict, d: Decision): string | undefined => {
+    const open = `the open gate is ${status.gateId}: ${status.subject ?? '(no subject)'}`;
+    if (d.gate === undefined) return verdict === 'approve' ? `refused: an approval must name the gate it approves ("gate"); ${open}` : undefined;
+    if (d.gate !== status.gateId) return `refused: this ${verdict === 'approve' ? 'approval' : 'rejection'} names gate ${d.gate}, which is not open here; ${open}`;
+    return undefined;
   };
 
   // A decision waits for the gate in a non-cancellable scope: handlers run in the workflow's root scope, so a
@@ -214,8 +302,10 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
     CancellationScope.nonCancellable(() => receiveNow(verdict, d, via));
   const receiveNow = async (verdict: Verdict, d: Decision, via: DecisionRecord['via']): Promise<DecisionAnswer> => {
     const at = new Date().toISOString();
-    // Early decisions wait until the workflow knows what is to be approved (and the four-eyes policy).
-    await condition(() => status.state !== 'not-open');
+    // Early decisions are refused (consent follows the information), except a rejection of a gate that will open
+    // approved (the approval was given elsewhere, with what it approves shown there): it waits, as all early
+    // decisions did in runs recorded before consent-follows-information.
+    if (!consent || (verdict === 'reject' && opts.holdEarlyRejections)) await condition(() => status.state !== 'not-open');
     let result = judge(verdict, d);
     if (!result) {
       // A rejection after the approval: the workflow stops its work unless it is already past the point of no
@@ -263,14 +353,23 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
   setHandler(defs.rejectUpdate, (d) => receive('reject', parseDecision(d), 'update'), { validator: (d) => void parseDecision(d) });
   setHandler(defs.query, () => status);
 
+  /** Sets what the gate is for, and (consent) its id from this run and the moment it opens. */
+  const describe = (subject: string, details: GateDetails | undefined) => {
+    status.subject = subject;
+    status.openedAt = new Date().toISOString();
+    if (!consent) return;
+    if (details) status.details = details;
+    status.gateId = gateIdOf(names.idPrefix, workflowInfo().workflowId, status.openedAt, subject);
+  };
+
   return {
     status,
-    async decide({ subject, allowSelfApproval, timeoutMs }) {
+    consent,
+    async decide({ subject, details, allowSelfApproval, timeoutMs }) {
       if (status.state !== 'not-open') throw new Error(`approval gate opened twice (state ${status.state})`);
       allowSelf = allowSelfApproval;
-      status.subject = subject;
+      describe(subject, details);
       status.allowSelfApproval = allowSelfApproval;
-      status.openedAt = new Date().toISOString();
       status.deadline = new Date(Date.now() + timeoutMs).toISOString();
       status.state = 'open';
       const decided = await condition(() => status.state !== 'open', timeoutMs);
@@ -281,10 +380,9 @@ export function installApprovalGate(names: GateNames, requestedBy: string): Appr
       }
       return (status.state as GateState) === 'approved' ? 'approved' : 'rejected';
     },
-    preApproved({ subject, by }) {
+    preApproved({ subject, details, by }) {
       if (status.state !== 'not-open') throw new Error(`approval gate opened twice (state ${status.state})`);
-      status.subject = subject;
-      status.openedAt = new Date().toISOString();
+      describe(subject, details);
       status.state = 'approved';
       status.approvedBy = by;
     },

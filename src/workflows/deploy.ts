@@ -17,6 +17,7 @@ import { undoSwitch, type SwitchState } from './front-switch.js';
 import { drainOldSlot, installServingUpdate } from './deploy-serving.js';
 import { backup } from './backup.js';
 import { parseInput, deployInputSchema } from './inputs.js';
+import { bakeIntervalMs } from './waits.js';
 import {
   bringUp,
   databaseRollback,
@@ -203,8 +204,10 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
       await t.step('bake', async () => {
         const first: AppMetricsSample = await run(QUICK, 'sampleAppMetrics', 'bake: first sample', { environment, port: plan.target.port });
         let verdict = judgeBake(first, first, plan.bake);
+        // At most MAX_BAKE_SAMPLES samples however long the bake (bake-samples-bounded; older runs replay as they ran).
+        const interval = bakeIntervalMs(bakeMs, plan.bake.intervalMs, patched('bake-samples-bounded'));
         for (let waited = 0; waited < bakeMs; ) {
-          const step = Math.min(plan.bake.intervalMs, bakeMs - waited);
+          const step = Math.min(interval, bakeMs - waited);
           await durableSleep(step);
           waited += step;
           const now = await run(QUICK, 'sampleAppMetrics', `bake: sample after ${Math.round(waited / 1000)} s`, { environment, port: plan.target.port });

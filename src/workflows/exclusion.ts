@@ -2,9 +2,10 @@
  * Shared workflow step: wait until no backup, restore or deploy of the environment is running, up to a limit,
  * then either go ahead or skip. The decision and the wait are part of the result, so the outcome says why.
  */
-import { proxyActivities, sleep } from '@temporalio/workflow';
+import { patched, proxyActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { RunningOperation } from '../activities/temporal.js';
+import { exclusionPollMs } from './waits.js';
 
 const { runningConflicts } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -21,8 +22,9 @@ export interface ExclusionOutcome {
 
 export async function waitForExclusiveWindow(environment: string, maxWaitMs: number): Promise<ExclusionOutcome> {
   const start = Date.now();
-  // Poll often enough for a short limit, at most once a minute for long ones.
-  const poll = Math.min(60_000, Math.max(1_000, Math.floor(maxWaitMs / 10)));
+  // Poll often enough for a short limit, at most once a minute for long ones — and at most ~60 times in all, so a
+  // wait of hours does not grow the history (exclusion-wait-bounded; runs recorded before it replay as they ran).
+  let poll: number | undefined;
   let seen: RunningOperation[] = [];
   for (;;) {
     const running = await runningConflicts({ environment });
@@ -30,6 +32,7 @@ export async function waitForExclusiveWindow(environment: string, maxWaitMs: num
     if (running.length === 0) return { decision: 'proceeded', waitedMs, waitedFor: seen };
     seen = running;
     if (waitedMs >= maxWaitMs) return { decision: 'skipped', waitedMs, waitedFor: running };
+    poll ??= exclusionPollMs(maxWaitMs, patched('exclusion-wait-bounded'));
     await sleep(Math.min(poll, maxWaitMs - waitedMs));
   }
 }

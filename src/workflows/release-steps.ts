@@ -26,8 +26,9 @@ import type { Severity } from '../config.js';
 import type { Alert } from '../health.js';
 import { dataWorkflowId } from '../names.js';
 import { OutcomeKey } from '../search-attributes.js';
-import type { ApprovalGate, GateNames } from './approval.js';
+import { describeWritesLost, type ApprovalGate, type GateDetails, type GateNames, type WritesLost } from './approval.js';
 import { notifyAlerts } from './notify-alerts.js';
+import { busyRetryDelay } from './waits.js';
 import { restore, restoreDecisions } from './restore.js';
 import { checkedSwitch, frontBack, type SwitchState } from './front-switch.js';
 
@@ -54,7 +55,7 @@ export const docker = proxyActivities<Activities>(DOCKER);
 export const waits = proxyActivities<Activities>(WAITS);
 
 /** approveDatabaseRollback / rejectDatabaseRollback carry {by, comment}; databaseRollbackStatus shows the gate. */
-export const DB_ROLLBACK_GATE: GateNames = { approve: 'approveDatabaseRollback', reject: 'rejectDatabaseRollback', query: 'databaseRollbackStatus' };
+export const DB_ROLLBACK_GATE: GateNames = { approve: 'approveDatabaseRollback', reject: 'rejectDatabaseRollback', query: 'databaseRollbackStatus', idPrefix: 'db-rollback' };
 
 export type StepState = 'pending' | 'running' | 'done' | 'skipped' | 'failed';
 export interface StepProgress {
@@ -297,15 +298,34 @@ export async function databaseRollback(opts: {
   restoreBackup?: string;
 }): Promise<DatabaseRollbackResult> {
   const { plan, gate, tracker } = opts;
+  // Consent follows the information: the gate shows what exactly would be approved — the failure, the levels, or
+  // the backup and the rows written since it (read now, before the gate opens) — under an id the approval names.
+  let details: GateDetails | undefined;
+  let loss = 'every write made since the backup is LOST';
+  if (gate.consent) {
+    if (opts.restoreBackup) {
+      const writesLost = await run(WAITS, 'previewRestore', `rows written since backup ${opts.restoreBackup}`, { environment: plan.environment, backupId: opts.restoreBackup, kind: 'database' }).then(
+        (p) => p.writesLost,
+        (err: unknown): WritesLost => {
+          if (isCancellation(err)) throw err;
+          return { tablesCompared: 0, changed: [], moreChanged: 0, rowsAdded: 0, rowsRemoved: 0, error: message(err).slice(0, 300) };
+        },
+      );
+      details = { failure: opts.why, backup: { id: opts.restoreBackup, kind: 'database', target: `${plan.environment}'s live database`, ...(writesLost ? { writesLost } : {}) } };
+      loss = describeWritesLost(writesLost);
+    } else details = { failure: opts.why, migration: { from: opts.fromLevel, to: opts.toLevel } };
+  }
   const subject = opts.restoreBackup
-    ? `restore ${plan.environment}'s database from backup ${opts.restoreBackup}, taken before this deploy (${opts.why}): schema and data go back to that moment and every write made since the backup is LOST (a safety backup of the current database is taken first)`
+    ? `restore ${plan.environment}'s database from backup ${opts.restoreBackup}, taken before this deploy (${opts.why}): schema and data go back to that moment and ${loss} (a safety backup of the current database is taken first)`
     : `migrate ${plan.environment}'s database down from level ${opts.fromLevel} to ${opts.toLevel} (${opts.why})`;
-  tracker.waiting(`approveDatabaseRollback or rejectDatabaseRollback {"by","comment"} — ${subject}${plan.allowSelfApproval ? '' : `; not from ${opts.requestedBy} (four eyes)`}`);
   upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
-  const decided = gate.decide({ subject, allowSelfApproval: plan.allowSelfApproval, timeoutMs: plan.approvalTimeoutMs });
+  const decided = gate.decide({ subject, ...(details ? { details } : {}), allowSelfApproval: plan.allowSelfApproval, timeoutMs: plan.approvalTimeoutMs });
+  const gateId = gate.status.gateId; // set as the gate opens (runs before consent-follows-information: none)
+  tracker.waiting(`approveDatabaseRollback or rejectDatabaseRollback {"by","comment"${gateId ? `,"gate":"${gateId}"` : ''}} — ${subject}${plan.allowSelfApproval ? '' : `; not from ${opts.requestedBy} (four eyes)`}`);
   const escalation = (async () => {
     if (await condition(() => gate.status.state !== 'open' && gate.status.state !== 'not-open', plan.escalateAfterMs)) return;
-    await notify(plan, 'critical', 'db_rollback_waiting', `Database rollback of ${plan.environment} waits for approval`, `${subject}: nobody answered for ${Math.round(plan.escalateAfterMs / 60_000)} min. Approve: llmchat-ops approve-db-rollback --env ${plan.environment}`, 'escalation');
+    const approve = `llmchat-ops approve-db-rollback --env ${plan.environment}${gateId ? ` --gate ${gateId} -m "why"` : ''}`;
+    await notify(plan, 'critical', 'db_rollback_waiting', `Database rollback of ${plan.environment} waits for approval${gateId ? ` (gate ${gateId})` : ''}`, `${subject}: nobody answered for ${Math.round(plan.escalateAfterMs / 60_000)} min. Approve: ${approve}${gateId ? ` (or reject-db-rollback); the approval must name gate ${gateId}` : ''}`, 'escalation');
   })();
   const verdict = await decided;
   await escalation;
@@ -347,9 +367,6 @@ export async function databaseRollback(opts: {
   return { decision: 'approved', ...(gate.status.approvedBy ? { by: gate.status.approvedBy } : {}), level: down.after };
 }
 
-/** How often an approved restore retries to start while the data id is held by another run. */
-const BUSY_RETRY_MS = 5_000;
-
 /**
  * Restores `backupId` (the deploy's pre-deploy backup) over the live database: the `restore` workflow as a child
  * under the data id — safety backup, staging database, row-count check, atomic swap — told that `approvedBy`
@@ -370,6 +387,8 @@ async function restoreBackup(plan: ReleasePlan, tracker: Tracker, version: strin
       });
       const waitUntil = Date.now() + plan.approvalTimeoutMs;
       let child: Awaited<ReturnType<typeof start>> | undefined;
+      let attempt = 0;
+      let backoff: boolean | undefined;
       while (!child) {
         try {
           child = await start();
@@ -377,7 +396,9 @@ async function restoreBackup(plan: ReleasePlan, tracker: Tracker, version: strin
           if (!(err instanceof WorkflowExecutionAlreadyStartedError) || Date.now() >= waitUntil) throw err;
           tracker.waiting(`the approved restore waits for ${workflowId} (a backup or restore of ${env}) to finish; rejectDatabaseRollback still stops it`);
           let rejected = false;
-          await Promise.race([sleep(BUSY_RETRY_MS), gate.rejection().then(() => (rejected = true))]);
+          backoff ??= patched('restore-wait-backoff');
+          const delay = Math.min(busyRetryDelay(attempt++, backoff), backoff ? Math.max(1_000, waitUntil - Date.now()) : Infinity);
+          await Promise.race([sleep(delay), gate.rejection().then(() => (rejected = true))]);
           tracker.waiting(undefined);
           if (rejected && gate.stopped()) return undefined; // rejected before it started: nothing restored
         }

@@ -12,6 +12,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -24,10 +25,11 @@ import type { BackupKind } from '../backup/ids.js';
 import type { CatalogueEntry } from '../backup/manifest.js';
 import { releaseWorkflowId } from '../names.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { decisionDefinitions, installApprovalGate, type ApprovalStatus } from './approval.js';
+import { decisionDefinitions, describeWritesLost, installApprovalGate, type ApprovalStatus, type GateDetails } from './approval.js';
 import { backup } from './backup.js';
 import { listBackupsInputSchema, parseInput, restoreInputSchema, type RestoreInput } from './inputs.js';
 import { longDataActivities, quickDataRetry } from './data-activities.js';
+import { notifyAlerts } from './notify-alerts.js';
 
 export type { RestoreInput } from './inputs.js';
 
@@ -35,7 +37,7 @@ export type { RestoreInput } from './inputs.js';
 const UNNAMED = 'unknown';
 
 /** The restore's decision names: signals and updates `approveRestore` / `rejectRestore`, query `restoreApproval`. */
-export const RESTORE_GATE = { approve: 'approveRestore', reject: 'rejectRestore', query: 'restoreApproval' } as const;
+export const RESTORE_GATE = { approve: 'approveRestore', reject: 'rejectRestore', query: 'restoreApproval', idPrefix: 'restore' } as const;
 export const restoreDecisions = decisionDefinitions(RESTORE_GATE);
 
 export type RestoreState = 'checking' | 'awaiting-approval' | 'safety-backup' | 'restoring' | 'completed' | 'failed';
@@ -73,6 +75,23 @@ const quick = proxyActivities<Activities>({
 
 const long = longDataActivities;
 
+/** Once the gate is open: a warning alert with its id, what it would approve, and the command that approves it. */
+async function announceGate(environment: string, gate: ApprovalStatus): Promise<void> {
+  await condition(() => gate.state !== 'not-open');
+  if (gate.state !== 'open' || !gate.gateId) return;
+  const env = await quick.describeEnvironment(environment);
+  const approve = `LLMCHAT_OPS_OPERATOR=<another person> npx llmchat-ops approve ${environment} --gate ${gate.gateId}`;
+  await notifyAlerts(`${workflowInfo().workflowId}/${workflowInfo().runId}/restore-gate`, env, [
+    {
+      severity: 'warning',
+      type: 'restore_waiting',
+      title: `Restore over live data in ${environment} waits for approval (gate ${gate.gateId})`,
+      message: `${gate.subject ?? 'restore'}. Requested by ${gate.requestedBy}; until ${gate.deadline ?? 'the approval timeout'}. Approve: ${approve} (or reject); the approval must name gate ${gate.gateId}`,
+      environment,
+    },
+  ]);
+}
+
 export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
   const { environment, requestedBy, backupId, kind, target, releaseApproval } = parseInput('restore', restoreInputSchema, input);
   // An approval given at a deploy's approveDatabaseRollback gate, trusted only from the parent link (set by
@@ -91,7 +110,9 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
   }
 
   // Installed before anything awaits, so an approval sent the moment the restore starts is never lost.
-  const gate = installApprovalGate(RESTORE_GATE, requestedBy);
+  // A rejection forwarded by the deploy that approved this restore at its own gate may come before this run's
+  // gate opens (pre-approved): it is held for it, so it still stops the restore.
+  const gate = installApprovalGate(RESTORE_GATE, requestedBy, { holdEarlyRejections: releaseApproval !== undefined });
   const status: RestoreStatus = { state: 'checking', approval: gate.status };
   setHandler(restoreStatusQuery, () => status);
   upsertSearchAttributes([
@@ -121,6 +142,15 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
         'BadInput',
       );
     }
+    // What the approval would give away, shown at the gate before anyone decides: the backup, when it was taken,
+    // and (database) the rows written or deleted since — live row counts against the manifest's.
+    let details: GateDetails | undefined;
+    let loss = '';
+    if (gate.consent) {
+      const preview = await quick.previewRestore({ environment, backupId, kind });
+      details = { backup: { id: backupId, kind, takenAt: preview.takenAt, target: plan.target, ...(preview.writesLost ? { writesLost: preview.writesLost } : {}) } };
+      loss = ` (backup taken ${preview.takenAt}): ${kind === 'database' ? describeWritesLost(preview.writesLost) : `every change made to ${plan.target} since the backup is LOST`}`;
+    }
     if (approvedIn && releaseApproval) {
       // Approved (four eyes) at the release's gate; this run's own gate has nothing left to decide.
       status.approvedBy = releaseApproval.by;
@@ -128,12 +158,16 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
       log.info(`restore of ${backupId} over ${plan.target} approved by ${releaseApproval.by} at approveDatabaseRollback of ${approvedIn.workflowId} (run ${approvedIn.runId})`);
       // Approved there, but not past the point of no return: a rejectRestore here (the deploy forwards its own
       // rejectDatabaseRollback) still stops the restore until the data is swapped in.
-      gate.preApproved({ subject: `restore ${kind} of backup ${backupId} over ${plan.target} (approved by ${releaseApproval.by} at approveDatabaseRollback of the deploy ${approvedIn.workflowId} that started this restore)`, by: releaseApproval.by });
+      gate.preApproved({ subject: `restore ${kind} of backup ${backupId} over ${plan.target} (approved by ${releaseApproval.by} at approveDatabaseRollback of the deploy ${approvedIn.workflowId} that started this restore)${loss}`, ...(details ? { details } : {}), by: releaseApproval.by });
     } else {
       status.state = 'awaiting-approval';
       upsertSearchAttributes([{ key: OutcomeKey, value: 'awaiting-approval' }]);
+      // The approver learns of the gate from an alert that names it and says what it would approve (as the
+      // database-rollback gate's escalation does); a failed delivery is logged, it never holds the gate.
+      if (patched('restore-gate-alert')) void announceGate(environment, gate.status).catch((err) => log.warn('restore gate alert not delivered', { error: String(err) }));
       const verdict = await gate.decide({
-        subject: `restore ${kind} of backup ${backupId} over ${plan.target}`,
+        subject: `restore ${kind} of backup ${backupId} over ${plan.target}${loss}`,
+        ...(details ? { details } : {}),
         allowSelfApproval: plan.allowSelfApproval === true, // absent in plans recorded before it existed
         timeoutMs: plan.approvalTimeoutMs,
       });

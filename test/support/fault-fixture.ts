@@ -92,8 +92,10 @@ export async function faultFixture(opts: {
   sharedPaths?: boolean;
   /** Deliver webhook alerts here instead of the fixture's receiver (e.g. the demo alert inbox). */
   webhookUrl?: string;
+  /** The Temporal server (default: a dev server of its own). */
+  server?: () => Promise<TestWorkflowEnvironment>;
 }): Promise<FaultFixture> {
-  const [env, db, redis, webhook, slack, smtp] = await Promise.all([startDevServer(), scratchDatabase(), privateRedis(), alertReceiver(), alertReceiver(), smtpReceiver()]);
+  const [env, db, redis, webhook, slack, smtp] = await Promise.all([(opts.server ?? startDevServer)(), scratchDatabase(), privateRedis(), alertReceiver(), alertReceiver(), smtpReceiver()]);
   const apps: AppContainer[] = [];
   for (let i = 0; i < (opts.apps ?? 1); i++) apps.push(await startAppContainer({ databaseUrl: db.url, redisUrl: redis.url }));
   const app = apps[0] as AppContainer;

@@ -3,7 +3,7 @@
  * own task queue: they start our `restore` or schedule our activities on the llmchat-ops task queue with whatever
  * input they like. Used by test/restore-impersonation.workflow.test.ts; never part of the worker's bundle.
  */
-import { proxyActivities, startChild } from '@temporalio/workflow';
+import { proxyActivities, sleep, startChild } from '@temporalio/workflow';
 
 export interface ForeignInput {
   /** Our worker's task queue. */
@@ -38,4 +38,9 @@ export async function foreignActivity(i: { taskQueue: string; activity: string; 
     retry: { maximumAttempts: 1 },
   });
   return acts[i.activity]!(i.input);
+}
+
+/** Holds whatever workflow id it runs under for `ms` of workflow time (one timer), e.g. the data id. */
+export async function hold(ms: number): Promise<void> {
+  await sleep(ms);
 }

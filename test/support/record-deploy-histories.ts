@@ -33,7 +33,7 @@ async function run(): Promise<void> {
           const h = await env.client.workflow.start('deploy', { taskQueue, workflowId: name, args: [{ environment: 'production', version: 'v2', requestedBy: 'recorder', bakeSeconds: 4 }] });
           if (name === 'deploy-db-rollback-approved') {
             while ((await h.query<ApprovalStatus>('databaseRollbackStatus')).state !== 'open') await new Promise((r) => setTimeout(r, 200));
-            await h.executeUpdate('approveDatabaseRollback', { args: [{ by: 'approver', comment: 'recorded' }] });
+            await h.executeUpdate('approveDatabaseRollback', { args: [{ by: 'approver', comment: 'recorded', gate: (await h.query<ApprovalStatus>('databaseRollbackStatus')).gateId }] });
           }
           await h.result().catch(() => undefined);
           await save(env, name);

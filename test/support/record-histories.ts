@@ -55,7 +55,7 @@ async function recordBackupAndRestore(env: TestWorkflowEnvironment): Promise<voi
       await save(env, 'backup', 'backup');
       const handle = await env.client.workflow.start('restore', { taskQueue, workflowId: 'restore-approved', args: [{ environment: 'production', backupId, kind: 'config', requestedBy: 'recorder' }] });
       while ((await handle.query<{ state: string }>('restoreStatus')).state !== 'awaiting-approval') await new Promise((r) => setTimeout(r, 100));
-      await handle.signal('approveRestore', { by: 'approver' });
+      await handle.signal('approveRestore', { by: 'approver', gate: (await handle.query<{ approval: { gateId?: string } }>('restoreStatus')).approval.gateId });
       await handle.result();
       await save(env, 'restore-approved', 'restore-approved');
     });

@@ -29,7 +29,7 @@ async function run(): Promise<void> {
     while ((await h.query<ApprovalStatus>('databaseRollbackStatus')).state !== 'open') await new Promise((r) => setTimeout(r, 200));
     // Something depends on the column migration 002 added: its down migration cannot drop it.
     await sql(fx.database.name, 'CREATE VIEW token_report AS SELECT token_count FROM messages');
-    const answer = await h.executeUpdate<{ accepted: boolean; message: string }, [{ by: string; comment: string }]>('approveDatabaseRollback', { args: [{ by: 'approver', comment: 'recorded' }] });
+    const answer = await h.executeUpdate<{ accepted: boolean; message: string }, [{ by: string; comment: string; gate?: string }]>('approveDatabaseRollback', { args: [{ by: 'approver', comment: 'recorded', gate: (await h.query<ApprovalStatus>('databaseRollbackStatus')).gateId }] });
     if (!answer.accepted) throw new Error(`approval refused: ${answer.message}`);
     const failure = await h.result().then(() => undefined, (e: Error) => e);
     const text = `${failure?.message} ${String((failure as { cause?: Error })?.cause?.message)} ${String((failure as { cause?: { cause?: Error } })?.cause?.cause?.message)}`;

@@ -28,7 +28,7 @@ async function run(): Promise<void> {
     const release = releaseWorkflowId('production');
     const h = await env.client.workflow.start('deploy', { taskQueue, workflowId: release, args: [{ environment: 'production', version: 'v2', requestedBy: 'recorder', bakeSeconds: 0 }] });
     while ((await h.query<ApprovalStatus>('databaseRollbackStatus')).state !== 'open') await new Promise((r) => setTimeout(r, 200));
-    const answer = await h.executeUpdate<{ accepted: boolean; message: string }, [{ by: string; comment: string }]>('approveDatabaseRollback', { args: [{ by: 'approver', comment: 'recorded' }] });
+    const answer = await h.executeUpdate<{ accepted: boolean; message: string }, [{ by: string; comment: string; gate?: string }]>('approveDatabaseRollback', { args: [{ by: 'approver', comment: 'recorded', gate: (await h.query<ApprovalStatus>('databaseRollbackStatus')).gateId }] });
     if (!answer.accepted) throw new Error(`approval refused: ${answer.message}`);
     const failure = await h.result().then(() => undefined, (e: Error) => e);
     if (!/database restored from backup/.test(String((failure as { cause?: Error })?.cause?.message ?? failure?.message))) {
