@@ -66,6 +66,8 @@ async function deploy(env: TestWorkflowEnvironment, taskQueue: string, version: 
   return { ms, servedMs: await served, outcome, progress: await h.query<ReleaseProgress>('progress') };
 }
 
+let lastPlainSteps = '';
+
 /** The same steps as our blue/green deploy, as a plain script would run them (no Temporal, no records). */
 async function plainDeploy(cfg: OpsConfig, fx: DeployFixture, version: string): Promise<{ ms: number; servedMs: number }> {
   const env = getEnvironment(cfg, 'production');
@@ -86,22 +88,32 @@ async function plainDeploy(cfg: OpsConfig, fx: DeployFixture, version: string): 
       if (ok < env.deploy.healthySuccesses) await new Promise((res) => setTimeout(res, 250));
     }
   };
+  const marks: [string, number][] = [];
+  const mark = (what: string) => marks.push([what, performance.now()]);
   await migrate(['status']); // the level before, recorded like ours
   await migrate(['up']);
+  mark('migrate');
   await compose(`${fx.project}-${slot}`, ['up', '-d', '--remove-orphans'], composeEnv);
+  mark('compose up');
   await healthy(`http://127.0.0.1:${port}`);
+  mark('ready');
   await applyFront(frontSpec(env.deploy.stateDir as string, env.url, 'nginx'), port, slot);
+  mark('front');
   const switchedAt = performance.now();
   await healthy(env.url); // the health gate through the front
+  mark('health gate');
   for (;;) {
     const r = await freshGet(`${env.url}/version`, 2000).catch(() => undefined);
     if (r?.status === 200 && JSON.parse(r.body).version === version) break;
     await new Promise((res) => setTimeout(res, 50));
   }
   const servedMs = performance.now() - t0; // serving and verified (health gate and version through the front)
+  mark('version');
   await new Promise((res) => setTimeout(res, Math.max(0, (env.deploy.front?.drain ?? 0) - (performance.now() - switchedAt))));
   await compose(`${fx.project}-${cur.slot}`, ['down', '--remove-orphans', '--timeout', '10'], { ...composeEnv, LLMCHAT_SLOT: cur.slot, LLMCHAT_APP_PORT: String(cur.port) });
   const ms = performance.now() - t0;
+  mark('drain + compose down');
+  lastPlainSteps = marks.map(([what, at], i) => `${what} ${Math.round(at - (i ? (marks[i - 1] as [string, number])[1] : t0))} ms`).join(', ');
   // keep the release records true for the next (workflow) round
   const { updateReleases } = await import('../src/deploy/release-store.js');
   await updateReleases(env.deploy.stateDir as string, 'production', (st) => {
@@ -210,6 +222,8 @@ async function run(): Promise<void> {
         for (const line of rounds) say(line);
         const took = (st: ReleaseProgress['steps'][number]) => (st.startedAt && st.finishedAt ? `${Date.parse(st.finishedAt) - Date.parse(st.startedAt)} ms` : st.state);
         say(`    ours, the last round step by step: ${lastSteps.map((st) => `${st.name} ${took(st)}`).join(', ')}`);
+        say(`    ours, its switch: ${lastSteps.find((st) => st.name === 'switch')?.detail ?? '?'}`);
+        say(`    plain, the last round step by step: ${lastPlainSteps}`);
         const full = await deploy(env, taskQueue, version, { skipBackup: false, bakeSeconds: 10 }); // the config's backupBeforeDeploy is on
         const stepMs = (name: string) => {
           const st = full.progress.steps.find((x) => x.name === name);
