@@ -9,7 +9,9 @@
  *       drain, records) vs the same steps run by a plain script (migration level with the image, migrate up, compose
  *       up of the idle slot, readiness poll, nginx config + reload, health gate through the front, version check,
  *       the rest of the drain time counted from the switch, compose down of the old slot) on the
- *       same stack, alternating v1 → v2 → v1 over BENCH_ROUNDS rounds (default 3), p50 of each.   Goal ≤ 1.2×.
+ *       same stack, alternating v1 → v2 → v1 over BENCH_ROUNDS rounds (default 3), p50 of each.   Goal ≤ 1.1×.
+ *       And "serving and verified at": when ours reports the new version serving and verified (the servingVerified
+ *       update returns) vs the plain script after its version check.   Goal ≤ 1.0× (issue 18). BENCH_PARTS=b: only (b).
  *       The pre-deploy backup and the bake period are reported separately (one deploy with both).
  *   (c) time from a failed verify after the switch to the previous version serving again (front polled every
  *       20 ms).   Goal ≤ 5 s.
