@@ -78,6 +78,9 @@ export interface VerifyResult {
   checks: { what: string; ok: boolean; detail: string }[];
 }
 
+/** How long verify asks again when the front answers with another version (see verifyRelease). */
+const VERSION_SETTLE_MS = 2_000;
+
 export function createReleaseCheckActivities(cfg: OpsConfig) {
   const envOf = (name: string) => getEnvironment(cfg, name);
   return {
@@ -101,13 +104,26 @@ export function createReleaseCheckActivities(cfg: OpsConfig) {
         const timeout = env.thresholds.httpTimeoutMs;
         const checks: VerifyResult['checks'] = [];
         let servingVersion: string | undefined;
-        try {
-          const r = await freshGet(new URL(env.deploy.versionPath, env.url).toString(), timeout);
-          servingVersion = (JSON.parse(r.body) as { version?: unknown }).version as string | undefined;
-          const ok = r.status === 200 && servingVersion === input.version;
-          checks.push({ what: `GET ${env.deploy.versionPath}`, ok, detail: ok ? `reports ${servingVersion}` : `HTTP ${r.status}, reports ${JSON.stringify(servingVersion)?.slice(0, 60)} instead of ${input.version}` });
-        } catch (err) {
-          checks.push({ what: `GET ${env.deploy.versionPath}`, ok: false, detail: (err as Error).message });
+        // Right after a reload, a fresh connection can still be answered by the previous slot (an old nginx worker
+        // finishing, or the upstream's fallback while the new slot is marked failed): the previous version, not an
+        // unverified build (the switch already checked that the new slot serves its own version through the front).
+        // So an answer naming another version is asked again for up to VERSION_SETTLE_MS before it counts.
+        const settleUntil = Date.now() + VERSION_SETTLE_MS;
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const r = await freshGet(new URL(env.deploy.versionPath, env.url).toString(), timeout);
+            servingVersion = (JSON.parse(r.body) as { version?: unknown }).version as string | undefined;
+            const ok = r.status === 200 && servingVersion === input.version;
+            if (!ok && Date.now() < settleUntil) {
+              await new Promise((res) => setTimeout(res, 100));
+              continue;
+            }
+            const asked = attempt > 1 ? ` (asked ${attempt} times)` : '';
+            checks.push({ what: `GET ${env.deploy.versionPath}`, ok, detail: ok ? `reports ${servingVersion}${asked}` : `HTTP ${r.status}, reports ${JSON.stringify(servingVersion)?.slice(0, 60)} instead of ${input.version}${asked}` });
+          } catch (err) {
+            checks.push({ what: `GET ${env.deploy.versionPath}`, ok: false, detail: (err as Error).message });
+          }
+          break;
         }
         for (const smoke of env.deploy.smoke) {
           const what = `${smoke.method} ${smoke.path}`;
