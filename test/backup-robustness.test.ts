@@ -172,17 +172,24 @@ describe('backup and restore robustness: dropped connections, overlaps, clean fa
   });
 
   it('verify: the restore test loses its sessions → retried into a fresh scratch database, verified, nothing left behind', async () => {
-    const workflowId = shortId('rb-verify');
     const prefix = `ops_verify_${token(baseline.backupId)}_`;
-    const handle = await start<Verification>('verifyBackup', { environment: 'production', backupId: baseline.backupId, requestedBy: 'test' }, workflowId);
-    await waitFor('pg_restore filling the scratch database', async () => (await sessions(`datname LIKE $1 AND application_name = 'pg_restore'`, [`${prefix}%`])).length > 0, 120_000, 10);
-    // pg_restore --jobs and the row counters connect and disconnect as they go: end whatever is there, until something was.
-    await waitFor('a restore test session terminated', async () => (await terminate(`datname LIKE $1 OR (${ofWorkflow.replace('$1', '$2')})`, [`${prefix}%`, workflowId])) >= 1, 60_000, 5);
-    const v = await handle.result();
-    assert.equal(v.status, 'verified', JSON.stringify(v));
-    assert.ok(await attemptsOf(workflowId, 'verifyBackup') >= 2, 'verifyBackup ran again');
-    const left = await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${prefix}%`]);
-    assert.deepEqual(left.rows, [], 'no scratch database left');
+    // On a quiet machine the small restore test can finish between the moment a session is seen and the moment it
+    // is terminated (CI once saw the terminated session's work already done, and no retry): then the run proved
+    // nothing about a lost session, and it is tried again with a new verification, up to three times.
+    const attempts: number[] = [];
+    for (let run = 1; run <= 3 && !attempts.some((a) => a >= 2); run++) {
+      const workflowId = shortId('rb-verify');
+      const handle = await start<Verification>('verifyBackup', { environment: 'production', backupId: baseline.backupId, requestedBy: 'test' }, workflowId);
+      await waitFor('pg_restore filling the scratch database', async () => (await sessions(`datname LIKE $1 AND application_name = 'pg_restore'`, [`${prefix}%`])).length > 0, 120_000, 10);
+      // pg_restore --jobs and the row counters connect and disconnect as they go: end whatever is there, until something was.
+      await waitFor('a restore test session terminated', async () => (await terminate(`datname LIKE $1 OR (${ofWorkflow.replace('$1', '$2')})`, [`${prefix}%`, workflowId])) >= 1, 60_000, 5);
+      const v = await handle.result();
+      assert.equal(v.status, 'verified', JSON.stringify(v));
+      attempts.push(await attemptsOf(workflowId, 'verifyBackup'));
+      const left = await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${prefix}%`]);
+      assert.deepEqual(left.rows, [], 'no scratch database left');
+    }
+    assert.ok(attempts.some((a) => a >= 2), `verifyBackup ran again after a lost session (attempts per verification: ${attempts.join(', ')})`);
   });
 
   it('two verifications of one backup at once (different workflow ids) both succeed, on different scratch databases', async () => {
