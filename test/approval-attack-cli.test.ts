@@ -24,6 +24,7 @@ import { openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { freePort, PG, ROOT, waitFor } from './support/services.js';
 import { startDevServer, temporalBinary, testConfigYaml, workflowBundle } from './support/temporal.js';
+import { executeUpdateRetrying } from '../src/update-retry.js';
 
 const T = { timeout: 300_000 };
 const DATA_ID = dataWorkflowId('production');
@@ -204,13 +205,13 @@ describe('approvals and inputs through the real CLIs, a SIGKILLed worker, replay
       await reach(h, 'awaiting-approval');
       const gate = (await openGate(h, 'restore')).gateId as string;
       await kill(worker!);
-      const approval = h.executeUpdate<DecisionAnswer, [Decision]>('approveRestore', { args: [{ by: 'alice', gate }] });
+      const approval = executeUpdateRetrying<DecisionAnswer, [Decision]>(h, 'approveRestore', [{ by: 'alice', gate }]);
       await new Promise((r) => setTimeout(r, 1_000));
       await startWorker();
       const a = await approval;
       assert.deepEqual([a.accepted, a.message], [true, 'approved by alice']);
       await reach(h, 'safety-backup'); // its pg_dump waits on the lock
-      const rejection = h.executeUpdate<DecisionAnswer, [Decision]>('rejectRestore', { args: [{ by: 'carol', comment: 'wrong backup' }] });
+      const rejection = executeUpdateRetrying<DecisionAnswer, [Decision]>(h, 'rejectRestore', [{ by: 'carol', comment: 'wrong backup' }]);
       rejection.catch(() => {});
       await new Promise((r) => setTimeout(r, 1_000));
       await kill(worker!);

@@ -24,6 +24,7 @@ import { openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { PG, waitFor } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+import { executeUpdateRetrying } from '../src/update-retry.js';
 
 const T = { timeout: 240_000 };
 
@@ -38,7 +39,7 @@ describe('approval gate under attack (cancellation, odd payloads, look-alike nam
   const start = (input: Record<string, unknown>, queue = taskQueue) =>
     env.client.workflow.start<(i: unknown) => Promise<RestoreOutcome>>('restore', { taskQueue: queue, workflowId: `restore-attack-${randomUUID()}`, args: [input] });
   const live = (kind: 'config' | 'database' = 'config', requestedBy = 'bob') => ({ environment: 'production', backupId: baseline.backupId, kind, requestedBy });
-  const decide = (h: WorkflowHandle, name: 'approveRestore' | 'rejectRestore', d: unknown) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d as Decision] });
+  const decide = (h: WorkflowHandle, name: 'approveRestore' | 'rejectRestore', d: unknown) => executeUpdateRetrying<DecisionAnswer, [Decision]>(h, name, [d as Decision]);
   /** The decision naming the open gate (an approval must). */
   const gated = async (h: WorkflowHandle, d: Decision): Promise<Decision> => ({ ...d, gate: (await openGate(h, 'restore')).gateId as string });
   const statusOf = (h: WorkflowHandle) => h.query<RestoreStatus>('restoreStatus');

@@ -24,6 +24,7 @@ import { approveAtGate, openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { PG, waitFor } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
+import { executeUpdateRetrying } from '../src/update-retry.js';
 
 const T = { timeout: 180_000 };
 
@@ -38,7 +39,7 @@ describe('restore approvals (update with an answer, signal never dropped, four e
 
   const start = (input: Record<string, unknown>, queue = taskQueue) =>
     env.client.workflow.start<(i: unknown) => Promise<RestoreOutcome>>('restore', { taskQueue: queue, workflowId: `restore-${randomUUID()}`, args: [input] });
-  const decide = (h: WorkflowHandle, name: 'approveRestore' | 'rejectRestore', d: Decision) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d] });
+  const decide = (h: WorkflowHandle, name: 'approveRestore' | 'rejectRestore', d: Decision) => executeUpdateRetrying<DecisionAnswer, [Decision]>(h, name, [d]);
   /** The decision naming the open gate (an approval must). */
   const gated = async (h: WorkflowHandle, d: Decision): Promise<Decision> => ({ ...d, gate: (await openGate(h, 'restore')).gateId as string });
   const statusOf = (h: WorkflowHandle) => h.query<RestoreStatus>('restoreStatus');

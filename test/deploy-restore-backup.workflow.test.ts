@@ -27,6 +27,7 @@ import { failureOf, hasTokenCount, levelOf, sql, migrateTo, servingVersion, star
 import { openGate } from './support/approvals.js';
 import { ROOT, waitFor } from './support/services.js';
 import { alertReceiver, resetBefore } from './support/temporal.js';
+import { executeUpdateRetrying } from '../src/update-retry.js';
 
 const T = { timeout: 300_000 };
 const RELEASE = releaseWorkflowId('production');
@@ -45,7 +46,7 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     env.client.workflow.start<(i: unknown) => Promise<DeployResult>>('deploy', { taskQueue, workflowId, args: [{ environment: 'production', version: 'v2', requestedBy: 'alice', bakeSeconds: 0 }] });
   const startRestore = (input: Record<string, unknown>, workflowId = DATA) =>
     env.client.workflow.start<(i: unknown) => Promise<RestoreOutcome>>('restore', { taskQueue, workflowId, args: [input] });
-  const decide = (h: WorkflowHandle, name: 'approveDatabaseRollback' | 'rejectDatabaseRollback', d: Decision) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d] });
+  const decide = (h: WorkflowHandle, name: 'approveDatabaseRollback' | 'rejectDatabaseRollback', d: Decision) => executeUpdateRetrying<DecisionAnswer, [Decision]>(h, name, [d]);
   /** The decision naming the open gate (an approval must). */
   const gated = async (h: WorkflowHandle, d: Decision): Promise<Decision> => ({ ...d, gate: (await openGate(h, 'db-rollback')).gateId as string });
   const awaitingApproval = async (h: WorkflowHandle) => {
@@ -177,10 +178,10 @@ describe('deploy.databaseRollback: restore-backup — the pre-deploy backup rest
     // the ordinary path: waits for approveRestore from another person, and a rejection changes nothing
     const h = await startRestore({ environment: 'production', backupId: firstBackup, kind: 'database', requestedBy: 'mallory' });
     await waitFor('the restore waits for approval', async () => (await h.query<RestoreStatus>('restoreStatus')).state === 'awaiting-approval', 60_000);
-    const self = await h.executeUpdate<DecisionAnswer, [Decision]>('approveRestore', { args: [{ by: 'mallory', gate: (await openGate(h, 'restore')).gateId as string }] });
+    const self = await executeUpdateRetrying<DecisionAnswer, [Decision]>(h, 'approveRestore', [{ by: 'mallory', gate: (await openGate(h, 'restore')).gateId as string }]);
     assert.match(self.message, /mallory requested this operation/);
     assert.equal(self.accepted, false);
-    await h.executeUpdate<DecisionAnswer, [Decision]>('rejectRestore', { args: [{ by: 'bob' }] });
+    await executeUpdateRetrying<DecisionAnswer, [Decision]>(h, 'rejectRestore', [{ by: 'bob' }]);
     assert.equal((await failureOf(h.result())).type, 'RestoreRejected');
     assert.equal(await sessionsOf(db(), 'still-here'), 1);
   });

@@ -20,6 +20,7 @@ import { failureOf, hasTokenCount, levelOf, sql, migrateTo, requestLoop, serving
 import { openGate } from './support/approvals.js';
 import { waitFor } from './support/services.js';
 import { alertReceiver, resetBefore } from './support/temporal.js';
+import { executeUpdateRetrying } from '../src/update-retry.js';
 
 const T = { timeout: 300_000 };
 
@@ -31,7 +32,7 @@ describe('failed deploy after migration: app rolled back by itself, database onl
   const taskQueue = `test-deploy-rb-${randomUUID()}`;
   const start = (type: 'deploy' | 'rollback', input: unknown) =>
     env.client.workflow.start<(i: unknown) => Promise<DeployResult | RollbackResult>>(type, { taskQueue, workflowId: `${type}-${randomUUID()}`, args: [input] });
-  const decide = (h: WorkflowHandle, name: 'approveDatabaseRollback' | 'rejectDatabaseRollback', d: Decision) => h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d] });
+  const decide = (h: WorkflowHandle, name: 'approveDatabaseRollback' | 'rejectDatabaseRollback', d: Decision) => executeUpdateRetrying<DecisionAnswer, [Decision]>(h, name, [d]);
   /** The decision naming the open gate (an approval must). */
   const gated = async (h: WorkflowHandle, d: Decision): Promise<Decision> => ({ ...d, gate: (await openGate(h, 'db-rollback')).gateId as string });
   const awaitingApproval = async (h: WorkflowHandle) => {

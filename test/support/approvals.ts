@@ -5,6 +5,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../../src/workflows/approval.js';
 import { waitFor } from './services.js';
+import { executeUpdateRetrying } from '../../src/update-retry.js';
 
 export type GateKind = 'restore' | 'db-rollback';
 
@@ -47,5 +48,5 @@ export async function decideAt(h: WorkflowHandle, kind: GateKind, verdict: 'appr
     await h.signal(name, d);
     return undefined;
   }
-  return h.executeUpdate<DecisionAnswer, [Decision]>(name, { args: [d as Decision] });
+  return executeUpdateRetrying<DecisionAnswer, [Decision]>(h, name, [d as Decision]);
 }
