@@ -14,15 +14,15 @@ import {
 } from '@temporalio/worker';
 import { Client, type Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.js';
-import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './alertmanager-receiver.js';
+import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './activities/faults/alertmanager-receiver.js';
 import { configPath, loadConfig, type OpsConfig } from './config.js';
-import { ownWorkflowsOnly } from './activities/caller-guard.js';
-import { claimDataHost } from './data-host.js';
-import { dataConverterFromConfig } from './codec.js';
-import { resolveTemporalSettings } from './temporal-config.js';
-import { connectConnection, connectNative } from './temporal-connection.js';
+import { ownWorkflowsOnly } from './activities/common/caller-guard.js';
+import { claimDataHost } from './common/data-host.js';
+import { dataConverterFromConfig } from './common/codec.js';
+import { resolveTemporalSettings } from './common/temporal-config.js';
+import { connectConnection, connectNative } from './common/temporal-connection.js';
 import { loadWorkflowBundle } from './workflow-bundle.js';
-import { logMemory } from './worker-memory.js';
+import { logMemory } from './common/worker-memory.js';
 
 export { WORKFLOWS_PATH } from './workflow-bundle.js';
 

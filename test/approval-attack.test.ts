@@ -13,13 +13,13 @@ import { CancelledFailure, WorkflowFailedError, WorkflowUpdateFailedError, type 
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
-import type { BackupManifest } from '../src/backup/manifest.js';
+import type { BackupManifest } from '../src/activities/backup/manifest.js';
 import type { OpsConfig } from '../src/config.js';
-import { OutcomeKey } from '../src/search-attributes.js';
+import { OutcomeKey } from '../src/common/search-attributes.js';
 import { createWorker } from '../src/worker.js';
-import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/approval.js';
-import type { BackupResult } from '../src/workflows/backup.js';
-import type { RestoreOutcome, RestoreStatus } from '../src/workflows/restore.js';
+import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/common/approval.js';
+import type { BackupResult } from '../src/workflows/backup/backup.js';
+import type { RestoreOutcome, RestoreStatus } from '../src/workflows/backup/restore.js';
 import { openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { PG, waitFor } from './support/services.js';

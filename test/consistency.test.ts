@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { ALL_SEARCH_ATTRIBUTES } from '../src/search-attributes.js';
+import { ALL_SEARCH_ATTRIBUTES } from '../src/common/search-attributes.js';
 import { ROOT } from './support/services.js';
 
 const expected = ALL_SEARCH_ATTRIBUTES.map((k) => k.name).sort();

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { lstat, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { checkFrontDrift, KEPT } from '../src/deploy/front-drift.js';
-import { applyFront, frontSpec, renderedFor, stopFront, type FrontSpec } from '../src/deploy/front.js';
+import { checkFrontDrift, KEPT } from '../src/activities/release/front-drift.js';
+import { applyFront, frontSpec, renderedFor, stopFront, type FrontSpec } from '../src/activities/release/nginx-front.js';
 import { freePort, tempDir } from './support/services.js';
 
 const kept = async (spec: FrontSpec) => (await readdir(spec.prefix)).filter((n) => KEPT.test(n)).sort();

@@ -10,8 +10,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createPostgresMaintenanceActivities } from '../src/activities/postgres-maintenance.js';
-import { purgeExpired, type PurgeOptions, type PurgeResult, type PurgeRules } from '../src/maintenance/purge.js';
+import { createPostgresMaintenanceActivities } from '../src/activities/maintenance/postgres-maintenance.js';
+import { purgeExpired, type PurgeOptions, type PurgeResult, type PurgeRules } from '../src/activities/maintenance/purge.js';
 import { purgeFixture, survivors, withDb } from './support/maintenance-fixture.js';
 import { PG, tempDir, waitFor } from './support/services.js';
 import { testConfig } from './support/temporal.js';

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { purgeExpired, type PurgeRules } from '../src/maintenance/purge.js';
+import { purgeExpired, type PurgeRules } from '../src/activities/maintenance/purge.js';
 import { copyDatabase, dropDb, runGuidePurge, withDb } from './support/maintenance-fixture.js';
 import { PG, scratchDatabase } from './support/services.js';
 

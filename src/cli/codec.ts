@@ -1,8 +1,8 @@
 /** `llmchat-ops codec-server`: the codec endpoint of src/codec-server.ts, in the foreground until SIGINT/SIGTERM. */
 import type { Command } from 'commander';
-import { codecFromConfig } from './codec.js';
-import { startCodecServer } from './codec-server.js';
-import type { OpsConfig } from './config.js';
+import { codecFromConfig } from '../common/codec.js';
+import { startCodecServer } from '../common/codec-server.js';
+import type { OpsConfig } from '../config.js';
 
 export function addCodecCommands(program: Command, cfg: () => OpsConfig): void {
   program

@@ -1,12 +1,12 @@
 /** CLI commands of fault detection and the alert lifecycle: `detect`, `alerts`, `ack`. */
 import type { Command } from 'commander';
 import type { Client } from '@temporalio/client';
-import { signalFaultDetection } from './activities/alerts.js';
-import { getEnvironment, type OpsConfig } from './config.js';
-import { alertWorkflowId } from './fault/faults.js';
-import { ENVIRONMENT_NAME } from './names.js';
-import type { AlertState } from './workflows/alert-lifecycle.js';
-import type { FaultDetectionReport } from './workflows/fault-detection.js';
+import { signalFaultDetection } from '../activities/faults/alerts.js';
+import { getEnvironment, type OpsConfig } from '../config.js';
+import { alertWorkflowId } from '../activities/faults/faults.js';
+import { ENVIRONMENT_NAME } from '../common/names.js';
+import type { AlertState } from '../workflows/faults/alert-lifecycle.js';
+import type { FaultDetectionReport } from '../workflows/faults/fault-detection.js';
 
 export interface AlertCliContext {
   cfg: () => OpsConfig;

@@ -9,24 +9,24 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { parseBackupId } from './backup/ids.js';
-import { backupInputSchema, checkInput, dailyHealthCheckInputSchema, importBackupInputSchema, restoreInputSchema, verifyBackupInputSchema } from './workflows/inputs.js';
-import type { CatalogueEntry, Verification } from './backup/manifest.js';
-import { dataWorkflowId } from './names.js';
-import type { BackupResult } from './workflows/backup.js';
-import type { ImportSummary } from './activities/backup-import.js';
-import type { RestoreOutcome, RestoreStatus } from './workflows/restore.js';
-import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from './workflows/approval.js';
-import { configPath, loadConfig, getEnvironment, type OpsConfig } from './config.js';
-import { connectClient, workflowIds } from './client.js';
-import { temporalOf } from './temporal-connection.js';
-import { addReleaseCommands } from './cli-release.js';
-import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules } from './schedules.js';
-import type { HealthReport } from './workflows/daily-health-check.js';
-import { EnvironmentKey, OperationKey, RequestedByKey } from './search-attributes.js';
-import { addMaintenanceCommands } from './cli-maintenance.js';
-import { addAlertCommands } from './cli-alerts.js';
-import { addCodecCommands } from './cli-codec.js';
+import { parseBackupId } from '../activities/backup/ids.js';
+import { backupInputSchema, checkInput, dailyHealthCheckInputSchema, importBackupInputSchema, restoreInputSchema, verifyBackupInputSchema } from '../workflows/common/inputs.js';
+import type { CatalogueEntry, Verification } from '../activities/backup/manifest.js';
+import { dataWorkflowId } from '../common/names.js';
+import type { BackupResult } from '../workflows/backup/backup.js';
+import type { ImportSummary } from '../activities/backup/backup-import.js';
+import type { RestoreOutcome, RestoreStatus } from '../workflows/backup/restore.js';
+import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from '../workflows/common/approval.js';
+import { configPath, loadConfig, getEnvironment, type OpsConfig } from '../config.js';
+import { connectClient, workflowIds } from '../common/client.js';
+import { temporalOf } from '../common/temporal-connection.js';
+import { addReleaseCommands } from './release.js';
+import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules } from '../schedules.js';
+import type { HealthReport } from '../workflows/health/daily-health-check.js';
+import { EnvironmentKey, OperationKey, RequestedByKey } from '../common/search-attributes.js';
+import { addMaintenanceCommands } from './maintenance.js';
+import { addAlertCommands } from './faults.js';
+import { addCodecCommands } from './codec.js';
 
 const ICON = { healthy: 'ok  ', warning: 'WARN', unhealthy: 'FAIL' } as const;
 
@@ -181,7 +181,7 @@ async function withClient<T>(cfg: OpsConfig, fn: (client: Awaited<ReturnType<typ
 }
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 

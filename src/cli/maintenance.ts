@@ -5,18 +5,18 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import { getEnvironment, type OpsConfig } from './config.js';
-import type { CleanupReport } from './workflows/weekly-cleanup.js';
-import type { MaintenanceReport } from './workflows/weekly-database-maintenance.js';
-import type { OptimizationReport } from './workflows/database-optimization.js';
-import { checkInput } from './workflows/inputs.js';
+import { getEnvironment, type OpsConfig } from '../config.js';
+import type { CleanupReport } from '../workflows/maintenance/weekly-cleanup.js';
+import type { MaintenanceReport } from '../workflows/maintenance/weekly-database-maintenance.js';
+import type { OptimizationReport } from '../workflows/maintenance/database-optimization.js';
+import { checkInput } from '../workflows/common/inputs.js';
 import {
   databaseOptimizationInputSchema,
   monthlyPerformanceReportInputSchema,
   weeklyCleanupInputSchema,
   weeklyDatabaseMaintenanceInputSchema,
-} from './workflows/maintenance-inputs.js';
-import { EnvironmentKey, OperationKey, RequestedByKey } from './search-attributes.js';
+} from '../workflows/maintenance/maintenance-inputs.js';
+import { EnvironmentKey, OperationKey, RequestedByKey } from '../common/search-attributes.js';
 
 export interface MaintenanceCliContext {
   cfg: () => OpsConfig;

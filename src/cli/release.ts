@@ -9,16 +9,16 @@
 import type { Command } from 'commander';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { getEnvironment, type OpsConfig } from './config.js';
-import { downEnvironment, upEnvironment } from './deploy/bootstrap.js';
-import type { ReleaseOutcome, ReleaseState } from './deploy/release-store.js';
-import { parseVersion } from './deploy/version.js';
-import { releaseWorkflowId } from './names.js';
-import { EnvironmentKey, OperationKey, RequestedByKey, VersionKey } from './search-attributes.js';
-import { decisionSchema, MAX_COMMENT_LENGTH, type ApprovalStatus, type Decision, type DecisionAnswer } from './workflows/approval.js';
-import { checkInput, deployInputSchema, rollbackInputSchema } from './workflows/inputs.js';
-import type { ReleaseProgress } from './workflows/release-steps.js';
-import type { ServingAnswer } from './workflows/deploy-serving.js';
+import { getEnvironment, type OpsConfig } from '../config.js';
+import { downEnvironment, upEnvironment } from '../activities/release/bootstrap.js';
+import type { ReleaseOutcome, ReleaseState } from '../activities/release/release-store.js';
+import { parseVersion } from '../activities/release/version.js';
+import { releaseWorkflowId } from '../common/names.js';
+import { EnvironmentKey, OperationKey, RequestedByKey, VersionKey } from '../common/search-attributes.js';
+import { decisionSchema, MAX_COMMENT_LENGTH, type ApprovalStatus, type Decision, type DecisionAnswer } from '../workflows/common/approval.js';
+import { checkInput, deployInputSchema, rollbackInputSchema } from '../workflows/common/inputs.js';
+import type { ReleaseProgress } from '../workflows/release/release-steps.js';
+import type { ServingAnswer } from '../workflows/release/deploy-serving.js';
 
 type WithClient = <T>(cfg: OpsConfig, fn: (client: Client) => Promise<T>) => Promise<T>;
 

@@ -2,12 +2,12 @@
  * File artifacts: `tar | <compressor>` of the application directory (without excluded names), config or uploads,
  * and their restore — into a new directory under temp/restores, or over the live directory by a rename swap.
  */
-import { refuseDuringRelease } from './temporal.js';
+import { refuseDuringRelease } from '../common/temporal.js';
 import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { getEnvironment, type OpsConfig } from '../config.js';
-import { parseBackupId, parseKind, parseTarget, type FileKind } from '../backup/ids.js';
-import { PARTIAL_SUFFIX, type Artifact } from '../backup/manifest.js';
+import { getEnvironment, type OpsConfig } from '../../config.js';
+import { parseBackupId, parseKind, parseTarget, type FileKind } from './ids.js';
+import { PARTIAL_SUFFIX, type Artifact } from './manifest.js';
 import {
   compressThroughFifo,
   compressionSuffix,
@@ -17,11 +17,11 @@ import {
   writeArtifact,
   writeFileAtomic,
   type Stage,
-} from '../backup/process.js';
-import { guarded, permanent, progress, signal, token } from './activity-support.js';
+} from './process.js';
+import { guarded, permanent, progress, signal, token } from '../common/activity-support.js';
 import type { RestoreResult } from './backup-catalogue.js';
 import { archiveFailure, backupDir, openArtifact, readManifest, registerSigning, requireChecksum, sourceDir } from './backup-store.js';
-import { checkTree, extractArchive, listArchive } from '../backup/archive-check.js';
+import { checkTree, extractArchive, listArchive } from './archive-check.js';
 
 export function createBackupArchiveActivities(cfg: OpsConfig) {
   const settings = cfg.backup;

@@ -3,11 +3,11 @@
  * retention, and planning a restore. Only the file system under the environment's backups directory is touched
  * here; reading and writing manifests and artifacts (untrusted until proven ours) is in backup-store.ts.
  */
-import { refuseDuringRelease } from './temporal.js';
+import { refuseDuringRelease } from '../common/temporal.js';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { getEnvironment, type OpsConfig } from '../config.js';
-import { parseBackupId, parseKind, parseTarget, type BackupKind } from '../backup/ids.js';
+import { getEnvironment, type OpsConfig } from '../../config.js';
+import { parseBackupId, parseKind, parseTarget, type BackupKind } from './ids.js';
 import {
   catalogueEntry,
   manifestSchema,
@@ -18,11 +18,11 @@ import {
   type Artifact,
   type BackupManifest,
   type CatalogueEntry,
-} from '../backup/manifest.js';
-import { exists } from '../backup/process.js';
-import { applyRetention, type RetentionResult } from '../backup/retention.js';
-import { verifyManifest } from '../backup/signature.js';
-import { guarded, permanent } from './activity-support.js';
+} from './manifest.js';
+import { exists } from './process.js';
+import { applyRetention, type RetentionResult } from './retention.js';
+import { verifyManifest } from './signature.js';
+import { guarded, permanent } from '../common/activity-support.js';
 import { backupDir, checkArtifact, keysFor, readManifest, registerSigning, saveManifest, sourceDir } from './backup-store.js';
 
 export interface BeginBackupInput {

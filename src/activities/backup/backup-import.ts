@@ -3,11 +3,11 @@
  * inspected manifest with the current key. Only the file system under the environment's backups directory.
  */
 import { createHash } from 'node:crypto';
-import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../config.js';
-import type { BackupKind } from '../backup/ids.js';
-import { MANIFEST_FILE, type BackupManifest } from '../backup/manifest.js';
-import { SignatureError, verifyManifest } from '../backup/signature.js';
-import { guarded, permanent } from './activity-support.js';
+import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import type { BackupKind } from './ids.js';
+import { MANIFEST_FILE, type BackupManifest } from './manifest.js';
+import { SignatureError, verifyManifest } from './signature.js';
+import { guarded, permanent } from '../common/activity-support.js';
 import { checkArtifact, keysFor, readUntrustedManifest, registerSigning, saveManifest } from './backup-store.js';
 
 /** What an operator sees before importing a backup llmchat-ops did not sign (or signed with a retired key). */

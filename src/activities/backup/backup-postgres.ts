@@ -5,16 +5,16 @@
  * live one by a rename swap. Connection details and the password come from the config and the worker's
  * environment, never from the workflow.
  */
-import { refuseDuringRelease } from './temporal.js';
+import { refuseDuringRelease } from '../common/temporal.js';
 import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
-import { parseBackupId, parseTarget } from '../backup/ids.js';
-import { PARTIAL_SUFFIX, type Artifact, type BackupManifest, type Verification } from '../backup/manifest.js';
+import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { parseBackupId, parseTarget } from './ids.js';
+import { PARTIAL_SUFFIX, type Artifact, type BackupManifest, type Verification } from './manifest.js';
 import {
   compressThroughFifo,
   compressionSuffix,
@@ -25,11 +25,11 @@ import {
   runPipeline,
   writeArtifact,
   type Stage,
-} from '../backup/process.js';
-import { countRows, dropDatabase as dropDatabaseWith, userTables } from '../backup/postgres.js';
-import { createRestoreTestDatabase, resetRestoreTestRole, RestoreTestRoleError } from '../backup/restore-test-role.js';
-import { guarded, permanent, progress, runningAs, runToken, signal, token } from './activity-support.js';
-import { connectPg, MAINTENANCE_DB, withPg } from '../postgres/connect.js';
+} from './process.js';
+import { countRows, dropDatabase as dropDatabaseWith, userTables } from './postgres.js';
+import { createRestoreTestDatabase, resetRestoreTestRole, RestoreTestRoleError } from './restore-test-role.js';
+import { guarded, permanent, progress, runningAs, runToken, signal, token } from '../common/activity-support.js';
+import { connectPg, MAINTENANCE_DB, withPg } from '../../common/postgres/connect.js';
 import type { RestoreResult } from './backup-catalogue.js';
 import { backupDir, checkArtifact, openArtifact, readManifest, requireChecksum, saveManifest } from './backup-store.js';
 

@@ -6,14 +6,14 @@
 import { createHash } from 'node:crypto';
 import { lstat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { BackupSettings, EnvironmentConfig, OpsConfig } from '../config.js';
-import { listArchive, openPlainFile } from '../backup/archive-check.js';
-import { parseBackupId, type BackupKind, type FileKind } from '../backup/ids.js';
-import { ManifestInvalidError, parseManifest, MANIFEST_FILE, type Artifact, type BackupManifest } from '../backup/manifest.js';
-import { writeFileAtomic } from '../backup/process.js';
-import { signingKeys, SignatureError, SigningKeyError, signManifest, verifyManifest, type SigningKeys } from '../backup/signature.js';
-import { CorruptArchiveError, UnsafeArchiveError } from '../backup/tar-members.js';
-import { permanent, progress, signal } from './activity-support.js';
+import type { BackupSettings, EnvironmentConfig, OpsConfig } from '../../config.js';
+import { listArchive, openPlainFile } from './archive-check.js';
+import { parseBackupId, type BackupKind, type FileKind } from './ids.js';
+import { ManifestInvalidError, parseManifest, MANIFEST_FILE, type Artifact, type BackupManifest } from './manifest.js';
+import { writeFileAtomic } from './process.js';
+import { signingKeys, SignatureError, SigningKeyError, signManifest, verifyManifest, type SigningKeys } from './signature.js';
+import { CorruptArchiveError, UnsafeArchiveError } from './tar-members.js';
+import { permanent, progress, signal } from '../common/activity-support.js';
 
 export function backupDir(env: EnvironmentConfig, id: string): string {
   return path.join(env.paths.backups, id);

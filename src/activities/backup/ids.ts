@@ -2,7 +2,7 @@
  * Names in the backup domain — backup ids, kinds, restore targets — validated before anything touches a file
  * or runs a command. Import-free apart from names.ts, so workflows can use it.
  */
-import { ENVIRONMENT_NAME } from '../names.js';
+import { ENVIRONMENT_NAME } from '../../common/names.js';
 
 export const BACKUP_KINDS = ['database', 'application', 'config', 'uploads'] as const;
 export type BackupKind = (typeof BACKUP_KINDS)[number];

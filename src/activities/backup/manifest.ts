@@ -5,7 +5,7 @@
  * matched (src/backup/signature.ts). No I/O here, so workflows can use the types.
  */
 import { z } from 'zod';
-import { ENVIRONMENT_NAME } from '../names.js';
+import { ENVIRONMENT_NAME } from '../../common/names.js';
 import { BACKUP_ID, BACKUP_KINDS, FILE_KINDS, type BackupKind } from './ids.js';
 
 export const MANIFEST_FILE = 'manifest.json';

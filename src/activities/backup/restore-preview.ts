@@ -4,12 +4,12 @@
  * the backup's manifest recorded in the dump's own snapshot. Reads only; never throws for an unreadable live
  * database — the loss is then reported as unknown, with why.
  */
-import { getEnvironment, type OpsConfig } from '../config.js';
-import { parseKind, type BackupKind } from '../backup/ids.js';
-import { countRows, userTables } from '../backup/postgres.js';
-import { withPg } from '../postgres/connect.js';
-import type { WritesLost } from '../workflows/approval.js';
-import { guarded, runningAs } from './activity-support.js';
+import { getEnvironment, type OpsConfig } from '../../config.js';
+import { parseKind, type BackupKind } from './ids.js';
+import { countRows, userTables } from './postgres.js';
+import { withPg } from '../../common/postgres/connect.js';
+import type { WritesLost } from '../../workflows/common/approval.js';
+import { guarded, runningAs } from '../common/activity-support.js';
 import { readManifest } from './backup-store.js';
 
 export interface RestorePreview {

@@ -6,7 +6,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { NON_RETRYABLE_ERROR_TYPES, type PermanentErrorType } from '../errors.js';
+import { NON_RETRYABLE_ERROR_TYPES, type PermanentErrorType } from '../../common/errors.js';
 import { asFailure } from './failures.js';
 
 const HEARTBEAT_EVERY_MS = 1000;

@@ -4,7 +4,7 @@
  * permanent is decided by name, by the one list in src/errors.ts.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { PERMANENT_ERROR_TYPES } from '../errors.js';
+import { PERMANENT_ERROR_TYPES } from '../../common/errors.js';
 
 /**
  * `err` as a non-retryable failure when its name is in `permanent` (default: the project's permanent types);

@@ -3,10 +3,10 @@
  * activity call, so a retry of a failed channel never re-sends to the ones that already succeeded.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { nodemailer } from '../lazy-modules.js';
-import { resolveSecret, type Channel, type OpsConfig } from '../config.js';
-import type { Alert } from '../health.js';
-import { signWebhookBody } from '../webhook-signature.js';
+import { nodemailer } from '../../common/lazy-modules.js';
+import { resolveSecret, type Channel, type OpsConfig } from '../../config.js';
+import type { Alert } from '../../common/health.js';
+import { signWebhookBody } from '../../common/webhook-signature.js';
 import { permanentOnKnownErrors } from './failures.js';
 
 export interface DeliveryInput {

@@ -12,10 +12,10 @@ import http from 'node:http';
 import type { Client } from '@temporalio/client';
 import type { MetricMeter } from '@temporalio/common';
 import { z } from 'zod';
-import { resolveSecret, type OpsConfig } from './config.js';
-import { signalFaultDetection } from './activities/alerts.js';
-import { faultDetectionRunId } from './fault/faults.js';
-import { requireRequestedBy } from './workflows/inputs.js';
+import { resolveSecret, type OpsConfig } from '../../config.js';
+import { signalFaultDetection } from './alerts.js';
+import { faultDetectionRunId } from './faults.js';
+import { requireRequestedBy } from '../../workflows/common/inputs.js';
 
 export const ALERTMANAGER_PATH = '/alertmanager';
 const MAX_BYTES = 256 * 1024;

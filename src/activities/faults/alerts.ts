@@ -6,10 +6,10 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { getEnvironment, type FaultThresholds, type OpsConfig } from '../config.js';
-import { alertWorkflowId, faultDetectionRunId } from '../fault/faults.js';
-import { EnvironmentKey, OperationKey, RequestedByKey } from '../search-attributes.js';
-import type { FaultDetectionReport } from '../workflows/fault-detection.js';
+import { getEnvironment, type FaultThresholds, type OpsConfig } from '../../config.js';
+import { alertWorkflowId, faultDetectionRunId } from './faults.js';
+import { EnvironmentKey, OperationKey, RequestedByKey } from '../../common/search-attributes.js';
+import type { FaultDetectionReport } from '../../workflows/faults/fault-detection.js';
 import {
   alertLifecycle,
   CHECK_NAME,
@@ -18,9 +18,9 @@ import {
   recoveryRecordedSignal,
   type FaultReport,
   type RecoveryRecord,
-} from '../workflows/alert-lifecycle.js';
-import { createEnvironmentActivities, type EnvironmentSummary } from './environment.js';
-import { permanentOnKnownErrors } from './failures.js';
+} from '../../workflows/faults/alert-lifecycle.js';
+import { createEnvironmentActivities, type EnvironmentSummary } from '../common/environment.js';
+import { permanentOnKnownErrors } from '../common/failures.js';
 
 export interface AlertPolicy {
   environment: EnvironmentSummary;

@@ -1,10 +1,10 @@
 /** The app's Prometheus /metrics, turned into a window since the previous run (snapshot kept on the worker). */
-import { getEnvironment, stateDirOf, type OpsConfig } from '../config.js';
-import type { MetricsReading } from '../fault/faults.js';
-import { parsePrometheusText } from '../fault/prometheus-text.js';
-import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from '../fault/state-file.js';
-import { snapshotFrom, windowBetween, type MetricsSnapshot } from '../fault/window.js';
-import { permanentOnKnownErrors } from './failures.js';
+import { getEnvironment, stateDirOf, type OpsConfig } from '../../config.js';
+import type { MetricsReading } from './faults.js';
+import { parsePrometheusText } from './prometheus-text.js';
+import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from './state-file.js';
+import { snapshotFrom, windowBetween, type MetricsSnapshot } from './window.js';
+import { permanentOnKnownErrors } from '../common/failures.js';
 
 const MAX_BYTES = 8 * 1024 * 1024;
 

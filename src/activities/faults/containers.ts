@@ -5,14 +5,14 @@
  * a retried activity that sees a newer start time only waits for health).
  */
 import type Docker from 'dockerode';
-import { dockerode } from '../lazy-modules.js';
+import { dockerode } from '../../common/lazy-modules.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../config.js';
-import type { ContainerState } from '../fault/faults.js';
-import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from '../fault/state-file.js';
-import { findServingAppContainers } from './docker.js';
-import { permanentOnKnownErrors } from './failures.js';
+import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import type { ContainerState } from './faults.js';
+import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from './state-file.js';
+import { findServingAppContainers } from '../release/docker.js';
+import { permanentOnKnownErrors } from '../common/failures.js';
 
 export interface LedgerEntry {
   /** Idempotency key of the recovery (alert workflow id + detection run). */

@@ -2,10 +2,10 @@
  * The environment's Redis: flush the configured cache key patterns with SCAN MATCH + UNLINK in batches — never
  * FLUSHALL/FLUSHDB, because the Redis may be shared (sessions, queues, other apps' keys).
  */
-import { ioredis } from '../lazy-modules.js';
+import { ioredis } from '../../common/lazy-modules.js';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, resolveSecret, type OpsConfig } from '../config.js';
-import { permanentOnKnownErrors } from './failures.js';
+import { getEnvironment, resolveSecret, type OpsConfig } from '../../config.js';
+import { permanentOnKnownErrors } from '../common/failures.js';
 
 export interface FlushResult {
   action: 'flush-cache';

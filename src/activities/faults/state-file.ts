@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { replaceFileDurably } from '../durable-file.js';
+import { replaceFileDurably } from '../../common/durable-file.js';
 
 export async function readState<T>(file: string, validate: (v: unknown) => T | undefined): Promise<T | undefined> {
   let text: string;

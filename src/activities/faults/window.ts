@@ -2,7 +2,7 @@
  * Error rate and latency over the window since the previous run, from the app's cumulative counters and
  * histogram buckets (the guide's metric names). Pure functions: the activity stores the snapshot between runs.
  */
-import { errorRatePercent, isClientError, isMonitoringRoute, isServerError } from '../http-errors.js';
+import { errorRatePercent, isClientError, isMonitoringRoute, isServerError } from '../../common/http-errors.js';
 import type { Sample } from './prometheus-text.js';
 
 /** The counters that matter, summed over every label set except the scrape endpoint itself. */

@@ -3,9 +3,9 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, type OpsConfig } from '../config.js';
-import type { FilesystemUsage, LogScan, MemoryUsage } from '../health.js';
-import { permanentOnKnownErrors } from './failures.js';
+import { getEnvironment, type OpsConfig } from '../../config.js';
+import type { FilesystemUsage, LogScan, MemoryUsage } from '../../common/health.js';
+import { permanentOnKnownErrors } from '../common/failures.js';
 
 /** Usage of the filesystem holding `p`, computed like `df` (used / (used + available to users)). */
 export async function filesystemUsage(p: string): Promise<FilesystemUsage> {

@@ -1,7 +1,7 @@
 /** The LLMChat backend's HTTP health endpoints, probed like the guide's `curl -f`. */
-import { getEnvironment, type OpsConfig } from '../config.js';
-import { ENDPOINTS, type EndpointName, type EndpointProbe } from '../health.js';
-import { permanentOnKnownErrors } from './failures.js';
+import { getEnvironment, type OpsConfig } from '../../config.js';
+import { ENDPOINTS, type EndpointName, type EndpointProbe } from '../../common/health.js';
+import { permanentOnKnownErrors } from '../common/failures.js';
 
 /** GETs `url`; any 2xx/3xx is ok (what `curl -f` accepts), anything else or no answer in time is not. */
 export async function probeUrl(name: EndpointName, url: string, timeoutMs: number): Promise<EndpointProbe> {

@@ -7,14 +7,14 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import pg from 'pg';
-import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
-import { purgeExpired, pruneProgress, type PhaseProgress, type PurgeResult } from '../maintenance/purge.js';
-import { dropInvalidLeftovers, reindexConcurrently, type LeftoverCleanup, type LockRunner, type ReindexOutcome } from '../maintenance/indexes.js';
-import { createIndexes, tableStats, type IndexCreation, type TableStats } from '../maintenance/indexes.js';
-import { LockNotAcquiredError, retryOnLockTimeout, setLockTimeout } from '../maintenance/lock-retry.js';
+import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { purgeExpired, pruneProgress, type PhaseProgress, type PurgeResult } from './purge.js';
+import { dropInvalidLeftovers, reindexConcurrently, type LeftoverCleanup, type LockRunner, type ReindexOutcome } from './indexes.js';
+import { createIndexes, tableStats, type IndexCreation, type TableStats } from './indexes.js';
+import { LockNotAcquiredError, retryOnLockTimeout, setLockTimeout } from './lock-retry.js';
 import type { DatabasePerformance } from '../report/analysis.js';
-import { asFailure } from './failures.js';
-import { withDataLock } from '../postgres/data-lock.js';
+import { asFailure } from '../common/failures.js';
+import { withDataLock } from '../../common/postgres/data-lock.js';
 
 const HEARTBEAT_MS = 1000;
 

@@ -4,13 +4,13 @@
  * later deploy is never undone by it) or, with no record yet, the given version; for blue/green it also stops an
  * app still running in place (adoption: a one-time restart) and starts the front. Idempotent.
  */
-import { getEnvironment, type OpsConfig } from '../config.js';
-import { composeDownSlot, createDockerActivities, projectContainers, slotProject } from '../activities/docker.js';
-import { waitHealthy } from '../activities/release-checks.js';
-import { frontOf } from '../activities/front.js';
-import { applyFront, freshGet, stopFront } from './front.js';
+import { getEnvironment, type OpsConfig } from '../../config.js';
+import { composeDownSlot, createDockerActivities, projectContainers, slotProject } from './docker.js';
+import { waitHealthy } from './release-checks.js';
+import { frontOf } from './front.js';
+import { applyFront, freshGet, stopFront } from './nginx-front.js';
 import { addHistory, readReleases, updateReleases, type SlotName } from './release-store.js';
-import { clearSwitchRecord, describeRecord, readSwitchRecord } from './front-switch.js';
+import { clearSwitchRecord, describeRecord, readSwitchRecord } from './checked-switch.js';
 
 export async function upEnvironment(cfg: OpsConfig, environment: string, version: string, log: (line: string) => void): Promise<{ version: string; slot: SlotName; url: string }> {
   const env = getEnvironment(cfg, environment);

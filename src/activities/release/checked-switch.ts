@@ -11,11 +11,11 @@
  */
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { replaceFileDurably } from '../durable-file.js';
+import { replaceFileDurably } from '../../common/durable-file.js';
 import { z } from 'zod';
-import type { EnvironmentConfig } from '../config.js';
-import { ENDPOINTS } from '../health.js';
-import { accessLog, applyFront, configuredUpstream, freshGet, type FrontSpec } from './front.js';
+import type { EnvironmentConfig } from '../../config.js';
+import { ENDPOINTS } from '../../common/health.js';
+import { accessLog, applyFront, configuredUpstream, freshGet, type FrontSpec } from './nginx-front.js';
 
 const slotRef = z.strictObject({ slot: z.enum(['blue', 'green', 'main']), port: z.number().int().min(1).max(65535), version: z.string() });
 export type SlotRef = z.infer<typeof slotRef>;

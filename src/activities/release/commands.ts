@@ -1,8 +1,8 @@
 /** The environment's configured host commands (the guide's `npm test` before a deploy), run as argument arrays. */
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
-import { getEnvironment, type OpsConfig } from '../config.js';
-import { guarded, permanent, progress } from './activity-support.js';
+import { getEnvironment, type OpsConfig } from '../../config.js';
+import { guarded, permanent, progress } from '../common/activity-support.js';
 
 export function createCommandActivities(cfg: OpsConfig) {
   return {

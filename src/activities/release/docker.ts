@@ -12,13 +12,13 @@
  */
 import { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import { dockerode } from '../lazy-modules.js';
+import { dockerode } from '../../common/lazy-modules.js';
 import { execa } from 'execa';
-import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
+import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../config.js';
 import { readFile } from 'node:fs/promises';
-import { releaseFile, type SlotName } from '../deploy/release-store.js';
-import { context, guarded, permanent, progress, token } from './activity-support.js';
-import { refuseInResetRun } from './temporal.js';
+import { releaseFile, type SlotName } from './release-store.js';
+import { context, guarded, permanent, progress, token } from '../common/activity-support.js';
+import { refuseInResetRun } from '../common/temporal.js';
 
 let docker: Docker | undefined;
 /** One dockerode client (DOCKER_HOST from the worker's environment); its errors are activity errors. */

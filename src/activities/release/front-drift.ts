@@ -8,7 +8,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { replaceFileDurably } from '../durable-file.js';
+import { replaceFileDurably } from '../../common/durable-file.js';
 
 /** What a write recorded. */
 export interface FrontConfigRecord {

@@ -4,12 +4,12 @@
  * switch fails; `restoreFront` puts the front back on a slot after a switch that did not finish (the worker died)
  * or after a later step failed, and is safe to retry.
  */
-import { getEnvironment, type OpsConfig } from '../config.js';
-import { applyFront } from '../deploy/front.js';
-import { accessLogSize, checkThroughFront, clearSwitchRecord, describeRecord, failedSince, frontServes, putFrontBack, readSwitchRecord, writeSwitchRecord, type SlotRef } from '../deploy/front-switch.js';
+import { getEnvironment, type OpsConfig } from '../../config.js';
+import { applyFront } from './nginx-front.js';
+import { accessLogSize, checkThroughFront, clearSwitchRecord, describeRecord, failedSince, frontServes, putFrontBack, readSwitchRecord, writeSwitchRecord, type SlotRef } from './checked-switch.js';
 import { frontOf } from './front.js';
 import { ApplicationFailure } from '@temporalio/common';
-import { guarded } from './activity-support.js';
+import { guarded } from '../common/activity-support.js';
 
 export interface SwitchResult {
   ok: boolean;

@@ -1,8 +1,8 @@
 /** The nginx front of blue/green environments (src/deploy/front.ts does the nginx work). */
-import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../config.js';
-import { applyFront, configuredUpstream, freshGet, frontPid, frontSpec, type FrontSpec } from '../deploy/front.js';
-import type { SlotName } from '../deploy/release-store.js';
-import { guarded, permanent } from './activity-support.js';
+import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { applyFront, configuredUpstream, freshGet, frontPid, frontSpec, type FrontSpec } from './nginx-front.js';
+import type { SlotName } from './release-store.js';
+import { guarded, permanent } from '../common/activity-support.js';
 
 export function frontOf(env: EnvironmentConfig): FrontSpec {
   if (!env.deploy.front) throw permanent('this environment has no front proxy (deploy.front) configured', 'BadInput');

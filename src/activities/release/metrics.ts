@@ -2,7 +2,7 @@
  * The app's Prometheus counters that a bake watches (the guide's metric names), and the judgement of a bake
  * window. Pure functions: the parsing runs on the worker, the judgement in the workflow.
  */
-import { isMonitoringRoute, isServerError } from '../http-errors.js';
+import { isMonitoringRoute, isServerError } from '../../common/http-errors.js';
 
 export interface AppMetricsSample {
   /** Requests answered (all routes but /metrics itself). */

@@ -4,12 +4,12 @@
  * for the bake.
  */
 import { Context } from '@temporalio/activity';
-import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../config.js';
-import { parseAppMetrics, type AppMetricsSample } from '../deploy/metrics.js';
-import { freshGet } from '../deploy/front.js';
-import type { SlotName } from '../deploy/release-store.js';
-import { ENDPOINTS } from '../health.js';
-import { guarded, permanent, progress } from './activity-support.js';
+import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { parseAppMetrics, type AppMetricsSample } from './metrics.js';
+import { freshGet } from './nginx-front.js';
+import type { SlotName } from './release-store.js';
+import { ENDPOINTS } from '../../common/health.js';
+import { guarded, permanent, progress } from '../common/activity-support.js';
 import { projectContainers, slotProject } from './docker.js';
 
 export interface HealthWaitResult {

@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { replaceFileDurably } from '../durable-file.js';
+import { replaceFileDurably } from '../../common/durable-file.js';
 import { z } from 'zod';
 
 const slotName = z.enum(['blue', 'green', 'main']);

@@ -5,13 +5,13 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { describeRecord, readSwitchRecord } from '../deploy/front-switch.js';
-import { getEnvironment, type OpsConfig } from '../config.js';
-import { addHistory, readReleases, updateReleases, type Release, type ReleaseHistoryEntry, type ReleaseOutcome, type ReleaseState, type SlotName } from '../deploy/release-store.js';
-import { checkFrontDrift, type FrontDrift } from '../deploy/front-drift.js';
-import { renderedFor } from '../deploy/front.js';
-import { dataWorkflowId, releaseWorkflowId } from '../names.js';
-import { guarded, permanent } from './activity-support.js';
+import { describeRecord, readSwitchRecord } from './checked-switch.js';
+import { getEnvironment, type OpsConfig } from '../../config.js';
+import { addHistory, readReleases, updateReleases, type Release, type ReleaseHistoryEntry, type ReleaseOutcome, type ReleaseState, type SlotName } from './release-store.js';
+import { checkFrontDrift, type FrontDrift } from './front-drift.js';
+import { renderedFor } from './nginx-front.js';
+import { dataWorkflowId, releaseWorkflowId } from '../../common/names.js';
+import { guarded, permanent } from '../common/activity-support.js';
 import { imageRef, projectContainers, slotProject } from './docker.js';
 import { frontOf } from './front.js';
 

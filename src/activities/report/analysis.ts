@@ -3,7 +3,7 @@
  * PostgreSQL), the guide's thresholds (average > 500 ms warning, errors > 1 % critical, memory > 80 % warning)
  * and recommendations. Imported by workflow code: deterministic, no I/O.
  */
-import type { Alert } from '../health.js';
+import type { Alert } from '../../common/health.js';
 
 export interface DailyPoint {
   /** YYYY-MM-DD (UTC) */

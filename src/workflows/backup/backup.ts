@@ -14,16 +14,16 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../activities/index.js';
-import { makeBackupId } from '../backup/ids.js';
-import type { Artifact, BackupManifest, Verification } from '../backup/manifest.js';
-import type { RetentionPlan } from '../backup/retention.js';
-import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VerificationKey } from '../search-attributes.js';
-import { backupInputSchema, parseInput, scheduledBackupInputSchema, verifyBackupInputSchema, type BackupInput, type VerifyBackupInput } from './inputs.js';
+import type { Activities } from '../../activities/index.js';
+import { makeBackupId } from '../../activities/backup/ids.js';
+import type { Artifact, BackupManifest, Verification } from '../../activities/backup/manifest.js';
+import type { RetentionPlan } from '../../activities/backup/retention.js';
+import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VerificationKey } from '../../common/search-attributes.js';
+import { backupInputSchema, parseInput, scheduledBackupInputSchema, verifyBackupInputSchema, type BackupInput, type VerifyBackupInput } from '../common/inputs.js';
 
-export type { BackupInput } from './inputs.js';
+export type { BackupInput } from '../common/inputs.js';
 import { longDataActivities, quickDataRetry } from './data-activities.js';
-import { notifyAlerts, type AlertDelivery } from './notify-alerts.js';
+import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
 
 /**
  * Runs `tasks` side by side; when one fails, the others are cancelled and awaited (their activities kill their

@@ -1,7 +1,7 @@
 /** Activity options shared by the backup and restore workflows. */
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import { NON_RETRYABLE_ERROR_TYPES } from '../errors.js';
+import type { Activities } from '../../activities/index.js';
+import { NON_RETRYABLE_ERROR_TYPES } from '../../common/errors.js';
 
 /**
  * Dumps, archives, restore tests and restores take as long as the data needs; the heartbeat (every second) proves

@@ -4,12 +4,12 @@
  * sha256 the operator saw — re-signs exactly that manifest with the current key. Nothing else is changed.
  */
 import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { ImportSummary } from '../activities/backup-import.js';
-import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { importBackupInputSchema, parseInput, type ImportBackupInput } from './inputs.js';
+import type { Activities } from '../../activities/index.js';
+import type { ImportSummary } from '../../activities/backup/backup-import.js';
+import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
+import { importBackupInputSchema, parseInput, type ImportBackupInput } from '../common/inputs.js';
 
-export type { ImportBackupInput } from './inputs.js';
+export type { ImportBackupInput } from '../common/inputs.js';
 
 const checks = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',

@@ -19,19 +19,19 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { RestorePlan, RestoreResult } from '../activities/backup.js';
-import type { BackupKind } from '../backup/ids.js';
-import type { CatalogueEntry } from '../backup/manifest.js';
-import { releaseWorkflowId } from '../names.js';
-import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { decisionDefinitions, describeWritesLost, installApprovalGate, type ApprovalStatus, type GateDetails } from './approval.js';
+import type { Activities } from '../../activities/index.js';
+import type { RestorePlan, RestoreResult } from '../../activities/backup/backup.js';
+import type { BackupKind } from '../../activities/backup/ids.js';
+import type { CatalogueEntry } from '../../activities/backup/manifest.js';
+import { releaseWorkflowId } from '../../common/names.js';
+import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
+import { decisionDefinitions, describeWritesLost, installApprovalGate, type ApprovalStatus, type GateDetails } from '../common/approval.js';
 import { backup } from './backup.js';
-import { listBackupsInputSchema, parseInput, restoreInputSchema, type RestoreInput } from './inputs.js';
+import { listBackupsInputSchema, parseInput, restoreInputSchema, type RestoreInput } from '../common/inputs.js';
 import { longDataActivities, quickDataRetry } from './data-activities.js';
-import { notifyAlerts } from './notify-alerts.js';
+import { notifyAlerts } from '../common/notify-alerts.js';
 
-export type { RestoreInput } from './inputs.js';
+export type { RestoreInput } from '../common/inputs.js';
 
 /** `requestedBy` when the input names nobody. */
 const UNNAMED = 'unknown';

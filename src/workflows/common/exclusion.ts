@@ -3,8 +3,8 @@
  * then either go ahead or skip. The decision and the wait are part of the result, so the outcome says why.
  */
 import { patched, proxyActivities, sleep } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { RunningOperation } from '../activities/temporal.js';
+import type { Activities } from '../../activities/index.js';
+import type { RunningOperation } from '../../activities/common/temporal.js';
 import { exclusionPollMs } from './waits.js';
 
 const { runningConflicts } = proxyActivities<Activities>({

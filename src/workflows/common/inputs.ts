@@ -7,9 +7,9 @@
  */
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
-import { parseBackupId, parseKind, parseKinds, parseReason, parseTarget, type BackupKind } from '../backup/ids.js';
-import { parseVersion } from '../deploy/version.js';
-import { ENVIRONMENT_NAME } from '../names.js';
+import { parseBackupId, parseKind, parseKinds, parseReason, parseTarget, type BackupKind } from '../../activities/backup/ids.js';
+import { parseVersion } from '../../activities/release/version.js';
+import { ENVIRONMENT_NAME } from '../../common/names.js';
 
 export function badInput(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'BadInput');

@@ -1,9 +1,9 @@
 /** Shared workflow step: route each alert by severity and deliver it on every channel, like Promise.allSettled. */
 import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { EnvironmentSummary } from '../activities/environment.js';
-import type { Alert } from '../health.js';
-import type { DeliveryResult } from '../activities/notify.js';
+import type { Activities } from '../../activities/index.js';
+import type { EnvironmentSummary } from '../../activities/common/environment.js';
+import type { Alert } from '../../common/health.js';
+import type { DeliveryResult } from '../../activities/common/notify.js';
 
 const { deliverAlert } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',

@@ -21,12 +21,12 @@ import {
   workflowInfo,
   allHandlersFinished,
 } from '@temporalio/workflow';
-import type { Severity } from '../config.js';
-import type { Activities } from '../activities/index.js';
-import type { Alert } from '../health.js';
-import { EnvironmentKey, OperationKey, OutcomeKey } from '../search-attributes.js';
-import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
-import { notifyAlerts } from './notify-alerts.js';
+import type { Severity } from '../../config.js';
+import type { Activities } from '../../activities/index.js';
+import type { Alert } from '../../common/health.js';
+import { EnvironmentKey, OperationKey, OutcomeKey } from '../../common/search-attributes.js';
+import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from '../common/inputs.js';
+import { notifyAlerts } from '../common/notify-alerts.js';
 
 export interface FaultReport {
   severity: Severity;

@@ -8,14 +8,14 @@
  * and a run started under another id (the schedule's) joins it through an activity and returns its report.
  */
 import { defineSignal, metricMeter, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { RestartResult } from '../activities/containers.js';
-import type { FlushResult } from '../activities/redis-cache.js';
-import { evaluateFaults, faultDetectionRunId, type ContainerState, type FaultCheck, type MetricsReading } from '../fault/faults.js';
-import type { LogWindowScan } from '../fault/log-cursor.js';
-import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
+import type { Activities } from '../../activities/index.js';
+import type { RestartResult } from '../../activities/faults/containers.js';
+import type { FlushResult } from '../../activities/faults/redis-cache.js';
+import { evaluateFaults, faultDetectionRunId, type ContainerState, type FaultCheck, type MetricsReading } from '../../activities/faults/faults.js';
+import type { LogWindowScan } from '../../activities/faults/log-cursor.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import type { FaultReport } from './alert-lifecycle.js';
-import { requireEnvironmentName, requireObject, requireRequestedBy } from './inputs.js';
+import { requireEnvironmentName, requireObject, requireRequestedBy } from '../common/inputs.js';
 
 export interface FaultDetectionInput {
   environment: string;

@@ -4,13 +4,13 @@
  * with the guide's aggregation (healthy / degraded / unhealthy) and route alerts for every breached threshold.
  */
 import { proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import { evaluateHealth, type Alert, type CheckResult, type HealthStatus } from '../health.js';
-import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { dailyHealthCheckInputSchema, parseInput, type DailyHealthCheckInput } from './inputs.js';
-import { notifyAlerts, type AlertDelivery } from './notify-alerts.js';
+import type { Activities } from '../../activities/index.js';
+import { evaluateHealth, type Alert, type CheckResult, type HealthStatus } from '../../common/health.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
+import { dailyHealthCheckInputSchema, parseInput, type DailyHealthCheckInput } from '../common/inputs.js';
+import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
 
-export type { DailyHealthCheckInput } from './inputs.js';
+export type { DailyHealthCheckInput } from '../common/inputs.js';
 
 export interface HealthReport {
   environment: string;

@@ -6,11 +6,11 @@
  * maintenance it waits for, or skips beside, a backup, restore or deploy of the environment.
  */
 import { ActivityCancellationType, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { IndexCreation, InvalidIndex, TableStats } from '../maintenance/indexes.js';
-import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { waitForExclusiveWindow, type ExclusionOutcome } from './exclusion.js';
-import { parseInput } from './inputs.js';
+import type { Activities } from '../../activities/index.js';
+import type { IndexCreation, InvalidIndex, TableStats } from '../../activities/maintenance/indexes.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
+import { waitForExclusiveWindow, type ExclusionOutcome } from '../common/exclusion.js';
+import { parseInput } from '../common/inputs.js';
 import { databaseOptimizationInputSchema } from './maintenance-inputs.js';
 
 export interface DatabaseOptimizationInput {

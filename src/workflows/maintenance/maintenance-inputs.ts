@@ -3,7 +3,7 @@
  * monthly performance report), shared by the workflows and the CLI like those in inputs.ts.
  */
 import { z } from 'zod';
-import { environmentField, requestedByField } from './inputs.js';
+import { environmentField, requestedByField } from '../common/inputs.js';
 
 export const weeklyDatabaseMaintenanceInputSchema = z.strictObject({ environment: environmentField, requestedBy: requestedByField('schedule') });
 export const databaseOptimizationInputSchema = weeklyDatabaseMaintenanceInputSchema;

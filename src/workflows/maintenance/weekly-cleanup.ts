@@ -7,14 +7,14 @@
  */
 import { ChildWorkflowFailure, executeChild, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../activities/index.js';
-import type { OsUpgradeResult } from '../activities/host-cleanup.js';
-import type { RetentionPlan } from '../backup/retention.js';
-import type { CleanupResult } from '../maintenance/cleanup.js';
-import { dataWorkflowId } from '../names.js';
-import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { backup } from './backup.js';
-import { parseInput } from './inputs.js';
+import type { Activities } from '../../activities/index.js';
+import type { OsUpgradeResult } from '../../activities/maintenance/host-cleanup.js';
+import type { RetentionPlan } from '../../activities/backup/retention.js';
+import type { CleanupResult } from '../../activities/maintenance/cleanup.js';
+import { dataWorkflowId } from '../../common/names.js';
+import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
+import { backup } from '../backup/backup.js';
+import { parseInput } from '../common/inputs.js';
 import { weeklyCleanupInputSchema } from './maintenance-inputs.js';
 
 export interface WeeklyCleanupInput {

@@ -6,12 +6,12 @@
  * `maintenance.maxWait`, then skips, and says which in its result.
  */
 import { ActivityCancellationType, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { PurgeResult } from '../maintenance/purge.js';
-import type { ReindexOutcome, TableStats } from '../maintenance/indexes.js';
-import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { waitForExclusiveWindow, type ExclusionOutcome } from './exclusion.js';
-import { parseInput } from './inputs.js';
+import type { Activities } from '../../activities/index.js';
+import type { PurgeResult } from '../../activities/maintenance/purge.js';
+import type { ReindexOutcome, TableStats } from '../../activities/maintenance/indexes.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
+import { waitForExclusiveWindow, type ExclusionOutcome } from '../common/exclusion.js';
+import { parseInput } from '../common/inputs.js';
 import { weeklyDatabaseMaintenanceInputSchema } from './maintenance-inputs.js';
 
 export interface WeeklyDatabaseMaintenanceInput {

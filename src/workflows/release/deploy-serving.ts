@@ -5,8 +5,8 @@
  * reported serving); a failure there is recorded in the release's outcome message and alerted.
  */
 import { CancellationScope, condition, defineUpdate, setHandler } from '@temporalio/workflow';
-import type { ReleasePlan } from '../activities/release.js';
-import type { ReleaseOutcome } from '../deploy/release-store.js';
+import type { ReleasePlan } from '../../activities/release/release.js';
+import type { ReleaseOutcome } from '../../activities/release/release-store.js';
 import { message, stopSlot, durableSleep, type ReleaseProgress, type Tracker } from './release-steps.js';
 
 export interface ServingAnswer {

@@ -6,18 +6,18 @@
  */
 import { ApplicationFailure, CancellationScope, executeChild, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { ReleasePlan } from '../activities/release.js';
-import type { FrontDrift } from '../deploy/front-drift.js';
-import { judgeBake, type AppMetricsSample } from '../deploy/metrics.js';
-import type { ReleaseOutcome } from '../deploy/release-store.js';
-import { dataWorkflowId } from '../names.js';
-import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../search-attributes.js';
-import { installApprovalGate } from './approval.js';
+import type { ReleasePlan } from '../../activities/release/release.js';
+import type { FrontDrift } from '../../activities/release/front-drift.js';
+import { judgeBake, type AppMetricsSample } from '../../activities/release/metrics.js';
+import type { ReleaseOutcome } from '../../activities/release/release-store.js';
+import { dataWorkflowId } from '../../common/names.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../../common/search-attributes.js';
+import { installApprovalGate } from '../common/approval.js';
 import { undoSwitch, type SwitchState } from './front-switch.js';
 import { drainOldSlot, installServingUpdate } from './deploy-serving.js';
-import { backup } from './backup.js';
-import { parseInput, deployInputSchema } from './inputs.js';
-import { bakeIntervalMs } from './waits.js';
+import { backup } from '../backup/backup.js';
+import { parseInput, deployInputSchema } from '../common/inputs.js';
+import { bakeIntervalMs } from '../common/waits.js';
 import {
   bringUp,
   databaseRollback,
@@ -36,7 +36,7 @@ import {
   type ReleaseProgress,
 } from './release-steps.js';
 
-import type { DeployInput } from './inputs.js';
+import type { DeployInput } from '../common/inputs.js';
 export type { DeployInput };
 
 export interface DeployResult {

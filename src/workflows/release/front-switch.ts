@@ -7,9 +7,9 @@
  * the new build serving); they replay that way (`patched('front-switch-checked')`).
  */
 import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { ReleasePlan } from '../activities/release.js';
-import type { SlotRef } from '../deploy/front-switch.js';
+import type { Activities } from '../../activities/index.js';
+import type { ReleasePlan } from '../../activities/release/release.js';
+import type { SlotRef } from '../../activities/release/checked-switch.js';
 
 /** Once: a retry would run with the unverified build serving. The heartbeat notices a lost worker in seconds. */
 const SWITCH: ActivityOptions = { startToCloseTimeout: '2 minutes', heartbeatTimeout: '10 seconds', retry: { maximumAttempts: 1 } };

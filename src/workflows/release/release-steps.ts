@@ -19,17 +19,17 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../activities/index.js';
-import type { ReleasePlan } from '../activities/release.js';
-import type { Release, ReleaseOutcome, SlotName } from '../deploy/release-store.js';
-import type { Severity } from '../config.js';
-import type { Alert } from '../health.js';
-import { dataWorkflowId } from '../names.js';
-import { OutcomeKey } from '../search-attributes.js';
-import { describeWritesLost, type ApprovalGate, type GateDetails, type GateNames, type WritesLost } from './approval.js';
-import { notifyAlerts } from './notify-alerts.js';
-import { busyRetryDelay } from './waits.js';
-import { restore, restoreDecisions } from './restore.js';
+import type { Activities } from '../../activities/index.js';
+import type { ReleasePlan } from '../../activities/release/release.js';
+import type { Release, ReleaseOutcome, SlotName } from '../../activities/release/release-store.js';
+import type { Severity } from '../../config.js';
+import type { Alert } from '../../common/health.js';
+import { dataWorkflowId } from '../../common/names.js';
+import { OutcomeKey } from '../../common/search-attributes.js';
+import { describeWritesLost, type ApprovalGate, type GateDetails, type GateNames, type WritesLost } from '../common/approval.js';
+import { notifyAlerts } from '../common/notify-alerts.js';
+import { busyRetryDelay } from '../common/waits.js';
+import { restore, restoreDecisions } from '../backup/restore.js';
 import { checkedSwitch, frontBack, type SwitchState } from './front-switch.js';
 
 /** Timeout profiles. quick: bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */

@@ -5,15 +5,15 @@
  * approves (approveDatabaseRollback, four eyes). The versions are recorded.
  */
 import { ApplicationFailure, CancellationScope, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { ReleasePlan } from '../activities/release.js';
-import type { ReleaseOutcome } from '../deploy/release-store.js';
-import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../search-attributes.js';
-import { installApprovalGate } from './approval.js';
+import type { ReleasePlan } from '../../activities/release/release.js';
+import type { ReleaseOutcome } from '../../activities/release/release-store.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../../common/search-attributes.js';
+import { installApprovalGate } from '../common/approval.js';
 import { undoSwitch, type SwitchState } from './front-switch.js';
-import { listReleasesInputSchema, parseInput, rollbackInputSchema } from './inputs.js';
+import { listReleasesInputSchema, parseInput, rollbackInputSchema } from '../common/inputs.js';
 import { bringUp, databaseRollback, DB_ROLLBACK_GATE, DOCKER, durableSleep, message, notify, quick, QUICK, releaseOf, restorePrevious, run, stopSlot, Tracker, WAITS, type ReleaseProgress } from './release-steps.js';
 
-import type { RollbackInput } from './inputs.js';
+import type { RollbackInput } from '../common/inputs.js';
 export type { RollbackInput };
 
 export interface RollbackResult {

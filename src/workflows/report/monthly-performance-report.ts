@@ -6,13 +6,13 @@
  * write the report as Markdown and as a self-contained HTML page with charts.
  */
 import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { Alert } from '../health.js';
-import { analyse, monthRange, previousMonth } from '../report/analysis.js';
-import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
-import { badInput, parseInput } from './inputs.js';
-import { monthlyPerformanceReportInputSchema } from './maintenance-inputs.js';
-import { notifyAlerts, type AlertDelivery } from './notify-alerts.js';
+import type { Activities } from '../../activities/index.js';
+import type { Alert } from '../../common/health.js';
+import { analyse, monthRange, previousMonth } from '../../activities/report/analysis.js';
+import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
+import { badInput, parseInput } from '../common/inputs.js';
+import { monthlyPerformanceReportInputSchema } from '../maintenance/maintenance-inputs.js';
+import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
 
 export interface MonthlyPerformanceReportInput {
   environment: string;
