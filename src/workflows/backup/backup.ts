@@ -14,7 +14,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../../activities/index.js';
+import type { BackupActivities } from '../../activities/backup/index.js';
+import type { CommonActivities } from '../../activities/common/index.js';
 import { makeBackupId } from '../../activities/backup/ids.js';
 import type { Artifact, BackupManifest, Verification } from '../../activities/backup/manifest.js';
 import type { RetentionPlan } from '../../activities/backup/retention.js';
@@ -73,7 +74,7 @@ export interface BackupResult {
   manifest: BackupManifest;
 }
 
-const quick = proxyActivities<Activities>({
+const quick = proxyActivities<BackupActivities & CommonActivities>({
   startToCloseTimeout: '1 minute',
   retry: quickDataRetry,
 });

@@ -1,6 +1,6 @@
 /** Activity options shared by the backup and restore workflows. */
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { BackupActivities } from '../../activities/backup/index.js';
 import { NON_RETRYABLE_ERROR_TYPES } from '../../common/errors.js';
 
 /**
@@ -9,7 +9,7 @@ import { NON_RETRYABLE_ERROR_TYPES } from '../../common/errors.js';
  * restarted) worker. On cancellation the workflow waits until the activity has killed its processes and removed
  * its partial files. Errors of the types in src/errors.ts are never retried.
  */
-export const longDataActivities = proxyActivities<Activities>({
+export const longDataActivities = proxyActivities<BackupActivities>({
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '15 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

@@ -4,14 +4,14 @@
  * sha256 the operator saw — re-signs exactly that manifest with the current key. Nothing else is changed.
  */
 import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { BackupActivities } from '../../activities/backup/index.js';
 import type { ImportSummary } from '../../activities/backup/backup-import.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { importBackupInputSchema, parseInput, type ImportBackupInput } from '../common/inputs.js';
 
 export type { ImportBackupInput } from '../common/inputs.js';
 
-const checks = proxyActivities<Activities>({
+const checks = proxyActivities<BackupActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },

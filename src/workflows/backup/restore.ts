@@ -19,7 +19,8 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { BackupActivities } from '../../activities/backup/index.js';
+import type { CommonActivities } from '../../activities/common/index.js';
 import type { RestorePlan, RestoreResult } from '../../activities/backup/backup.js';
 import type { BackupKind } from '../../activities/backup/ids.js';
 import type { CatalogueEntry } from '../../activities/backup/manifest.js';
@@ -67,7 +68,7 @@ export interface RestoreOutcome extends RestoreResult {
   requestedBy: string;
 }
 
-const quick = proxyActivities<Activities>({
+const quick = proxyActivities<BackupActivities & CommonActivities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '15 seconds',
   retry: quickDataRetry,
@@ -236,7 +237,7 @@ async function restoreStep(environment: string, backupId: string, kind: BackupKi
     : long.restoreFiles({ environment, backupId, kind, runToken, ...(target ? { target } : {}) });
 }
 
-const catalogue = proxyLocalActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } });
+const catalogue = proxyLocalActivities<BackupActivities & CommonActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } });
 
 /** The backup catalogue of an environment, newest first (what `llmchat-ops backups list` shows). */
 export async function listBackups(input: { environment: string }): Promise<CatalogueEntry[]> {

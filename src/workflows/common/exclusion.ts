@@ -3,11 +3,11 @@
  * then either go ahead or skip. The decision and the wait are part of the result, so the outcome says why.
  */
 import { patched, proxyActivities, sleep } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { CommonActivities } from '../../activities/common/index.js';
 import type { RunningOperation } from '../../activities/common/temporal.js';
 import { exclusionPollMs } from './waits.js';
 
-const { runningConflicts } = proxyActivities<Activities>({
+const { runningConflicts } = proxyActivities<CommonActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 });

@@ -1,11 +1,11 @@
 /** Shared workflow step: route each alert by severity and deliver it on every channel, like Promise.allSettled. */
 import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { CommonActivities } from '../../activities/common/index.js';
 import type { EnvironmentSummary } from '../../activities/common/environment.js';
 import type { Alert } from '../../common/health.js';
 import type { DeliveryResult } from '../../activities/common/notify.js';
 
-const { deliverAlert } = proxyActivities<Activities>({
+const { deliverAlert } = proxyActivities<CommonActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
 });

@@ -22,7 +22,7 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import type { Severity } from '../../config.js';
-import type { Activities } from '../../activities/index.js';
+import type { FaultActivities } from '../../activities/faults/index.js';
 import type { Alert } from '../../common/health.js';
 import { EnvironmentKey, OperationKey, OutcomeKey } from '../../common/search-attributes.js';
 import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from '../common/inputs.js';
@@ -114,7 +114,7 @@ const MAX_HISTORY = 200;
 /** Continue as new past this many history events (a fault reported every 5 minutes for days stays bounded). */
 const CONTINUE_AFTER_EVENTS = 1000;
 
-const quick = proxyLocalActivities<Activities>({
+const quick = proxyLocalActivities<FaultActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 10 },
 });

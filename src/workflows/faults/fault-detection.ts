@@ -8,7 +8,9 @@
  * and a run started under another id (the schedule's) joins it through an activity and returns its report.
  */
 import { defineSignal, metricMeter, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { FaultActivities } from '../../activities/faults/index.js';
+import type { HealthActivities } from '../../activities/health/index.js';
+import type { CommonActivities } from '../../activities/common/index.js';
 import type { RestartResult } from '../../activities/faults/containers.js';
 import type { FlushResult } from '../../activities/faults/redis-cache.js';
 import { evaluateFaults, faultDetectionRunId, type ContainerState, type FaultCheck, type MetricsReading } from '../../activities/faults/faults.js';
@@ -66,30 +68,30 @@ export interface FaultDetectionReport {
 }
 
 // Measurements are short reads: local activities, recorded in the history without a task-queue round trip.
-const measure = proxyLocalActivities<Activities>({
+const measure = proxyLocalActivities<FaultActivities & HealthActivities & CommonActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
 });
 // The log scan reads only new bytes but may meet a burst of them: a regular activity that heartbeats.
-const logs = proxyActivities<Activities>({
+const logs = proxyActivities<FaultActivities & HealthActivities & CommonActivities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
 });
-const temporalOps = proxyActivities<Activities>({
+const temporalOps = proxyActivities<FaultActivities & HealthActivities & CommonActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 10 },
 });
 // A restart waits for /health; the heartbeat notices a dead worker within 10 s and the retry resumes the wait
 // (the recovery ledger makes sure the container is restarted once).
-const recovery = proxyActivities<Activities>({
+const recovery = proxyActivities<FaultActivities & HealthActivities & CommonActivities>({
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
 // A trigger run waits for the run it joined: a long wait that heartbeats (a dead worker is noticed in 15 s).
-const awaitRun = proxyActivities<Activities>({
+const awaitRun = proxyActivities<FaultActivities & HealthActivities & CommonActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 10 },

@@ -4,7 +4,8 @@
  * with the guide's aggregation (healthy / degraded / unhealthy) and route alerts for every breached threshold.
  */
 import { proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { HealthActivities } from '../../activities/health/index.js';
+import type { CommonActivities } from '../../activities/common/index.js';
 import { evaluateHealth, type Alert, type CheckResult, type HealthStatus } from '../../common/health.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { dailyHealthCheckInputSchema, parseInput, type DailyHealthCheckInput } from '../common/inputs.js';
@@ -25,13 +26,13 @@ export interface HealthReport {
 // The checks are short reads with no side effects, so they run as local activities: no task-queue round trip
 // per check (the whole run costs a few milliseconds over the bare checks — see bench/health-latency.ts), while
 // each result is still recorded in the history. Alert delivery stays a regular, retried activity.
-const quick = proxyLocalActivities<Activities>({
+const quick = proxyLocalActivities<HealthActivities & CommonActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
 });
 
 // App logs can be large; the scan streams the file and honours cancellation.
-const logScan = proxyLocalActivities<Activities>({
+const logScan = proxyLocalActivities<HealthActivities & CommonActivities>({
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
 });

@@ -6,7 +6,7 @@
  * maintenance it waits for, or skips beside, a backup, restore or deploy of the environment.
  */
 import { ActivityCancellationType, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { MaintenanceActivities } from '../../activities/maintenance/index.js';
 import type { IndexCreation, InvalidIndex, TableStats } from '../../activities/maintenance/indexes.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { waitForExclusiveWindow, type ExclusionOutcome } from '../common/exclusion.js';
@@ -40,12 +40,12 @@ export interface OptimizationReport {
   changes?: TableChange[];
 }
 
-const quick = proxyActivities<Activities>({
+const quick = proxyActivities<MaintenanceActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
-const long = proxyActivities<Activities>({
+const long = proxyActivities<MaintenanceActivities>({
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '10 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

@@ -7,7 +7,8 @@
  */
 import { ChildWorkflowFailure, executeChild, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../../activities/index.js';
+import type { MaintenanceActivities } from '../../activities/maintenance/index.js';
+import type { BackupActivities } from '../../activities/backup/index.js';
 import type { OsUpgradeResult } from '../../activities/maintenance/host-cleanup.js';
 import type { RetentionPlan } from '../../activities/backup/retention.js';
 import type { CleanupResult } from '../../activities/maintenance/cleanup.js';
@@ -35,18 +36,18 @@ export interface CleanupReport {
   os: OsUpgradeResult;
 }
 
-const quick = proxyActivities<Activities>({
+const quick = proxyActivities<MaintenanceActivities & BackupActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
-const files = proxyActivities<Activities>({
+const files = proxyActivities<MaintenanceActivities & BackupActivities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
-const os = proxyActivities<Activities>({
+const os = proxyActivities<MaintenanceActivities & BackupActivities>({
   startToCloseTimeout: '1 hour',
   retry: { initialInterval: '30 seconds', maximumAttempts: 3 },
 });

@@ -6,7 +6,7 @@
  * `maintenance.maxWait`, then skips, and says which in its result.
  */
 import { ActivityCancellationType, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { MaintenanceActivities } from '../../activities/maintenance/index.js';
 import type { PurgeResult } from '../../activities/maintenance/purge.js';
 import type { ReindexOutcome, TableStats } from '../../activities/maintenance/indexes.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
@@ -32,7 +32,7 @@ export interface MaintenanceReport {
 
 const DAY_MS = 86_400_000;
 
-const quick = proxyActivities<Activities>({
+const quick = proxyActivities<MaintenanceActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 });
@@ -42,7 +42,7 @@ const quick = proxyActivities<Activities>({
  * another worker — the purge from its committed cursor. On cancellation the workflow waits for the connection
  * to be closed (which aborts the running statement).
  */
-const long = proxyActivities<Activities>({
+const long = proxyActivities<MaintenanceActivities>({
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '10 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

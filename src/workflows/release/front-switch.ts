@@ -7,7 +7,7 @@
  * the new build serving); they replay that way (`patched('front-switch-checked')`).
  */
 import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { ReleaseActivities } from '../../activities/release/index.js';
 import type { ReleasePlan } from '../../activities/release/release.js';
 import type { SlotRef } from '../../activities/release/checked-switch.js';
 
@@ -15,8 +15,8 @@ import type { SlotRef } from '../../activities/release/checked-switch.js';
 const SWITCH: ActivityOptions = { startToCloseTimeout: '2 minutes', heartbeatTimeout: '10 seconds', retry: { maximumAttempts: 1 } };
 /** Putting the front back is safe to repeat. */
 const RESTORE: ActivityOptions = { startToCloseTimeout: '2 minutes', heartbeatTimeout: '10 seconds', retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 } };
-const { switchFrontChecked } = proxyActivities<Activities>(SWITCH);
-const { restoreFront, appContainers } = proxyActivities<Activities>(RESTORE);
+const { switchFrontChecked } = proxyActivities<ReleaseActivities>(SWITCH);
+const { restoreFront, appContainers } = proxyActivities<ReleaseActivities>(RESTORE);
 
 /** What a release knows about its switch of the front. */
 export interface SwitchState {

@@ -19,7 +19,9 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../../activities/index.js';
+import type { ReleaseActivities } from '../../activities/release/index.js';
+import type { CommonActivities } from '../../activities/common/index.js';
+import type { BackupActivities } from '../../activities/backup/index.js';
 import type { ReleasePlan } from '../../activities/release/release.js';
 import type { Release, ReleaseOutcome, SlotName } from '../../activities/release/release-store.js';
 import type { Severity } from '../../config.js';
@@ -50,9 +52,9 @@ export const WAITS: ActivityOptions = {
 
 const RECREATE_ONCE: ActivityOptions = { ...DOCKER, retry: { ...DOCKER.retry, maximumAttempts: 1 } };
 
-export const quick = proxyActivities<Activities>(QUICK);
-export const docker = proxyActivities<Activities>(DOCKER);
-export const waits = proxyActivities<Activities>(WAITS);
+export const quick = proxyActivities<ReleaseActivities & CommonActivities & BackupActivities>(QUICK);
+export const docker = proxyActivities<ReleaseActivities & CommonActivities & BackupActivities>(DOCKER);
+export const waits = proxyActivities<ReleaseActivities & CommonActivities & BackupActivities>(WAITS);
 
 /** approveDatabaseRollback / rejectDatabaseRollback carry {by, comment}; databaseRollbackStatus shows the gate. */
 export const DB_ROLLBACK_GATE: GateNames = { approve: 'approveDatabaseRollback', reject: 'rejectDatabaseRollback', query: 'databaseRollbackStatus', idPrefix: 'db-rollback' };
@@ -183,14 +185,14 @@ export function failureType(err: unknown): string | undefined {
 }
 
 /** Runs an activity with a one-line summary that the Web UI shows for it. */
-export function run<K extends keyof Activities>(
+export function run<K extends keyof (ReleaseActivities & CommonActivities & BackupActivities)>(
   profile: ActivityOptions,
   name: K,
   summary: string,
-  ...args: Parameters<Activities[K]>
-): Promise<Awaited<ReturnType<Activities[K]>>> {
+  ...args: Parameters<(ReleaseActivities & CommonActivities & BackupActivities)[K]>
+): Promise<Awaited<ReturnType<(ReleaseActivities & CommonActivities & BackupActivities)[K]>>> {
   const proxy = profile === DOCKER ? docker : profile === WAITS ? waits : quick;
-  const fn = proxy[name] as unknown as { executeWithOptions(o: ActivityOptions, a: unknown[]): Promise<Awaited<ReturnType<Activities[K]>>> };
+  const fn = proxy[name] as unknown as { executeWithOptions(o: ActivityOptions, a: unknown[]): Promise<Awaited<ReturnType<(ReleaseActivities & CommonActivities & BackupActivities)[K]>>> };
   return fn.executeWithOptions({ ...profile, summary }, args);
 }
 

@@ -6,7 +6,9 @@
  * write the report as Markdown and as a self-contained HTML page with charts.
  */
 import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { ReportActivities } from '../../activities/report/index.js';
+import type { MaintenanceActivities } from '../../activities/maintenance/index.js';
+import type { CommonActivities } from '../../activities/common/index.js';
 import type { Alert } from '../../common/health.js';
 import { analyse, monthRange, previousMonth } from '../../activities/report/analysis.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
@@ -32,7 +34,7 @@ export interface MonthlyPerformanceReportResult {
   figures: { averageMs: number | null; p95Ms: number | null; p99Ms: number | null; errorPercent: number | null; requests: number; memoryPercent: number | null };
 }
 
-const act = proxyActivities<Activities>({
+const act = proxyActivities<ReportActivities & MaintenanceActivities & CommonActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
 });
