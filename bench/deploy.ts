@@ -32,7 +32,7 @@ import { getEnvironment, type OpsConfig } from '../src/config.js';
 import { applyFront, freshGet, frontSpec } from '../src/activities/release/nginx-front.js';
 import { readReleases } from '../src/activities/release/release-store.js';
 import { createWorker } from '../src/worker.js';
-import type { ReleaseProgress } from '../src/workflows/release/release-steps.js';
+import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import { requestLoop, startDeployFixture, type DeployFixture } from '../test/support/deploy-fixture.js';
 import { freePort, PG, ROOT, tempDir } from '../test/support/services.js';
 import { startDevServer, workflowBundle } from '../test/support/temporal.js';

@@ -16,7 +16,8 @@ import { signingKeys, signManifest } from '../src/activities/backup/signature.js
 import type { OpsConfig } from '../src/config.js';
 import { dataWorkflowId } from '../src/common/names.js';
 import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup/backup.js';
-import type { RestoreOutcome, RestoreStatus } from '../src/workflows/backup/restore.js';
+import type { RestoreOutcome } from '../src/workflows/backup/restore.js';
+import type { RestoreStatus } from '../src/workflows/backup/shared.js';
 import { approveAtGate } from './support/approvals.js';
 import { databaseExists, query, tableDigests, treeDigest, type Fixture } from './support/backup-fixture.js';
 import { startBackupStack, type BackupStack } from './support/backup-stack.js';

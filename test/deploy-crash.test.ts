@@ -19,7 +19,7 @@ import { getEnvironment } from '../src/config.js';
 import { ALL_SEARCH_ATTRIBUTES } from '../src/common/search-attributes.js';
 import type { ApprovalStatus } from '../src/workflows/common/approval.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';
-import type { ReleaseProgress } from '../src/workflows/release/release-steps.js';
+import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import { upEnvironment } from '../src/activities/release/bootstrap.js';
 import { configuredUpstream, frontSpec } from '../src/activities/release/nginx-front.js';
 import { readSwitchRecord } from '../src/activities/release/checked-switch.js';

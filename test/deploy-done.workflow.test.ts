@@ -14,8 +14,8 @@ import { projectContainers, slotProject } from '../src/activities/release/docker
 import { getEnvironment } from '../src/config.js';
 import { readReleases } from '../src/activities/release/release-store.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';
-import type { ServingAnswer } from '../src/workflows/release/deploy-serving.js';
-import type { ReleaseProgress } from '../src/workflows/release/release-steps.js';
+import type { ServingAnswer } from '../src/workflows/release/shared.js';
+import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import { servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { ROOT } from './support/services.js';
 

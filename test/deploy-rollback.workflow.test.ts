@@ -14,7 +14,7 @@ import { getEnvironment } from '../src/config.js';
 import { readReleases } from '../src/activities/release/release-store.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/common/approval.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';
-import type { ReleaseProgress } from '../src/workflows/release/release-steps.js';
+import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import type { RollbackResult } from '../src/workflows/release/rollback.js';
 import { failureOf, hasTokenCount, levelOf, sql, migrateTo, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { openGate } from './support/approvals.js';

@@ -19,7 +19,7 @@ import { getEnvironment } from '../src/config.js';
 import { configuredUpstream, frontSpec } from '../src/activities/release/nginx-front.js';
 import { readReleases } from '../src/activities/release/release-store.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';
-import type { ReleaseProgress } from '../src/workflows/release/release-steps.js';
+import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import { failureOf, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { nginxStandIn } from './support/nginx-stand-in.js';
 import { tempDir } from './support/services.js';

@@ -15,7 +15,7 @@ import { projectContainers, slotProject } from '../src/activities/release/docker
 import { readReleases } from '../src/activities/release/release-store.js';
 import { getEnvironment } from '../src/config.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';
-import type { ReleaseProgress } from '../src/workflows/release/release-steps.js';
+import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import { failureOf, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { PG, waitFor } from './support/services.js';
 import { alertReceiver } from './support/temporal.js';

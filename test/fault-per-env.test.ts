@@ -19,8 +19,10 @@ import { main } from '../src/cli/index.js';
 import { loadConfig, parseConfig } from '../src/config.js';
 import { alertWorkflowId } from '../src/activities/faults/faults.js';
 import { RequestedByKey } from '../src/common/search-attributes.js';
-import { acknowledgeAlertSignal, alertLifecycle, alertStateQuery, faultClearedSignal, faultReportedSignal, type FaultReport } from '../src/workflows/faults/alert-lifecycle.js';
-import { faultDetection, type FaultDetectionReport } from '../src/workflows/faults/fault-detection.js';
+import { acknowledgeAlertSignal, alertStateQuery, faultClearedSignal, faultReportedSignal, type FaultReport } from '../src/workflows/faults/shared.js';
+import { alertLifecycle } from '../src/workflows/faults/alert-lifecycle.js';
+import { faultDetection } from '../src/workflows/faults/fault-detection.js';
+import { type FaultDetectionReport } from '../src/workflows/faults/shared.js';
 import { faultFixture, type FaultFixture } from './support/fault-fixture.js';
 import { freePort, httpOk, ROOT, tempDir, waitFor } from './support/services.js';
 

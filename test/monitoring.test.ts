@@ -18,7 +18,7 @@ import { parse, stringify } from 'yaml';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { alertmanagerRunId, startAlertmanagerReceiver, type AlertmanagerReceiver } from '../src/activities/faults/alertmanager-receiver.js';
 import { RequestedByKey } from '../src/common/search-attributes.js';
-import type { FaultDetectionReport } from '../src/workflows/faults/fault-detection.js';
+import type { FaultDetectionReport } from '../src/workflows/faults/shared.js';
 import { faultFixture, type FaultFixture } from './support/fault-fixture.js';
 import { freePort, httpOk, ROOT, tempDir, waitFor } from './support/services.js';
 

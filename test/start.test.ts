@@ -20,7 +20,7 @@ import { parse, stringify } from 'yaml';
 import { alertmanagerRunId } from '../src/activities/faults/alertmanager-receiver.js';
 import { monthRange, previousMonth } from '../src/activities/report/analysis.js';
 import { RequestedByKey } from '../src/common/search-attributes.js';
-import type { FaultDetectionReport } from '../src/workflows/faults/fault-detection.js';
+import type { FaultDetectionReport } from '../src/workflows/faults/shared.js';
 import { backfillMonth, expectedFigures } from './support/prometheus.js';
 import { freePort, PG, privateRedis, ROOT, scratchDatabase, startAppProcess, tempDir, waitFor, type AppProcess } from './support/services.js';
 import { startDevServer, temporalBinary, testConfigYaml } from './support/temporal.js';

@@ -5,8 +5,8 @@ import { signalFaultDetection } from '../activities/faults/alerts.js';
 import { getEnvironment, type OpsConfig } from '../config.js';
 import { alertWorkflowId } from '../activities/faults/faults.js';
 import { ENVIRONMENT_NAME } from '../common/names.js';
-import type { AlertState } from '../workflows/faults/alert-lifecycle.js';
-import type { FaultDetectionReport } from '../workflows/faults/fault-detection.js';
+import type { AlertState } from '../workflows/faults/shared.js';
+import type { FaultDetectionReport } from '../workflows/faults/shared.js';
 
 export interface AlertCliContext {
   cfg: () => OpsConfig;

@@ -10,12 +10,8 @@ import type { CleanupReport } from '../workflows/maintenance/weekly-cleanup.js';
 import type { MaintenanceReport } from '../workflows/maintenance/weekly-database-maintenance.js';
 import type { OptimizationReport } from '../workflows/maintenance/database-optimization.js';
 import { checkInput } from '../workflows/common/inputs.js';
-import {
-  databaseOptimizationInputSchema,
-  monthlyPerformanceReportInputSchema,
-  weeklyCleanupInputSchema,
-  weeklyDatabaseMaintenanceInputSchema,
-} from '../workflows/maintenance/maintenance-inputs.js';
+import { databaseOptimizationInputSchema, weeklyCleanupInputSchema, weeklyDatabaseMaintenanceInputSchema } from '../workflows/maintenance/shared.js';
+import { monthlyPerformanceReportInputSchema } from '../workflows/report/shared.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from '../common/search-attributes.js';
 
 export interface MaintenanceCliContext {

@@ -16,9 +16,10 @@ import { parseVersion } from '../activities/release/version.js';
 import { releaseWorkflowId } from '../common/names.js';
 import { EnvironmentKey, OperationKey, RequestedByKey, VersionKey } from '../common/search-attributes.js';
 import { decisionSchema, MAX_COMMENT_LENGTH, type ApprovalStatus, type Decision, type DecisionAnswer } from '../workflows/common/approval.js';
-import { checkInput, deployInputSchema, rollbackInputSchema } from '../workflows/common/inputs.js';
-import type { ReleaseProgress } from '../workflows/release/release-steps.js';
-import type { ServingAnswer } from '../workflows/release/deploy-serving.js';
+import { checkInput } from '../workflows/common/inputs.js';
+import { deployInputSchema, rollbackInputSchema } from '../workflows/release/shared.js';
+import type { ReleaseProgress } from '../workflows/release/shared.js';
+import type { ServingAnswer } from '../workflows/release/shared.js';
 
 type WithClient = <T>(cfg: OpsConfig, fn: (client: Client) => Promise<T>) => Promise<T>;
 

@@ -9,16 +9,19 @@ import { ApplicationFailure } from '@temporalio/common';
 import { getEnvironment, type FaultThresholds, type OpsConfig } from '../../config.js';
 import { alertWorkflowId, faultDetectionRunId } from './faults.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from '../../common/search-attributes.js';
-import type { FaultDetectionReport } from '../../workflows/faults/fault-detection.js';
+// The workflows are started by their type name (from shared.ts), so this module never imports workflow code.
 import {
-  alertLifecycle,
+  ALERT_LIFECYCLE_WORKFLOW,
   CHECK_NAME,
+  FAULT_DETECTION_WORKFLOW,
   faultClearedSignal,
   faultReportedSignal,
   recoveryRecordedSignal,
+  type AlertLifecycleInput,
+  type FaultDetectionReport,
   type FaultReport,
   type RecoveryRecord,
-} from '../../workflows/faults/alert-lifecycle.js';
+} from '../../workflows/faults/shared.js';
 import { createEnvironmentActivities, type EnvironmentSummary } from '../common/environment.js';
 import { permanentOnKnownErrors } from '../common/failures.js';
 
@@ -62,10 +65,10 @@ export function createAlertActivities(cfg: OpsConfig) {
         const ids: string[] = [];
         for (const { check, report } of input.reports) {
           const workflowId = alertWorkflowId(input.environment, requireCheck(check));
-          await client.workflow.signalWithStart(alertLifecycle, {
+          await client.workflow.signalWithStart(ALERT_LIFECYCLE_WORKFLOW, {
             taskQueue: cfg.temporal.taskQueue,
             workflowId,
-            args: [{ environment: input.environment, check }],
+            args: [{ environment: input.environment, check } satisfies AlertLifecycleInput],
             signal: faultReportedSignal,
             signalArgs: [report],
             typedSearchAttributes: [
@@ -143,7 +146,7 @@ export function createAlertActivities(cfg: OpsConfig) {
  */
 export async function signalFaultDetection(client: Client, taskQueue: string, environment: string, requestedBy: string): Promise<{ workflowId: string; runId: string }> {
   const workflowId = faultDetectionRunId(environment);
-  const handle = await client.workflow.signalWithStart('faultDetection', {
+  const handle = await client.workflow.signalWithStart(FAULT_DETECTION_WORKFLOW, {
     taskQueue,
     workflowId,
     args: [{ environment, requestedBy }],

@@ -20,9 +20,10 @@ import { makeBackupId } from '../../activities/backup/ids.js';
 import type { Artifact, BackupManifest, Verification } from '../../activities/backup/manifest.js';
 import type { RetentionPlan } from '../../activities/backup/retention.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VerificationKey } from '../../common/search-attributes.js';
-import { backupInputSchema, parseInput, scheduledBackupInputSchema, verifyBackupInputSchema, type BackupInput, type VerifyBackupInput } from '../common/inputs.js';
+import { backupInputSchema, scheduledBackupInputSchema, verifyBackupInputSchema, type BackupInput, type VerifyBackupInput } from './shared.js';
+import { parseInput } from '../common/inputs.js';
 
-export type { BackupInput } from '../common/inputs.js';
+export type { BackupInput } from './shared.js';
 import { longDataActivities, quickDataRetry } from './data-activities.js';
 import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
 

@@ -7,9 +7,10 @@ import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { BackupActivities } from '../../activities/backup/index.js';
 import type { ImportSummary } from '../../activities/backup/backup-import.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
-import { importBackupInputSchema, parseInput, type ImportBackupInput } from '../common/inputs.js';
+import { importBackupInputSchema, type ImportBackupInput } from './shared.js';
+import { parseInput } from '../common/inputs.js';
 
-export type { ImportBackupInput } from '../common/inputs.js';
+export type { ImportBackupInput } from './shared.js';
 
 const checks = proxyActivities<BackupActivities>({
   startToCloseTimeout: '2 hours',

@@ -8,7 +8,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  defineQuery,
   executeChild,
   isCancellation,
   log,
@@ -21,45 +20,24 @@ import {
 } from '@temporalio/workflow';
 import type { BackupActivities } from '../../activities/backup/index.js';
 import type { CommonActivities } from '../../activities/common/index.js';
-import type { RestorePlan, RestoreResult } from '../../activities/backup/backup.js';
+import type { RestoreResult } from '../../activities/backup/backup.js';
 import type { BackupKind } from '../../activities/backup/ids.js';
 import type { CatalogueEntry } from '../../activities/backup/manifest.js';
 import { releaseWorkflowId } from '../../common/names.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
-import { decisionDefinitions, describeWritesLost, installApprovalGate, type ApprovalStatus, type GateDetails } from '../common/approval.js';
+import { describeWritesLost, installApprovalGate, type ApprovalStatus, type GateDetails } from '../common/approval.js';
 import { backup } from './backup.js';
-import { listBackupsInputSchema, parseInput, restoreInputSchema, type RestoreInput } from '../common/inputs.js';
+import { listBackupsInputSchema, RESTORE_GATE, restoreInputSchema, restoreStatusQuery, type ApprovedIn, type RestoreInput, type RestoreState, type RestoreStatus } from './shared.js';
+import { parseInput } from '../common/inputs.js';
 import { longDataActivities, quickDataRetry } from './data-activities.js';
 import { notifyAlerts } from '../common/notify-alerts.js';
 
-export type { RestoreInput } from '../common/inputs.js';
+export type { RestoreInput } from './shared.js';
 
 /** `requestedBy` when the input names nobody. */
 const UNNAMED = 'unknown';
 
-/** The restore's decision names: signals and updates `approveRestore` / `rejectRestore`, query `restoreApproval`. */
-export const RESTORE_GATE = { approve: 'approveRestore', reject: 'rejectRestore', query: 'restoreApproval', idPrefix: 'restore' } as const;
-export const restoreDecisions = decisionDefinitions(RESTORE_GATE);
 
-export type RestoreState = 'checking' | 'awaiting-approval' | 'safety-backup' | 'restoring' | 'completed' | 'failed';
-export interface RestoreStatus {
-  state: RestoreState;
-  plan?: RestorePlan;
-  approvedBy?: string;
-  /** Set when the approval was given at a failed deploy's approveDatabaseRollback gate (the parent release run). */
-  approvedIn?: ApprovedIn;
-  safetyBackupId?: string;
-  approval: ApprovalStatus;
-}
-export const restoreStatusQuery = defineQuery<RestoreStatus>('restoreStatus');
-
-/** Where an approval given outside this restore was given: the release run and its gate. */
-export interface ApprovedIn {
-  workflowId: string;
-  runId: string;
-  gate: 'approveDatabaseRollback';
-  comment?: string;
-}
 
 export interface RestoreOutcome extends RestoreResult {
   approvedBy?: string;

@@ -10,9 +10,7 @@
 import {
   condition,
   continueAsNew,
-  defineQuery,
   patched,
-  defineSignal,
   log,
   metricMeter,
   proxyLocalActivities,
@@ -27,88 +25,22 @@ import type { Alert } from '../../common/health.js';
 import { EnvironmentKey, OperationKey, OutcomeKey } from '../../common/search-attributes.js';
 import { badInput, requireEnvironmentName, requireObject, requireRequestedBy } from '../common/inputs.js';
 import { notifyAlerts } from '../common/notify-alerts.js';
+import {
+  acknowledgeAlertSignal,
+  alertStateQuery,
+  CHECK_NAME,
+  faultClearedSignal,
+  faultReportedSignal,
+  recoveryRecordedSignal,
+  type Acknowledgement,
+  type AlertEvent,
+  type AlertLifecycleInput,
+  type AlertState,
+  type FaultCleared,
+  type FaultReport,
+  type PageRecord,
+} from './shared.js';
 
-export interface FaultReport {
-  severity: Severity;
-  title: string;
-  message: string;
-  value?: number;
-  threshold?: number;
-  /** The detection run that saw it. */
-  detectedBy: string;
-  /** A human must take over (e.g. the recovery budget is used up): pages at once, even after an acknowledgement. */
-  handover?: boolean;
-}
-export interface FaultCleared {
-  detectedBy: string;
-  message?: string;
-}
-export interface RecoveryRecord {
-  action: 'restart' | 'flush-cache' | 'stand-back' | 'none';
-  reason: string;
-  outcome: string;
-  detail: string;
-}
-export interface Acknowledgement {
-  by: string;
-  comment?: string;
-}
-
-export type AlertStatus = 'firing' | 'acknowledged' | 'resolved';
-/** One page of an incident: what kind, on which severity's routes, why, and what the channels answered. */
-export interface PageRecord {
-  at: string;
-  kind: 'open' | 'handover' | 'worse' | 'escalated' | 'resolved';
-  severity: Severity;
-  reason: string;
-  delivered: string;
-}
-export interface AlertEvent {
-  at: string;
-  event: 'opened' | 'reported' | 'paged' | 'escalated' | 'acknowledged' | 'recovery' | 'cleared' | 'resolved' | 'rejected-signal' | 'handover' | 'incident';
-  detail: string;
-}
-export interface AlertState {
-  alertId: string;
-  environment: string;
-  check: string;
-  severity: Severity;
-  title: string;
-  message: string;
-  status: AlertStatus;
-  openedAt: string;
-  lastSeenAt: string;
-  reports: number;
-  paged: boolean;
-  escalated: boolean;
-  acknowledged?: { by: string; comment?: string; at: string };
-  resolvedAt?: string;
-  /** Most recent events (bounded). */
-  history: AlertEvent[];
-  /** 1 for the first incident of this alert; a report after the resolved notice opens the next. */
-  incident?: number;
-  /** Auto-recovery gave up in this incident (its hand-over was paged once). */
-  handedOver?: boolean;
-  /** The pages this incident sent, and why. */
-  pages?: PageRecord[];
-  /** Reports of this incident that did not page (the fault persisted, a repeated hand-over, after an acknowledgement). */
-  quietReports?: number;
-}
-
-export interface AlertLifecycleInput {
-  environment: string;
-  check: string;
-  /** Carried over by continue-as-new. */
-  carried?: AlertState;
-}
-
-export const faultReportedSignal = defineSignal<[FaultReport]>('faultReported');
-export const faultClearedSignal = defineSignal<[FaultCleared]>('faultCleared');
-export const recoveryRecordedSignal = defineSignal<[RecoveryRecord]>('recoveryRecorded');
-export const acknowledgeAlertSignal = defineSignal<[Acknowledgement]>('acknowledgeAlert');
-export const alertStateQuery = defineQuery<AlertState>('alertState');
-
-export const CHECK_NAME = /^[a-z0-9][a-z0-9-]{0,79}$/;
 const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical'];
 const MAX_HISTORY = 200;
 /** Continue as new past this many history events (a fault reported every 5 minutes for days stays bounded). */

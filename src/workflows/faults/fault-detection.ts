@@ -7,65 +7,19 @@
  * runs under `llmchat-faults-<env>` only; every other trigger joins it by signal-with-start (`detectionRequested`),
  * and a run started under another id (the schedule's) joins it through an activity and returns its report.
  */
-import { defineSignal, metricMeter, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { metricMeter, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { FaultActivities } from '../../activities/faults/index.js';
 import type { HealthActivities } from '../../activities/health/index.js';
 import type { CommonActivities } from '../../activities/common/index.js';
 import type { RestartResult } from '../../activities/faults/containers.js';
 import type { FlushResult } from '../../activities/faults/redis-cache.js';
-import { evaluateFaults, faultDetectionRunId, type ContainerState, type FaultCheck, type MetricsReading } from '../../activities/faults/faults.js';
-import type { LogWindowScan } from '../../activities/faults/log-cursor.js';
+import { evaluateFaults, faultDetectionRunId, type FaultCheck } from '../../activities/faults/faults.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
-import type { FaultReport } from './alert-lifecycle.js';
+import { detectionRequestedSignal, type DetectionRequest, type FaultDetectionInput, type FaultDetectionReport, type FaultOutcome, type FaultReport, type RecoveryOutcome } from './shared.js';
 import { requireEnvironmentName, requireObject, requireRequestedBy } from '../common/inputs.js';
 
-export interface FaultDetectionInput {
-  environment: string;
-  /** Who asked: `schedule:…`, `alertmanager:<alertname>`, or an operator. */
-  requestedBy?: string;
-}
-
-/** A trigger that joined the run (signal-with-start): who, when, and whether it came before the measurements. */
-export interface DetectionRequest {
-  by: string;
-  at: string;
-  /** false: it arrived after the measurements were taken; the next run (schedule, Alertmanager) covers it. */
-  measured: boolean;
-}
-export const detectionRequestedSignal = defineSignal<[{ by?: unknown }]>('detectionRequested');
 const MAX_REQUESTS = 100;
 
-export interface RecoveryOutcome {
-  action: 'restart' | 'flush-cache' | 'stand-back';
-  outcome: string;
-  detail: string;
-  checks: string[];
-}
-
-export type FaultOutcome = 'healthy' | 'faults' | 'recovered' | 'stood-back' | 'handed-over';
-
-export interface FaultDetectionReport {
-  environment: string;
-  outcome: FaultOutcome;
-  checkedAt: string;
-  checks: FaultCheck[];
-  /** Checks that failed (after the confirmation re-probe). */
-  faults: string[];
-  recoveries: RecoveryOutcome[];
-  /** Alert workflows fed by this run. */
-  alerts: string[];
-  /** Open alerts told that their check passed. */
-  cleared: string[];
-  metrics: MetricsReading;
-  container: ContainerState;
-  logs: LogWindowScan[];
-  /** The run that measured (`llmchat-faults-<env>/<run id>`); a trigger run started elsewhere returns its report. */
-  ranIn?: string;
-  requestedBy?: string;
-  /** Every trigger this run answered (signal-with-start), up to 100; the rest are counted. */
-  requests?: DetectionRequest[];
-  unrecordedRequests?: number;
-}
 
 // Measurements are short reads: local activities, recorded in the history without a task-queue round trip.
 const measure = proxyLocalActivities<FaultActivities & HealthActivities & CommonActivities>({

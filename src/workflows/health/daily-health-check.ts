@@ -8,10 +8,11 @@ import type { HealthActivities } from '../../activities/health/index.js';
 import type { CommonActivities } from '../../activities/common/index.js';
 import { evaluateHealth, type Alert, type CheckResult, type HealthStatus } from '../../common/health.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
-import { dailyHealthCheckInputSchema, parseInput, type DailyHealthCheckInput } from '../common/inputs.js';
+import { dailyHealthCheckInputSchema, type DailyHealthCheckInput } from './shared.js';
+import { parseInput } from '../common/inputs.js';
 import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
 
-export type { DailyHealthCheckInput } from '../common/inputs.js';
+export type { DailyHealthCheckInput } from './shared.js';
 
 export interface HealthReport {
   environment: string;

@@ -11,7 +11,7 @@ import type { IndexCreation, InvalidIndex, TableStats } from '../../activities/m
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { waitForExclusiveWindow, type ExclusionOutcome } from '../common/exclusion.js';
 import { parseInput } from '../common/inputs.js';
-import { databaseOptimizationInputSchema } from './maintenance-inputs.js';
+import { databaseOptimizationInputSchema } from './shared.js';
 
 export interface DatabaseOptimizationInput {
   environment: string;

@@ -16,7 +16,7 @@ import { dataWorkflowId } from '../../common/names.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { backup } from '../backup/backup.js';
 import { parseInput } from '../common/inputs.js';
-import { weeklyCleanupInputSchema } from './maintenance-inputs.js';
+import { weeklyCleanupInputSchema } from './shared.js';
 
 export interface WeeklyCleanupInput {
   environment: string;

@@ -12,7 +12,7 @@ import type { ReindexOutcome, TableStats } from '../../activities/maintenance/in
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { waitForExclusiveWindow, type ExclusionOutcome } from '../common/exclusion.js';
 import { parseInput } from '../common/inputs.js';
-import { weeklyDatabaseMaintenanceInputSchema } from './maintenance-inputs.js';
+import { weeklyDatabaseMaintenanceInputSchema } from './shared.js';
 
 export interface WeeklyDatabaseMaintenanceInput {
   environment: string;

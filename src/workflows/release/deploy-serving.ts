@@ -4,22 +4,11 @@
  * slot and write the release records. What happens after that moment never rolls the app back (the new version was
  * reported serving); a failure there is recorded in the release's outcome message and alerted.
  */
-import { CancellationScope, condition, defineUpdate, setHandler } from '@temporalio/workflow';
+import { CancellationScope, condition, setHandler } from '@temporalio/workflow';
 import type { ReleasePlan } from '../../activities/release/release.js';
-import type { ReleaseOutcome } from '../../activities/release/release-store.js';
-import { message, stopSlot, durableSleep, type ReleaseProgress, type Tracker } from './release-steps.js';
+import { message, stopSlot, durableSleep, type Tracker } from './release-steps.js';
+import { servingVerifiedUpdate } from './shared.js';
 
-export interface ServingAnswer {
-  /** The new version serves and is verified (false: the run ended without getting there; see `outcome`). */
-  serving: boolean;
-  servingAt?: string;
-  /** Set when the run had already ended (a failed deploy, or one that finished before the update arrived). */
-  outcome?: ReleaseOutcome;
-  progress: ReleaseProgress;
-}
-
-/** Returns when the deploy serves the new version, verified — or when it ended without doing so. */
-export const servingVerifiedUpdate = defineUpdate<ServingAnswer, []>('servingVerified');
 
 export function installServingUpdate(t: Tracker): void {
   setHandler(servingVerifiedUpdate, async () => {

@@ -16,27 +16,13 @@ import { installApprovalGate } from '../common/approval.js';
 import { undoSwitch, type SwitchState } from './front-switch.js';
 import { drainOldSlot, installServingUpdate } from './deploy-serving.js';
 import { backup } from '../backup/backup.js';
-import { parseInput, deployInputSchema } from '../common/inputs.js';
+import { parseInput } from '../common/inputs.js';
+import { deployInputSchema } from './shared.js';
 import { bakeIntervalMs } from '../common/waits.js';
-import {
-  bringUp,
-  databaseRollback,
-  DB_ROLLBACK_GATE,
-  DOCKER,
-  durableSleep,
-  message,
-  notify,
-  QUICK,
-  releaseOf,
-  restorePrevious,
-  run,
-  stopSlot,
-  Tracker,
-  WAITS,
-  type ReleaseProgress,
-} from './release-steps.js';
+import { bringUp, databaseRollback, DOCKER, durableSleep, message, notify, QUICK, releaseOf, restorePrevious, run, stopSlot, Tracker, WAITS } from './release-steps.js';
+import { DB_ROLLBACK_GATE, type ReleaseProgress } from './shared.js';
 
-import type { DeployInput } from '../common/inputs.js';
+import type { DeployInput } from './shared.js';
 export type { DeployInput };
 
 export interface DeployResult {

@@ -6,7 +6,6 @@
 import {
   ApplicationFailure,
   condition,
-  defineQuery,
   isCancellation,
   patched,
   proxyActivities,
@@ -28,10 +27,12 @@ import type { Severity } from '../../config.js';
 import type { Alert } from '../../common/health.js';
 import { dataWorkflowId } from '../../common/names.js';
 import { OutcomeKey } from '../../common/search-attributes.js';
-import { describeWritesLost, type ApprovalGate, type GateDetails, type GateNames, type WritesLost } from '../common/approval.js';
+import { describeWritesLost, type ApprovalGate, type GateDetails, type WritesLost } from '../common/approval.js';
 import { notifyAlerts } from '../common/notify-alerts.js';
 import { busyRetryDelay } from '../common/waits.js';
-import { restore, restoreDecisions } from '../backup/restore.js';
+import { restore } from '../backup/restore.js';
+import { restoreDecisions } from '../backup/shared.js';
+import { progressQuery, type ReleaseProgress, type StepProgress } from './shared.js';
 import { checkedSwitch, frontBack, type SwitchState } from './front-switch.js';
 
 /** Timeout profiles. quick: bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */
@@ -56,43 +57,6 @@ export const quick = proxyActivities<ReleaseActivities & CommonActivities & Back
 export const docker = proxyActivities<ReleaseActivities & CommonActivities & BackupActivities>(DOCKER);
 export const waits = proxyActivities<ReleaseActivities & CommonActivities & BackupActivities>(WAITS);
 
-/** approveDatabaseRollback / rejectDatabaseRollback carry {by, comment}; databaseRollbackStatus shows the gate. */
-export const DB_ROLLBACK_GATE: GateNames = { approve: 'approveDatabaseRollback', reject: 'rejectDatabaseRollback', query: 'databaseRollbackStatus', idPrefix: 'db-rollback' };
-
-export type StepState = 'pending' | 'running' | 'done' | 'skipped' | 'failed';
-export interface StepProgress {
-  name: string;
-  state: StepState;
-  startedAt?: string;
-  finishedAt?: string;
-  detail?: string;
-}
-
-export interface ReleaseProgress {
-  operation: 'deploy' | 'rollback';
-  environment: string;
-  version: string;
-  fromVersion: string | null;
-  requestedBy: string;
-  startedAt: string;
-  /** The step running now ('done' at the end). */
-  step: string;
-  steps: StepProgress[];
-  outcome?: ReleaseOutcome;
-  /** What the run waits for, in words (an approval). */
-  waitingFor?: string;
-  backupId?: string;
-  migration?: { before: number; after: number };
-  finishedAt?: string;
-  message?: string;
-  /**
-   * deploy: when the new version was serving and verified (health gate, verify, bake) — the moment the deploy is
-   * done for the person waiting (the `servingVerified` update returns); the old slot's drain and stop and the
-   * release records follow in the same run.
-   */
-  servingAt?: string;
-}
-export const progressQuery = defineQuery<ReleaseProgress>('progress');
 
 /** Progress of a release: the `progress` query, the Web UI's current details, one line per step. */
 export class Tracker {

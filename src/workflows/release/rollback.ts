@@ -10,10 +10,12 @@ import type { ReleaseOutcome } from '../../activities/release/release-store.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey, VersionKey } from '../../common/search-attributes.js';
 import { installApprovalGate } from '../common/approval.js';
 import { undoSwitch, type SwitchState } from './front-switch.js';
-import { listReleasesInputSchema, parseInput, rollbackInputSchema } from '../common/inputs.js';
-import { bringUp, databaseRollback, DB_ROLLBACK_GATE, DOCKER, durableSleep, message, notify, quick, QUICK, releaseOf, restorePrevious, run, stopSlot, Tracker, WAITS, type ReleaseProgress } from './release-steps.js';
+import { listReleasesInputSchema, rollbackInputSchema } from './shared.js';
+import { parseInput } from '../common/inputs.js';
+import { bringUp, databaseRollback, DOCKER, durableSleep, message, notify, quick, QUICK, releaseOf, restorePrevious, run, stopSlot, Tracker, WAITS } from './release-steps.js';
+import { DB_ROLLBACK_GATE, type ReleaseProgress } from './shared.js';
 
-import type { RollbackInput } from '../common/inputs.js';
+import type { RollbackInput } from './shared.js';
 export type { RollbackInput };
 
 export interface RollbackResult {

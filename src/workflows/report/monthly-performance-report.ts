@@ -13,7 +13,7 @@ import type { Alert } from '../../common/health.js';
 import { analyse, monthRange, previousMonth } from '../../activities/report/analysis.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { badInput, parseInput } from '../common/inputs.js';
-import { monthlyPerformanceReportInputSchema } from '../maintenance/maintenance-inputs.js';
+import { monthlyPerformanceReportInputSchema } from './shared.js';
 import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
 
 export interface MonthlyPerformanceReportInput {
