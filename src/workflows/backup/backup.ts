@@ -24,7 +24,8 @@ import { backupInputSchema, scheduledBackupInputSchema, verifyBackupInputSchema,
 import { parseInput } from '../common/inputs.js';
 
 export type { BackupInput } from './shared.js';
-import { longDataActivities, quickDataRetry } from './data-activities.js';
+import { longDataActivities } from './data-activities.js';
+import { QUICK_DATA } from '../common/activity-options.js';
 import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
 
 /**
@@ -75,10 +76,7 @@ export interface BackupResult {
   manifest: BackupManifest;
 }
 
-const quick = proxyActivities<BackupActivities & CommonActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: quickDataRetry,
-});
+const quick = proxyActivities<BackupActivities & CommonActivities>(QUICK_DATA);
 
 const long = longDataActivities;
 

@@ -1,20 +1,7 @@
-/** Activity options shared by the backup and restore workflows. */
-import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+/** The data steps' proxy, shared by the backup and restore workflows (the profile: LONG_DATA). */
+import { proxyActivities } from '@temporalio/workflow';
 import type { BackupActivities } from '../../activities/backup/index.js';
-import { NON_RETRYABLE_ERROR_TYPES } from '../../common/errors.js';
+import { LONG_DATA } from '../common/activity-options.js';
 
-/**
- * Dumps, archives, restore tests and restores take as long as the data needs; the heartbeat (every second) proves
- * they are alive, so a worker that dies mid-step is noticed within 15 s and the step restarts on another (or the
- * restarted) worker. On cancellation the workflow waits until the activity has killed its processes and removed
- * its partial files. Errors of the types in src/errors.ts are never retried.
- */
-export const longDataActivities = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '15 seconds',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
-});
-
-/** Retry policy of the short backup/restore steps (catalogue reads and writes, restore plans). */
-export const quickDataRetry = { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES };
+/** Dumps, archives, restore tests and restores, under the long-data profile. */
+export const longDataActivities = proxyActivities<BackupActivities>(LONG_DATA);

@@ -9,14 +9,11 @@ import type { ImportSummary } from '../../activities/backup/backup-import.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { importBackupInputSchema, type ImportBackupInput } from './shared.js';
 import { parseInput } from '../common/inputs.js';
+import { IMPORT_CHECKS } from '../common/activity-options.js';
 
 export type { ImportBackupInput } from './shared.js';
 
-const checks = proxyActivities<BackupActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+const checks = proxyActivities<BackupActivities>(IMPORT_CHECKS);
 
 export async function importBackup(input: ImportBackupInput): Promise<ImportSummary> {
   const { environment, backupId, requestedBy, confirm } = parseInput('importBackup', importBackupInputSchema, input);

@@ -29,8 +29,10 @@ import { describeWritesLost, installApprovalGate, type ApprovalStatus, type Gate
 import { backup } from './backup.js';
 import { listBackupsInputSchema, RESTORE_GATE, restoreInputSchema, restoreStatusQuery, type ApprovedIn, type RestoreInput, type RestoreState, type RestoreStatus } from './shared.js';
 import { parseInput } from '../common/inputs.js';
-import { longDataActivities, quickDataRetry } from './data-activities.js';
+import { longDataActivities } from './data-activities.js';
+import { RESTORE_STEPS } from '../common/activity-options.js';
 import { notifyAlerts } from '../common/notify-alerts.js';
+import { LOCAL_CATALOGUE } from '../common/activity-options.js';
 
 export type { RestoreInput } from './shared.js';
 
@@ -46,11 +48,7 @@ export interface RestoreOutcome extends RestoreResult {
   requestedBy: string;
 }
 
-const quick = proxyActivities<BackupActivities & CommonActivities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '15 seconds',
-  retry: quickDataRetry,
-});
+const quick = proxyActivities<BackupActivities & CommonActivities>(RESTORE_STEPS);
 
 const long = longDataActivities;
 
@@ -215,7 +213,7 @@ async function restoreStep(environment: string, backupId: string, kind: BackupKi
     : long.restoreFiles({ environment, backupId, kind, runToken, ...(target ? { target } : {}) });
 }
 
-const catalogue = proxyLocalActivities<BackupActivities & CommonActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } });
+const catalogue = proxyLocalActivities<BackupActivities & CommonActivities>(LOCAL_CATALOGUE);
 
 /** The backup catalogue of an environment, newest first (what `llmchat-ops backups list` shows). */
 export async function listBackups(input: { environment: string }): Promise<CatalogueEntry[]> {

@@ -6,11 +6,9 @@ import { patched, proxyActivities, sleep } from '@temporalio/workflow';
 import type { CommonActivities } from '../../activities/common/index.js';
 import type { RunningOperation } from '../../activities/common/temporal.js';
 import { exclusionPollMs } from './waits.js';
+import { CONFLICT_CHECK } from '../common/activity-options.js';
 
-const { runningConflicts } = proxyActivities<CommonActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+const { runningConflicts } = proxyActivities<CommonActivities>(CONFLICT_CHECK);
 
 export interface ExclusionOutcome {
   decision: 'proceeded' | 'skipped';

@@ -4,11 +4,9 @@ import type { CommonActivities } from '../../activities/common/index.js';
 import type { EnvironmentSummary } from '../../activities/common/environment.js';
 import type { Alert } from '../../common/health.js';
 import type { DeliveryResult } from '../../activities/common/notify.js';
+import { NOTIFY } from '../common/activity-options.js';
 
-const { deliverAlert } = proxyActivities<CommonActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
-});
+const { deliverAlert } = proxyActivities<CommonActivities>(NOTIFY);
 
 export interface AlertDelivery extends DeliveryResult {
   alert: number;

@@ -40,16 +40,14 @@ import {
   type FaultReport,
   type PageRecord,
 } from './shared.js';
+import { LOCAL_ALERT_STEPS } from '../common/activity-options.js';
 
 const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical'];
 const MAX_HISTORY = 200;
 /** Continue as new past this many history events (a fault reported every 5 minutes for days stays bounded). */
 const CONTINUE_AFTER_EVENTS = 1000;
 
-const quick = proxyLocalActivities<FaultActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 10 },
-});
+const quick = proxyLocalActivities<FaultActivities>(LOCAL_ALERT_STEPS);
 
 
 const text = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, max) : '');

@@ -17,39 +17,21 @@ import { evaluateFaults, faultDetectionRunId, type FaultCheck } from '../../acti
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { detectionRequestedSignal, type DetectionRequest, type FaultDetectionInput, type FaultDetectionReport, type FaultOutcome, type FaultReport, type RecoveryOutcome } from './shared.js';
 import { requireEnvironmentName, requireObject, requireRequestedBy } from '../common/inputs.js';
+import { AWAIT_RUN, LOCAL_MEASURE, LOG_SCAN, RECOVERY, TEMPORAL_CALLS } from '../common/activity-options.js';
 
 const MAX_REQUESTS = 100;
 
-
 // Measurements are short reads: local activities, recorded in the history without a task-queue round trip.
-const measure = proxyLocalActivities<FaultActivities & HealthActivities & CommonActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
-});
+const measure = proxyLocalActivities<FaultActivities & HealthActivities & CommonActivities>(LOCAL_MEASURE);
 // The log scan reads only new bytes but may meet a burst of them: a regular activity that heartbeats.
-const logs = proxyActivities<FaultActivities & HealthActivities & CommonActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
-});
-const temporalOps = proxyActivities<FaultActivities & HealthActivities & CommonActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 10 },
-});
+const logs = proxyActivities<FaultActivities & HealthActivities & CommonActivities>(LOG_SCAN);
+const temporalOps = proxyActivities<FaultActivities & HealthActivities & CommonActivities>(TEMPORAL_CALLS);
 // A restart waits for /health; the heartbeat notices a dead worker within 10 s and the retry resumes the wait
 // (the recovery ledger makes sure the container is restarted once).
-const recovery = proxyActivities<FaultActivities & HealthActivities & CommonActivities>({
-  startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+const recovery = proxyActivities<FaultActivities & HealthActivities & CommonActivities>(RECOVERY);
 
 // A trigger run waits for the run it joined: a long wait that heartbeats (a dead worker is noticed in 15 s).
-const awaitRun = proxyActivities<FaultActivities & HealthActivities & CommonActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 10 },
-});
+const awaitRun = proxyActivities<FaultActivities & HealthActivities & CommonActivities>(AWAIT_RUN);
 
 /** A failed probe is re-checked once after this pause: a blip that a retry fixes does not page. */
 const CONFIRM_AFTER = '3 seconds';

@@ -11,6 +11,7 @@ import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../
 import { dailyHealthCheckInputSchema, type DailyHealthCheckInput } from './shared.js';
 import { parseInput } from '../common/inputs.js';
 import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
+import { LOCAL_LOG_SCAN, LOCAL_MEASURE } from '../common/activity-options.js';
 
 export type { DailyHealthCheckInput } from './shared.js';
 
@@ -27,16 +28,10 @@ export interface HealthReport {
 // The checks are short reads with no side effects, so they run as local activities: no task-queue round trip
 // per check (the whole run costs a few milliseconds over the bare checks — see bench/health-latency.ts), while
 // each result is still recorded in the history. Alert delivery stays a regular, retried activity.
-const quick = proxyLocalActivities<HealthActivities & CommonActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
-});
+const quick = proxyLocalActivities<HealthActivities & CommonActivities>(LOCAL_MEASURE);
 
 // App logs can be large; the scan streams the file and honours cancellation.
-const logScan = proxyLocalActivities<HealthActivities & CommonActivities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
-});
+const logScan = proxyLocalActivities<HealthActivities & CommonActivities>(LOCAL_LOG_SCAN);
 
 export async function dailyHealthCheck(input: DailyHealthCheckInput): Promise<HealthReport> {
   const { environment, requestedBy } = parseInput('dailyHealthCheck', dailyHealthCheckInputSchema, input);

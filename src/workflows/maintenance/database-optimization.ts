@@ -5,13 +5,14 @@
  * measure again. The result is a before/after report of dead tuples, sizes and index usage. Like the weekly
  * maintenance it waits for, or skips beside, a backup, restore or deploy of the environment.
  */
-import { ActivityCancellationType, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { MaintenanceActivities } from '../../activities/maintenance/index.js';
 import type { IndexCreation, InvalidIndex, TableStats } from '../../activities/maintenance/indexes.js';
 import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
 import { waitForExclusiveWindow, type ExclusionOutcome } from '../common/exclusion.js';
 import { parseInput } from '../common/inputs.js';
 import { databaseOptimizationInputSchema } from './shared.js';
+import { LONG_DATABASE, QUICK } from '../common/activity-options.js';
 
 export interface DatabaseOptimizationInput {
   environment: string;
@@ -40,17 +41,9 @@ export interface OptimizationReport {
   changes?: TableChange[];
 }
 
-const quick = proxyActivities<MaintenanceActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+const quick = proxyActivities<MaintenanceActivities>(QUICK);
 
-const long = proxyActivities<MaintenanceActivities>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '10 seconds',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
-});
+const long = proxyActivities<MaintenanceActivities>(LONG_DATABASE);
 
 export async function databaseOptimization(input: DatabaseOptimizationInput): Promise<OptimizationReport> {
   const { environment, requestedBy } = parseInput('databaseOptimization', databaseOptimizationInputSchema, input);

@@ -17,6 +17,7 @@ import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey }
 import { backup } from '../backup/backup.js';
 import { parseInput } from '../common/inputs.js';
 import { weeklyCleanupInputSchema } from './shared.js';
+import { CLEANUP_FILES, OS_UPGRADES, QUICK } from '../common/activity-options.js';
 
 export interface WeeklyCleanupInput {
   environment: string;
@@ -36,21 +37,11 @@ export interface CleanupReport {
   os: OsUpgradeResult;
 }
 
-const quick = proxyActivities<MaintenanceActivities & BackupActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+const quick = proxyActivities<MaintenanceActivities & BackupActivities>(QUICK);
 
-const files = proxyActivities<MaintenanceActivities & BackupActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+const files = proxyActivities<MaintenanceActivities & BackupActivities>(CLEANUP_FILES);
 
-const os = proxyActivities<MaintenanceActivities & BackupActivities>({
-  startToCloseTimeout: '1 hour',
-  retry: { initialInterval: '30 seconds', maximumAttempts: 3 },
-});
+const os = proxyActivities<MaintenanceActivities & BackupActivities>(OS_UPGRADES);
 
 export async function weeklyCleanup(input: WeeklyCleanupInput): Promise<CleanupReport> {
   const { environment, requestedBy, dryRun } = parseInput('weeklyCleanup', weeklyCleanupInputSchema, input);

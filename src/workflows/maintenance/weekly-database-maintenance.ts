@@ -5,7 +5,7 @@
  * It never runs beside a backup, restore or deploy of the same environment: it waits for them up to
  * `maintenance.maxWait`, then skips, and says which in its result.
  */
-import { ActivityCancellationType, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { MaintenanceActivities } from '../../activities/maintenance/index.js';
 import type { PurgeResult } from '../../activities/maintenance/purge.js';
 import type { ReindexOutcome, TableStats } from '../../activities/maintenance/indexes.js';
@@ -13,6 +13,7 @@ import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../
 import { waitForExclusiveWindow, type ExclusionOutcome } from '../common/exclusion.js';
 import { parseInput } from '../common/inputs.js';
 import { weeklyDatabaseMaintenanceInputSchema } from './shared.js';
+import { LONG_DATABASE, QUICK } from '../common/activity-options.js';
 
 export interface WeeklyDatabaseMaintenanceInput {
   environment: string;
@@ -32,22 +33,14 @@ export interface MaintenanceReport {
 
 const DAY_MS = 86_400_000;
 
-const quick = proxyActivities<MaintenanceActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+const quick = proxyActivities<MaintenanceActivities>(QUICK);
 
 /**
  * Long database steps heartbeat every second; a dead worker is noticed within 10 s and the step restarts on
  * another worker — the purge from its committed cursor. On cancellation the workflow waits for the connection
  * to be closed (which aborts the running statement).
  */
-const long = proxyActivities<MaintenanceActivities>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '10 seconds',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
-});
+const long = proxyActivities<MaintenanceActivities>(LONG_DATABASE);
 
 export async function weeklyDatabaseMaintenance(input: WeeklyDatabaseMaintenanceInput): Promise<MaintenanceReport> {
   const { environment, requestedBy } = parseInput('weeklyDatabaseMaintenance', weeklyDatabaseMaintenanceInputSchema, input);

@@ -19,7 +19,8 @@ import { backup } from '../backup/backup.js';
 import { parseInput } from '../common/inputs.js';
 import { deployInputSchema } from './shared.js';
 import { bakeIntervalMs } from '../common/waits.js';
-import { bringUp, databaseRollback, DOCKER, durableSleep, message, notify, QUICK, releaseOf, restorePrevious, run, stopSlot, Tracker, WAITS } from './release-steps.js';
+import { bringUp, databaseRollback, durableSleep, message, notify, releaseOf, restorePrevious, run, stopSlot, Tracker } from './release-steps.js';
+import { DOCKER, QUICK, WAITS } from '../common/activity-options.js';
 import { DB_ROLLBACK_GATE, type ReleaseProgress } from './shared.js';
 
 import type { DeployInput } from './shared.js';

@@ -6,17 +6,15 @@
  * slot stopped; the outcome says what happened. Runs recorded before this change used `switchFront` (retried with
  * the new build serving); they replay that way (`patched('front-switch-checked')`).
  */
-import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ReleaseActivities } from '../../activities/release/index.js';
 import type { ReleasePlan } from '../../activities/release/release.js';
 import type { SlotRef } from '../../activities/release/checked-switch.js';
+import { FRONT_RESTORE, FRONT_SWITCH_ONCE } from '../common/activity-options.js';
 
-/** Once: a retry would run with the unverified build serving. The heartbeat notices a lost worker in seconds. */
-const SWITCH: ActivityOptions = { startToCloseTimeout: '2 minutes', heartbeatTimeout: '10 seconds', retry: { maximumAttempts: 1 } };
-/** Putting the front back is safe to repeat. */
-const RESTORE: ActivityOptions = { startToCloseTimeout: '2 minutes', heartbeatTimeout: '10 seconds', retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 } };
-const { switchFrontChecked } = proxyActivities<ReleaseActivities>(SWITCH);
-const { restoreFront, appContainers } = proxyActivities<ReleaseActivities>(RESTORE);
+/** Once: a retry would run with the unverified build serving. Putting the front back is safe to repeat. */
+const { switchFrontChecked } = proxyActivities<ReleaseActivities>(FRONT_SWITCH_ONCE);
+const { restoreFront, appContainers } = proxyActivities<ReleaseActivities>(FRONT_RESTORE);
 
 /** What a release knows about its switch of the front. */
 export interface SwitchState {
@@ -45,7 +43,7 @@ export async function checkedSwitch(plan: ReleasePlan, target: ReleasePlan['targ
   sw.attempted = true;
   let r;
   try {
-    r = await switchFrontChecked.executeWithOptions({ ...SWITCH, summary: `front → ${target.slot} (${target.version}), checked through the front` }, [
+    r = await switchFrontChecked.executeWithOptions({ ...FRONT_SWITCH_ONCE, summary: `front → ${target.slot} (${target.version}), checked through the front` }, [
       { environment: plan.environment, workflowId, runId, from, to: ref(target) },
     ]);
   } catch (err) {
@@ -67,7 +65,7 @@ export async function frontBack(plan: ReleasePlan): Promise<string> {
   const prev = plan.current;
   if (!prev) throw ApplicationFailure.nonRetryable('there is no previous release to go back to', 'NoPreviousRelease');
   const { workflowId, runId } = workflowInfo();
-  const r = await restoreFront.executeWithOptions({ ...RESTORE, summary: `front → ${prev.slot} (${prev.version}) again, checked through the front` }, [{ environment: plan.environment, workflowId, runId, to: ref(prev) }]);
+  const r = await restoreFront.executeWithOptions({ ...FRONT_RESTORE, summary: `front → ${prev.slot} (${prev.version}) again, checked through the front` }, [{ environment: plan.environment, workflowId, runId, to: ref(prev) }]);
   return r.text;
 }
 

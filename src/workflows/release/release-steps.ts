@@ -30,29 +30,13 @@ import { OutcomeKey } from '../../common/search-attributes.js';
 import { describeWritesLost, type ApprovalGate, type GateDetails, type WritesLost } from '../common/approval.js';
 import { notifyAlerts } from '../common/notify-alerts.js';
 import { busyRetryDelay } from '../common/waits.js';
+import { DOCKER, QUICK, RECREATE_ONCE, WAITS } from '../common/activity-options.js';
 import { restore } from '../backup/restore.js';
 import { restoreDecisions } from '../backup/shared.js';
 import { progressQuery, type ReleaseProgress, type StepProgress } from './shared.js';
 import { checkedSwitch, frontBack, type SwitchState } from './front-switch.js';
 
-/** Timeout profiles. quick: bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */
-export const QUICK: ActivityOptions = {
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
-};
-export const DOCKER: ActivityOptions = {
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
-};
-export const WAITS: ActivityOptions = {
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
-};
-
-const RECREATE_ONCE: ActivityOptions = { ...DOCKER, retry: { ...DOCKER.retry, maximumAttempts: 1 } };
-
+/** Timeout profiles (common/activity-options.ts): quick bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */
 export const quick = proxyActivities<ReleaseActivities & CommonActivities & BackupActivities>(QUICK);
 export const docker = proxyActivities<ReleaseActivities & CommonActivities & BackupActivities>(DOCKER);
 export const waits = proxyActivities<ReleaseActivities & CommonActivities & BackupActivities>(WAITS);

@@ -12,7 +12,8 @@ import { installApprovalGate } from '../common/approval.js';
 import { undoSwitch, type SwitchState } from './front-switch.js';
 import { listReleasesInputSchema, rollbackInputSchema } from './shared.js';
 import { parseInput } from '../common/inputs.js';
-import { bringUp, databaseRollback, DOCKER, durableSleep, message, notify, quick, QUICK, releaseOf, restorePrevious, run, stopSlot, Tracker, WAITS } from './release-steps.js';
+import { bringUp, databaseRollback, durableSleep, message, notify, quick, releaseOf, restorePrevious, run, stopSlot, Tracker } from './release-steps.js';
+import { DOCKER, QUICK, WAITS } from '../common/activity-options.js';
 import { DB_ROLLBACK_GATE, type ReleaseProgress } from './shared.js';
 
 import type { RollbackInput } from './shared.js';

@@ -15,6 +15,7 @@ import { EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../
 import { badInput, parseInput } from '../common/inputs.js';
 import { monthlyPerformanceReportInputSchema } from './shared.js';
 import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
+import { REPORT_QUERIES } from '../common/activity-options.js';
 
 export interface MonthlyPerformanceReportInput {
   environment: string;
@@ -34,10 +35,7 @@ export interface MonthlyPerformanceReportResult {
   figures: { averageMs: number | null; p95Ms: number | null; p99Ms: number | null; errorPercent: number | null; requests: number; memoryPercent: number | null };
 }
 
-const act = proxyActivities<ReportActivities & MaintenanceActivities & CommonActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
-});
+const act = proxyActivities<ReportActivities & MaintenanceActivities & CommonActivities>(REPORT_QUERIES);
 
 export async function monthlyPerformanceReport(input: MonthlyPerformanceReportInput): Promise<MonthlyPerformanceReportResult> {
   const parsed = parseInput('monthlyPerformanceReport', monthlyPerformanceReportInputSchema, input);
