@@ -18,35 +18,21 @@
  * phase started (ids above its recorded upper bound) are new and not the guide's to purge.
  */
 import pg from 'pg';
+import {
+  ensureProgressTable,
+  loadOrStartPhase,
+  pinRules,
+  PROGRESS_TABLE,
+  PurgeRulesError,
+  toProgress,
+  type PhaseProgress,
+  type ProgressRow,
+  type PurgePhase,
+  type PurgeRules,
+} from './purge-progress.js';
 
-export type PurgePhase = 'sessions' | 'messages';
-
-export interface PurgeRules {
-  /** Sessions with updated_at before this instant go (ISO 8601). */
-  sessionCutoff: string;
-  /** Messages created before this instant go, if their session no longer exists (ISO 8601). */
-  messageCutoff: string;
-}
-
-export interface PhaseProgress {
-  phase: PurgePhase;
-  /** Rows looked at (windows walked). */
-  examined: number;
-  deleted: number;
-  batches: number;
-  /** Longest single purge transaction, BEGIN to COMMIT, in ms (across attempts). */
-  maxTransactionMs: number;
-  done: boolean;
-  /** Batches that were already committed when this attempt started (a resumed run). */
-  resumedAtBatch?: number;
-  /** The last committed transaction's duration, BEGIN to COMMIT, in ms (progress reports only). */
-  lastTransactionMs?: number;
-  /**
-   * Batches of this attempt rolled back and tried again smaller: a row the app held past the lock timeout, a deadlock
-   * with the app, a serialization failure (a measure of contention; nothing of a rolled-back batch was kept).
-   */
-  retriedBatches?: number;
-}
+export { ensureProgressTable, PROGRESS_TABLE, pruneProgress, PurgeRulesError } from './purge-progress.js';
+export type { PhaseProgress, PurgePhase, PurgeRules } from './purge-progress.js';
 
 export interface PurgeOptions {
   /** Target duration of one transaction (default 40 ms: the tail of a loaded machine stays under 100 ms). */
@@ -93,37 +79,6 @@ const MAX_LOCK_RETRIES = 30;
 /** What rolls a batch back and tries it again smaller: lock timeout, deadlock, serialization failure. */
 const RETRIED: Record<string, string> = { '55P03': 'lock timeout', '40P01': 'deadlock', '40001': 'serialization failure' };
 
-export const PROGRESS_TABLE = 'llmchat_ops.purge_progress';
-
-export async function ensureProgressTable(client: pg.Client): Promise<void> {
-  // Present already (the usual case): nothing to create. CREATE … IF NOT EXISTS would still demand the right to
-  // create (on the database, on the schema) and fail for a role that may only use the table.
-  if ((await client.query<{ present: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS present`, [PROGRESS_TABLE])).rows[0]?.present) return;
-  await client.query(`CREATE SCHEMA IF NOT EXISTS llmchat_ops`).catch(ignoreDuplicate);
-  await client
-    .query(
-      `CREATE TABLE IF NOT EXISTS ${PROGRESS_TABLE} (
-        run_key     text NOT NULL,
-        phase       text NOT NULL,
-        cursor      text,
-        upper_bound text,
-        examined    bigint NOT NULL DEFAULT 0,
-        deleted     bigint NOT NULL DEFAULT 0,
-        batches     integer NOT NULL DEFAULT 0,
-        max_tx_ms   real NOT NULL DEFAULT 0,
-        done        boolean NOT NULL DEFAULT false,
-        started_at  timestamptz NOT NULL DEFAULT now(),
-        updated_at  timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (run_key, phase))`,
-    )
-    .catch(ignoreDuplicate);
-}
-
-/** Rules no workflow sends (a cut-off in the future would purge live sessions; 'infinity' all of them). */
-export class PurgeRulesError extends Error {
-  override readonly name = 'BadInput';
-}
-
 const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$/;
 
 /** Both cut-offs must be ISO 8601 UTC instants not later than the database's now(): refused before anything else runs. */
@@ -144,70 +99,6 @@ async function checkRules(client: pg.Client, rules: PurgeRules): Promise<void> {
   if (row.s_future || row.m_future) {
     throw new PurgeRulesError(`purge cut-offs must not be later than the database's now() (${row.now}), got ${JSON.stringify(rules)}: that would purge live rows; nothing was deleted`);
   }
-}
-
-/**
- * A run applies one rule from its first batch to its last: the cut-offs are stored with the run key when the run
- * starts, and a later call of the same run key with other cut-offs (a hand-made activity input, a bug) is refused
- * before it deletes anything, naming both.
- */
-async function pinRules(client: pg.Client, runKey: string, rules: PurgeRules): Promise<void> {
-  const wanted = JSON.stringify({ sessionCutoff: rules.sessionCutoff, messageCutoff: rules.messageCutoff });
-  await client.query(`INSERT INTO ${PROGRESS_TABLE} (run_key, phase, cursor, done) VALUES ($1, 'rules', $2, true) ON CONFLICT DO NOTHING`, [runKey, wanted]);
-  const stored = (await client.query<{ cursor: string | null }>(`SELECT cursor FROM ${PROGRESS_TABLE} WHERE run_key = $1 AND phase = 'rules'`, [runKey])).rows[0]?.cursor ?? null;
-  let same = false;
-  try {
-    const was = JSON.parse(stored ?? 'null') as Partial<PurgeRules> | null;
-    if (typeof was?.sessionCutoff === 'string' && typeof was.messageCutoff === 'string') {
-      // Compared as the database compares them (to the microsecond), whatever the spelling.
-      same = (await client.query<{ same: boolean }>(
-        `SELECT $1::timestamptz = $2::timestamptz AND $3::timestamptz = $4::timestamptz AS same`,
-        [was.sessionCutoff, rules.sessionCutoff, was.messageCutoff, rules.messageCutoff],
-      )).rows[0]!.same;
-    }
-  } catch (err) {
-    // Unreadable (not JSON) or not instants (a data exception, SQLSTATE class 22): a tampered record, refused below.
-    // Anything else — the connection lost, the server restarting — is not about the rules: it stays retryable.
-    const code = (err as { code?: unknown }).code;
-    if (!(err instanceof SyntaxError) && !(typeof code === 'string' && code.startsWith('22'))) throw err;
-    same = false;
-  }
-  if (!same) {
-    throw new PurgeRulesError(
-      `purge run ${runKey} was started with the cut-offs ${stored ?? '(unreadable)'}; this call asks for ${wanted}. ` +
-        `A run applies one rule throughout (start a new run for other cut-offs); nothing was deleted by this call`,
-    );
-  }
-}
-
-/** Two runs creating the schema at once: the loser's "already exists" is fine. */
-function ignoreDuplicate(err: unknown): void {
-  const code = (err as { code?: string }).code;
-  if (code !== '42P06' && code !== '42P07' && code !== '23505') throw err;
-}
-
-interface ProgressRow {
-  cursor: string | null;
-  upper_bound: string | null;
-  examined: string;
-  deleted: string;
-  batches: number;
-  max_tx_ms: number;
-  done: boolean;
-}
-
-async function loadOrStartPhase(client: pg.Client, runKey: string, phase: PurgePhase): Promise<ProgressRow> {
-  // The messages phase fixes its upper bound when it starts (after the sessions phase), once, in the row itself.
-  const upper = phase === 'messages' ? `(SELECT max(id)::text FROM messages)` : 'NULL';
-  await client.query(
-    `INSERT INTO ${PROGRESS_TABLE} (run_key, phase, upper_bound) VALUES ($1, $2, ${upper}) ON CONFLICT DO NOTHING`,
-    [runKey, phase],
-  );
-  const { rows } = await client.query<ProgressRow>(
-    `SELECT cursor, upper_bound, examined, deleted, batches, max_tx_ms, done FROM ${PROGRESS_TABLE} WHERE run_key = $1 AND phase = $2`,
-    [runKey, phase],
-  );
-  return rows[0]!;
 }
 
 // One window of each walk, in two statements of the batch's transaction: an index-only scan of the primary key
@@ -255,17 +146,6 @@ async function runBatch(client: pg.Client, phase: PurgePhase, row: ProgressRow, 
   const cutoff = phase === 'sessions' ? rules.sessionCutoff : rules.messageCutoff;
   const res = await client.query(DELETE[phase], [row.cursor, hi, cutoff]);
   return { last: hi, examined: n, deleted: res.rowCount ?? 0 };
-}
-
-function toProgress(phase: PurgePhase, row: ProgressRow): PhaseProgress {
-  return {
-    phase,
-    examined: Number(row.examined),
-    deleted: Number(row.deleted),
-    batches: row.batches,
-    maxTransactionMs: Math.round(row.max_tx_ms * 10) / 10,
-    done: row.done,
-  };
 }
 
 /**
@@ -407,9 +287,3 @@ async function vacuumSessions(client: pg.Client, runKey: string, lockTimeoutMs =
   return { table: 'chat_sessions', result: 'done', durationMs: Math.round(performance.now() - t0) };
 }
 
-/** Progress of older runs is kept 90 days for audit, then dropped. */
-export async function pruneProgress(client: pg.Client): Promise<number> {
-  await ensureProgressTable(client);
-  const { rowCount } = await client.query(`DELETE FROM ${PROGRESS_TABLE} WHERE updated_at < now() - interval '90 days'`);
-  return rowCount ?? 0;
-}
