@@ -43,7 +43,7 @@ describe('Prometheus text and windows', () => {
     assert.equal(p.malformed, 2);
   });
 
-  it('one meaning of "error" (src/http-errors.ts): 5xx are errors, 4xx apart, scrapes nowhere — in fault detection and the bake alike', () => {
+  it('one meaning of "error" (src/common/http-errors.ts): 5xx are errors, 4xx apart, scrapes nowhere — in fault detection and the bake alike', () => {
     const text = (n: number) => [
       `llmchat_http_requests_total{route="/a",status_code="200"} ${100 * n}`,
       `llmchat_http_requests_total{route="/a",status_code="404"} ${30 * n}`,

@@ -1,5 +1,5 @@
 /**
- * The front's config compared with what llmchat-ops last wrote (src/deploy/front-drift.ts), with the real nginx:
+ * The front's config compared with what llmchat-ops last wrote (src/activities/release/front-drift.ts), with the real nginx:
  * every write is recorded; a hand edit is detected and kept (once) before the next write overwrites it; a config
  * from before the record existed is recognised as ours when it is what we would write, and kept when it is not.
  */

@@ -74,7 +74,7 @@ describe('monthlyPerformanceReport (real Prometheus, dev server, Chromium)', () 
     const r = await run({ environment: 'production', requestedBy: 'test' }); // default month: the previous one
     assert.equal(r.month, month);
     near(r.figures.requests, want.requests, 0.01, 'requests');
-    // One meaning of "error" (src/http-errors.ts): 5xx over the users' requests; 4xx apart; scrapes of /metrics
+    // One meaning of "error" (src/common/http-errors.ts): 5xx over the users' requests; 4xx apart; scrapes of /metrics
     // (one in 15 failing here) counted nowhere.
     near(r.figures.errorPercent, want.errorPercent, 0.02, 'error rate (5xx)');
     // Fault detection, fed the same month's counters as the app's /metrics would show them, says the same.

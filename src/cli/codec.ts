@@ -1,4 +1,4 @@
-/** `llmchat-ops codec-server`: the codec endpoint of src/codec-server.ts, in the foreground until SIGINT/SIGTERM. */
+/** `llmchat-ops codec-server`: the codec endpoint of src/common/codec-server.ts, in the foreground until SIGINT/SIGTERM. */
 import type { Command } from 'commander';
 import { codecFromConfig } from '../common/codec.js';
 import { startCodecServer } from '../common/codec-server.js';

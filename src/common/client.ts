@@ -1,4 +1,4 @@
-/** The client side shared by the CLI, schedules and tests: connection (src/temporal-connection.ts) and business-key workflow ids. */
+/** The client side shared by the CLI, schedules and tests: connection (src/common/temporal-connection.ts) and business-key workflow ids. */
 export { connectClient } from './temporal-connection.js';
 
 /**

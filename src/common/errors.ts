@@ -32,7 +32,7 @@ export const PERMANENT_ERROR_TYPES = [
   'VerificationFailed',
   'ApprovalTimeout',
   'RestoreRejected',
-  // deploy and rollback (src/activities/docker.ts, release.ts, release-checks.ts, commands.ts)
+  // deploy and rollback (src/activities/release/docker.ts, release.ts, release-checks.ts, commands.ts)
   'TestsFailed',
   'BuildFailed',
   'ImageUnavailable',
@@ -42,7 +42,7 @@ export const PERMANENT_ERROR_TYPES = [
   'NotAdopted',
   'NothingToRollBackTo',
   'MetricsMissing',
-  // an activity scheduled by a workflow on another task queue (src/activities/caller-guard.ts)
+  // an activity scheduled by a workflow on another task queue (src/activities/common/caller-guard.ts)
   'ForeignWorkflow',
 ] as const;
 

@@ -1,6 +1,6 @@
 /**
- * The one meaning of "error" for the app's HTTP traffic, shared by fault detection (src/fault/window.ts), the
- * deploy's bake check (src/deploy/metrics.ts) and the monthly report (src/activities/prometheus.ts), so they
+ * The one meaning of "error" for the app's HTTP traffic, shared by fault detection (src/activities/faults/window.ts), the
+ * deploy's bake check (src/activities/release/metrics.ts) and the monthly report (src/activities/report/prometheus.ts), so they
  * never disagree: a request is an error when the app answered 5xx; 4xx are the clients' mistakes, counted and
  * shown apart, never in the error rate; requests to the monitoring's own scrape route are not the users' and are
  * counted nowhere. The PromQL matchers are built from the same definitions. Pure: imported by workflow code too.

@@ -16,7 +16,7 @@ export function dataWorkflowId(environment: string): string {
 
 /**
  * Deploys and rollbacks of one environment share this workflow id: one release at a time per environment.
- * The release store's lease (src/deploy/release-store.ts) enforces the same where the data is, for runs started
+ * The release store's lease (src/activities/release/release-store.ts) enforces the same where the data is, for runs started
  * under any other id.
  */
 export function releaseWorkflowId(environment: string): string {

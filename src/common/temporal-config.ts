@@ -49,7 +49,7 @@ export const temporalSchema = z
     /** The NAME of the environment variable that holds an API key (Temporal Cloud). The key is never written here. */
     apiKeyEnv: envVarName.optional(),
     tls: tlsSchema.optional(),
-    /** Payload encryption (src/codec.ts). */
+    /** Payload encryption (src/common/codec.ts). */
     encryption: codecSchema.optional(),
     /** The codec endpoint for the Web UI and the CLI (`llmchat-ops codec-server`). */
     codecServer: codecServerSchema.default(codecServerSchema.parse({})),

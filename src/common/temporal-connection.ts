@@ -1,7 +1,7 @@
 /**
  * The one way llmchat-ops connects to Temporal — the worker, the CLI, `schedules apply`, the codec server and the
- * Alertmanager receiver all come through here: settings from src/temporal-config.ts (TOML profile, TEMPORAL_* env,
- * ops.config.yaml), the payload codec from src/codec.ts, and connection failures turned into one readable line.
+ * Alertmanager receiver all come through here: settings from src/common/temporal-config.ts (TOML profile, TEMPORAL_* env,
+ * ops.config.yaml), the payload codec from src/common/codec.ts, and connection failures turned into one readable line.
  */
 import { isIP } from 'node:net';
 import tls from 'node:tls';

@@ -1,6 +1,6 @@
 /**
  * File archives read back from disk are untrusted: before a restore extracts one, every member is listed by our
- * own tar parser (src/backup/tar-members.ts) from the decompressed stream and checked against the policy, while
+ * own tar parser (src/activities/backup/tar-members.ts) from the decompressed stream and checked against the policy, while
  * the same pass hashes the compressed bytes for the manifest's checksum. Extraction then reads the *same open
  * file* (so a file swapped in by rename after the check is never extracted), with GNU tar told to take no
  * owners, permissions' special bits, ACLs, xattrs or SELinux labels from the archive; and the extracted tree is

@@ -129,7 +129,7 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
         const undecompressable = unpacked && !unpacked.ok && unpacked.err instanceof PipelineError ? unpacked.err : undefined;
         if (unpacked && !unpacked.ok && !undecompressable) problems.push(unpacked.err.message);
         for (const r of sums) if (r.status === 'rejected') problems.push((r.reason as Error).message);
-        // File archives were listed member by member by checkArtifact (src/backup/tar-members.ts): record the result.
+        // File archives were listed member by member by checkArtifact (src/activities/backup/tar-members.ts): record the result.
         const fileArchives: NonNullable<Verification['fileArchives']> = {};
         m.kinds.forEach((kind, i) => {
           const r = sums[i]!;
@@ -156,7 +156,7 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
               const started = Date.now();
               await dropDatabase(e, scratch); // a leftover of an interrupted attempt
               // The dump is untrusted SQL: it is restored and counted only as the restricted restore-test role, which
-              // owns just this scratch database (src/backup/restore-test-role.ts); the app role never connects to it.
+              // owns just this scratch database (src/activities/backup/restore-test-role.ts); the app role never connects to it.
               const { role, passwordEnv } = settings.restoreTest;
               const asRole: EnvironmentConfig = { ...e, database: { ...e.database, user: role, passwordEnv } };
               await withClient(e, MAINTENANCE_DB, async (c) => {

@@ -4,7 +4,7 @@
  * Everything runs on the worker from validated names only: the workflow passes an environment name, a backup id
  * and a kind; paths, connection details and the password come from the config and the worker's environment.
  *
- * Here, too, is which activity holds the environment data lock (src/postgres/data-lock.ts) while it runs: reading
+ * Here, too, is which activity holds the environment data lock (src/common/postgres/data-lock.ts) while it runs: reading
  * live data for a backup takes it shared, replacing live data by a restore takes it exclusive. So a backup and a
  * restore of one environment never overlap, whatever workflow ids they were started under; verification and
  * restores into a new target touch no live data and take no lock. A restore waiting for approval holds no lock

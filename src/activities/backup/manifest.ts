@@ -2,7 +2,7 @@
  * The backup manifest: one JSON file, `manifest.json`, in each backup's directory. It is the catalogue entry,
  * the checksum list that restores trust, and the audit record of who made the backup and whether it verified.
  * Every manifest read back from disk is untrusted until {@link manifestSchema} has parsed it and its signature
- * matched (src/backup/signature.ts). No I/O here, so workflows can use the types.
+ * matched (src/activities/backup/signature.ts). No I/O here, so workflows can use the types.
  */
 import { z } from 'zod';
 import { ENVIRONMENT_NAME } from '../../common/names.js';
@@ -86,7 +86,7 @@ const verificationSchema = z.strictObject({
 });
 export type Verification = z.infer<typeof verificationSchema>;
 
-/** HMAC-SHA256 over the canonical JSON of the rest of the manifest; see src/backup/signature.ts. */
+/** HMAC-SHA256 over the canonical JSON of the rest of the manifest; see src/activities/backup/signature.ts. */
 export const signatureSchema = z.strictObject({
   algorithm: z.literal('hmac-sha256'),
   /** Identifies the key without revealing it (an HMAC of a fixed label), so rotation can say which key signed. */

@@ -11,7 +11,7 @@ import { asFailure } from './failures.js';
 
 const HEARTBEAT_EVERY_MS = 1000;
 
-/** A failure that will not go away on retry; its type is one of the list in src/errors.ts. */
+/** A failure that will not go away on retry; its type is one of the list in src/common/errors.ts. */
 export function permanent(message: string, type: PermanentErrorType): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, type);
 }
@@ -74,7 +74,7 @@ export function signal(): AbortSignal | undefined {
 }
 
 /**
- * Runs a data activity body with heartbeats, turning errors named in src/errors.ts's NON_RETRYABLE_ERROR_TYPES
+ * Runs a data activity body with heartbeats, turning errors named in src/common/errors.ts's NON_RETRYABLE_ERROR_TYPES
  * (permanent errors and errors from bad data read back from disk) into non-retryable failures.
  */
 export async function guarded<T>(fn: () => Promise<T>): Promise<T> {

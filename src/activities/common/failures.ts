@@ -1,7 +1,7 @@
 /**
  * Maps the project's permanent errors (bad input, unknown names, missing secrets…) to non-retryable
  * ApplicationFailures, so Temporal stops retrying and the message reaches the operator unchanged. Which errors are
- * permanent is decided by name, by the one list in src/errors.ts.
+ * permanent is decided by name, by the one list in src/common/errors.ts.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { PERMANENT_ERROR_TYPES } from '../../common/errors.js';

@@ -12,7 +12,7 @@ export interface MetricsSnapshot {
   /** process_start_time_seconds of the app: a new value means the process restarted (counters reset). */
   processStart?: number;
   requests: number;
-  /** Server errors (5xx, src/http-errors.ts). */
+  /** Server errors (5xx, src/common/http-errors.ts). */
   errors: number;
   /** Client errors (4xx): counted apart, never errors (absent in snapshots stored before they were counted). */
   clientErrors?: number;
@@ -33,7 +33,7 @@ export interface MetricsWindow {
   errors: number;
   /** Client errors (4xx) in the window, shown apart; undefined when the previous snapshot did not count them. */
   clientErrors?: number;
-  /** 5xx share in percent (src/http-errors.ts, as in the monthly report); undefined when there were no requests. */
+  /** 5xx share in percent (src/common/http-errors.ts, as in the monthly report); undefined when there were no requests. */
   errorRatePercent?: number;
   avgLatencyMs?: number;
   p95LatencyMs?: number;

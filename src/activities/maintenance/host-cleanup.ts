@@ -1,6 +1,6 @@
 /**
- * Host activities of the weekly cleanup: old logs, temp files and uploads (src/maintenance/cleanup.ts), the
- * backup retention plan for a dry run (src/backup/retention.ts), and OS package upgrades (apt-get, through
+ * Host activities of the weekly cleanup: old logs, temp files and uploads (src/activities/maintenance/cleanup.ts), the
+ * backup retention plan for a dry run (src/activities/backup/retention.ts), and OS package upgrades (apt-get, through
  * execa with argument arrays, only when the config enables them).
  */
 import { Context } from '@temporalio/activity';

@@ -103,7 +103,7 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
   const m = cfg.maintenance;
   /**
    * Sets the connection's lock_timeout (maintenance.lockTimeout) and returns the runner that retries a statement
-   * after each lock timeout for up to maintenance.lockRetryFor (src/maintenance/lock-retry.ts): maintenance never
+   * after each lock timeout for up to maintenance.lockRetryFor (src/activities/maintenance/lock-retry.ts): maintenance never
    * waits in the lock queue in front of the app's statements.
    */
   const lockRunner = async (c: pg.Client, signal?: AbortSignal, onRetry?: (what: string, n: number) => void): Promise<LockRunner> => {
@@ -133,7 +133,7 @@ export function createPostgresMaintenanceActivities(cfg: OpsConfig) {
       );
     },
 
-    /** Steps 2 and 3 in short, resumable transactions (src/maintenance/purge.ts). */
+    /** Steps 2 and 3 in short, resumable transactions (src/activities/maintenance/purge.ts). */
     async purgeExpiredRows(input: PurgeInput): Promise<PurgeResult> {
       return guarded(async () => {
         if (!ISO.test(input.sessionCutoff) || !ISO.test(input.messageCutoff)) {

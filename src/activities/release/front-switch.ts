@@ -1,5 +1,5 @@
 /**
- * The checked switch of the front as activities (src/deploy/front-switch.ts does the work): `switchFrontChecked`
+ * The checked switch of the front as activities (src/activities/release/checked-switch.ts does the work): `switchFrontChecked`
  * runs once per switch (never retried with an unverified build serving) and puts the front back itself when the
  * switch fails; `restoreFront` puts the front back on a slot after a switch that did not finish (the worker died)
  * or after a later step failed, and is safe to retry.

@@ -1,4 +1,4 @@
-/** The nginx front of blue/green environments (src/deploy/front.ts does the nginx work). */
+/** The nginx front of blue/green environments (src/activities/release/nginx-front.ts does the nginx work). */
 import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../config.js';
 import { applyFront, configuredUpstream, freshGet, frontPid, frontSpec, type FrontSpec } from './nginx-front.js';
 import type { SlotName } from './release-store.js';

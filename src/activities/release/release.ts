@@ -1,5 +1,5 @@
 /**
- * The release records (src/deploy/release-store.ts) as activities: what a deploy or rollback will do, given what
+ * The release records (src/activities/release/release-store.ts) as activities: what a deploy or rollback will do, given what
  * the environment runs now; the lease that keeps releases of one environment one at a time; the record of how
  * each ended; the history for `llmchat-ops releases`.
  */
@@ -86,7 +86,7 @@ export function createReleaseActivities(cfg: OpsConfig) {
         const d = env.deploy;
         if (input.operation === 'deploy' && d.databaseRollback === 'restore-backup') {
           // The database rollback restores this deploy's own backup, pre-approved through the release's gate: the
-          // restore trusts that approval only from the environment's release workflow id (src/workflows/restore.ts).
+          // restore trusts that approval only from the environment's release workflow id (src/workflows/backup/restore.ts).
           if (input.skipBackup) {
             throw permanent(`${input.environment} rolls a failed deploy's database back by restoring the pre-deploy backup (deploy.databaseRollback: restore-backup); it cannot be skipped. Nothing was changed`, 'BadInput');
           }

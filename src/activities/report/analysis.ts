@@ -26,7 +26,7 @@ export interface PerformanceFigures {
   p50Ms: number | null;
   p95Ms: number | null;
   p99Ms: number | null;
-  /** Server errors (5xx) over all user requests, as fault detection counts them (src/http-errors.ts). */
+  /** Server errors (5xx) over all user requests, as fault detection counts them (src/common/http-errors.ts). */
   errorPercent: number | null;
   /** Client errors (4xx) over all user requests: shown apart, not errors of the app. */
   clientErrorPercent?: number | null;

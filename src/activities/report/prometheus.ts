@@ -70,7 +70,7 @@ export function createPrometheusActivities(cfg: OpsConfig) {
       const { start, end, days } = monthRange(input.month);
       const time = String(end / 1000);
       const w = `${days}d`;
-      // User traffic only, errors as fault detection counts them (src/http-errors.ts): 5xx; 4xx apart.
+      // User traffic only, errors as fault detection counts them (src/common/http-errors.ts): 5xx; 4xx apart.
       const sel = (extra = '') => `{job="${job}",environment="${input.environment}",${PROMQL_USER_TRAFFIC}${extra}}`;
       const q = async (query: string) => api(base, 'api/v1/query', { query, time });
       const scalar = async (query: string) => num((await q(query))[0]?.value?.[1]);

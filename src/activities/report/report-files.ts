@@ -1,4 +1,4 @@
-/** Host activity of the monthly report: renders it (src/report/render.ts) and writes both files atomically. */
+/** Host activity of the monthly report: renders it (src/activities/report/render.ts) and writes both files atomically. */
 import { mkdir, open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { OpsConfig } from '../../config.js';

@@ -101,7 +101,7 @@ export async function restore(input: RestoreInput): Promise<RestoreOutcome> {
 
   try {
     // The parent's id is not enough: any client can run a workflow of its own under the release id. The server
-    // must say the parent is our running deploy, on our task queue (src/activities/temporal.ts).
+    // must say the parent is our running deploy, on our task queue (src/activities/common/temporal.ts).
     if (approvedIn) await quick.checkReleaseParent({ environment, parent: { workflowId: approvedIn.workflowId, runId: approvedIn.runId } });
     const plan = await quick.planRestore({ environment, backupId, kind, ...(target ? { target } : {}) });
     status.plan = plan;

@@ -3,7 +3,7 @@
  * each feature's shared.ts) use. One schema per workflow, shared by the workflow (which parses its input first, before any
  * activity: bad input fails fast and permanently) and the CLI (which parses what it is about to send, so a
  * mistake is reported before anything starts). A value is parsed once at each edge and flows on typed.
- * zod runs inside the workflow sandbox; the field validators are the project's own (src/backup/ids.ts), whose
+ * zod runs inside the workflow sandbox; the field validators are the project's own (src/activities/backup/ids.ts), whose
  * messages say exactly what was wrong.
  */
 import { ApplicationFailure } from '@temporalio/workflow';

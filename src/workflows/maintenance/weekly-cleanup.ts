@@ -2,7 +2,7 @@
  * 应用程序清理 — the guide's weekly-cleanup.sh as a workflow: logs older than 7 days, temp files `llmchat-*`
  * older than a day, uploads older than 30 days (never following a symlink, never leaving a configured root,
  * never deleting a file still open for writing); the weekly database backup (the `backup` workflow as a child,
- * under the environment's data id); backup retention (src/backup/retention.ts); OS package upgrades only when
+ * under the environment's data id); backup retention (src/activities/backup/retention.ts); OS package upgrades only when
  * enabled. A dry run deletes nothing, takes no backup and upgrades nothing: it lists what would go.
  */
 import { ChildWorkflowFailure, executeChild, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';

@@ -36,7 +36,7 @@ const releaseRequestedByField = checked((value) => {
 
 export const deployInputSchema = z.strictObject({
   environment: environmentField,
-  /** The release to deploy: an image tag, git tag or commit id (src/deploy/version.ts). */
+  /** The release to deploy: an image tag, git tag or commit id (src/activities/release/version.ts). */
   version: checked((v) => parseVersion(v)),
   requestedBy: releaseRequestedByField,
   /** Skip the configured test command (default false). */
