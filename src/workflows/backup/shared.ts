@@ -11,6 +11,9 @@ import { parseBackupId, parseKind, parseKinds, parseReason, parseTarget, type Ba
 import { decisionDefinitions, type ApprovalStatus } from '../common/approval.js';
 import { booleanField, checked, environmentField, requestedByField, show } from '../common/inputs.js';
 
+/** The data workflow id of an environment (backups and restores never overlap). */
+export { dataWorkflowId } from '../../common/names.js';
+
 export const backupInputSchema = z.strictObject({
   environment: environmentField,
   /** Default: all of database, application, config, uploads. */

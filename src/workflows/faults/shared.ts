@@ -8,6 +8,9 @@ import type { Severity } from '../../config.js';
 import type { ContainerState, FaultCheck, MetricsReading } from '../../activities/faults/faults.js';
 import type { LogWindowScan } from '../../activities/faults/log-cursor.js';
 
+/** Workflow ids: one alert per fault key, one detection run per environment. */
+export { alertWorkflowId, faultDetectionRunId } from '../../activities/faults/faults.js';
+
 /** The alert workflow's type name, for clients that start it by name (signal-with-start from an activity). */
 export const ALERT_LIFECYCLE_WORKFLOW = 'alertLifecycle';
 /** The detection workflow's type name, for clients that start it by name. */

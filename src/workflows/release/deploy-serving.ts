@@ -6,7 +6,9 @@
  */
 import { CancellationScope, condition, setHandler } from '@temporalio/workflow';
 import type { ReleasePlan } from '../../activities/release/release.js';
-import { message, stopSlot, durableSleep, type Tracker } from './release-steps.js';
+import { message } from './failures.js';
+import { stopSlot, durableSleep } from './release-steps.js';
+import { type Tracker } from './tracker.js';
 import { servingVerifiedUpdate } from './shared.js';
 
 

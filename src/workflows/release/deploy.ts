@@ -19,7 +19,10 @@ import { backup } from '../backup/backup.js';
 import { parseInput } from '../common/inputs.js';
 import { deployInputSchema } from './shared.js';
 import { bakeIntervalMs } from '../common/waits.js';
-import { bringUp, databaseRollback, durableSleep, message, notify, releaseOf, restorePrevious, run, stopSlot, Tracker } from './release-steps.js';
+import { bringUp, durableSleep, notify, releaseOf, restorePrevious, run, stopSlot } from './release-steps.js';
+import { databaseRollback } from './database-rollback.js';
+import { message } from './failures.js';
+import { Tracker } from './tracker.js';
 import { DOCKER, QUICK, WAITS } from '../common/activity-options.js';
 import { DB_ROLLBACK_GATE, type ReleaseProgress } from './shared.js';
 

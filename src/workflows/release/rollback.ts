@@ -12,7 +12,10 @@ import { installApprovalGate } from '../common/approval.js';
 import { undoSwitch, type SwitchState } from './front-switch.js';
 import { listReleasesInputSchema, rollbackInputSchema } from './shared.js';
 import { parseInput } from '../common/inputs.js';
-import { bringUp, databaseRollback, durableSleep, message, notify, quick, releaseOf, restorePrevious, run, stopSlot, Tracker } from './release-steps.js';
+import { bringUp, durableSleep, notify, quick, releaseOf, restorePrevious, run, stopSlot } from './release-steps.js';
+import { databaseRollback } from './database-rollback.js';
+import { message } from './failures.js';
+import { Tracker } from './tracker.js';
 import { DOCKER, QUICK, WAITS } from '../common/activity-options.js';
 import { DB_ROLLBACK_GATE, type ReleaseProgress } from './shared.js';
 

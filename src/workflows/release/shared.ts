@@ -7,6 +7,9 @@ import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { ReleaseOutcome } from '../../activities/release/release-store.js';
 import type { GateNames } from '../common/approval.js';
+
+/** The release workflow id of an environment (one deploy or rollback at a time). */
+export { releaseWorkflowId } from '../../common/names.js';
 import { parseVersion } from '../../activities/release/version.js';
 import { checked, environmentField, optionalBooleanField, show } from '../common/inputs.js';
 
