@@ -11,7 +11,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { listArchive, openPlainFile } from '../src/backup/archive-check.js';
+import { listArchive, openPlainFile } from '../src/activities/backup/archive-check.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const FILES = Number(process.env.BENCH_FILES ?? 20_000);

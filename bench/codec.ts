@@ -9,7 +9,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { AesGcmCodec, dataConverterFromConfig } from '../src/codec.js';
+import { AesGcmCodec, dataConverterFromConfig } from '../src/common/codec.js';
 import { createWorker } from '../src/worker.js';
 import { privateRedis, scratchDatabase, startAppProcess, tempDir } from '../test/support/services.js';
 import { startDevServer, testConfig, workflowBundle } from '../test/support/temporal.js';

@@ -29,10 +29,10 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { getEnvironment, type OpsConfig } from '../src/config.js';
-import { applyFront, freshGet, frontSpec } from '../src/deploy/front.js';
-import { readReleases } from '../src/deploy/release-store.js';
+import { applyFront, freshGet, frontSpec } from '../src/activities/release/nginx-front.js';
+import { readReleases } from '../src/activities/release/release-store.js';
 import { createWorker } from '../src/worker.js';
-import type { ReleaseProgress } from '../src/workflows/release-steps.js';
+import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import { requestLoop, startDeployFixture, type DeployFixture } from '../test/support/deploy-fixture.js';
 import { freePort, PG, ROOT, tempDir } from '../test/support/services.js';
 import { startDevServer, workflowBundle } from '../test/support/temporal.js';
@@ -117,7 +117,7 @@ async function plainDeploy(cfg: OpsConfig, fx: DeployFixture, version: string): 
   mark('drain + compose down');
   lastPlainSteps = marks.map(([what, at], i) => `${what} ${Math.round(at - (i ? (marks[i - 1] as [string, number])[1] : t0))} ms`).join(', ');
   // keep the release records true for the next (workflow) round
-  const { updateReleases } = await import('../src/deploy/release-store.js');
+  const { updateReleases } = await import('../src/activities/release/release-store.js');
   await updateReleases(env.deploy.stateDir as string, 'production', (st) => {
     st.previous = st.current;
     st.current = { ...(st.current as NonNullable<typeof st.current>), version, slot, port, image: `llmchat-app:${version}` };

@@ -15,11 +15,12 @@ import { appendFile, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { execa } from 'execa';
-import { scanLog } from '../src/activities/host.js';
-import { scanIncrementally } from '../src/fault/log-cursor.js';
-import { alertWorkflowId } from '../src/fault/faults.js';
-import { alertLifecycle, faultReportedSignal } from '../src/workflows/alert-lifecycle.js';
-import { faultDetection } from '../src/workflows/fault-detection.js';
+import { scanLog } from '../src/activities/health/host.js';
+import { scanIncrementally } from '../src/activities/faults/log-cursor.js';
+import { alertWorkflowId } from '../src/activities/faults/faults.js';
+import { alertLifecycle } from '../src/workflows/faults/alert-lifecycle.js';
+import { faultReportedSignal } from '../src/workflows/faults/shared.js';
+import { faultDetection } from '../src/workflows/faults/fault-detection.js';
 import { faultFixture } from '../test/support/fault-fixture.js';
 import { httpOk, tempDir, waitFor } from '../test/support/services.js';
 

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { createActivities } from '../src/activities/index.js';
-import { evaluateHealth } from '../src/health.js';
+import { evaluateHealth } from '../src/common/health.js';
 import { createWorker } from '../src/worker.js';
 import { privateRedis, scratchDatabase, startAppProcess, tempDir } from '../test/support/services.js';
 import { startDevServer, testConfig, workflowBundle } from '../test/support/temporal.js';

@@ -15,7 +15,7 @@
  * Run: `npm run bench:maintenance` (PostgreSQL up first: scripts/services.sh up postgres).
  */
 import pg from 'pg';
-import { purgeExpired } from '../src/maintenance/purge.js';
+import { purgeExpired } from '../src/activities/maintenance/purge.js';
 
 const PG = {
   host: process.env.PGHOST ?? '127.0.0.1',

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/cli.js';
+import { main } from '../dist/src/cli/index.js';
 
 main().then(
   (code) => process.exit(code),

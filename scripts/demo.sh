@@ -50,7 +50,7 @@ say() { printf '[demo %s] %s\n' "$env" "$*"; }
 compose() { "$ROOT/scripts/compose.sh" -p "$PROJECT" -f "$COMPOSE_FILE" "$@"; }
 CONFIG="${LLMCHAT_OPS_CONFIG:-$ROOT/ops.config.yaml}"
 ops() { # the llmchat-ops CLI (built on first use)
-  [[ -f "$ROOT/dist/src/cli.js" ]] || (cd "$ROOT" && npx tsc -p tsconfig.json)
+  [[ -f "$ROOT/dist/src/cli/index.js" ]] || (cd "$ROOT" && npx tsc -p tsconfig.json)
   node "$ROOT/bin/llmchat-ops.js" --config "$CONFIG" "$@"
 }
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$URL$1" 2>/dev/null || true; }

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
-import { ENVIRONMENT_NAME } from './names.js';
-import { resolveTemporalPaths, temporalSchema } from './temporal-config.js';
+import { ENVIRONMENT_NAME } from './common/names.js';
+import { resolveTemporalPaths, temporalSchema } from './common/temporal-config.js';
 
 export { ENVIRONMENT_NAME };
 const ENV_VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleSummary } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { configPath, loadConfig, type OpsConfig } from './config.js';
-import { connectClient } from './client.js';
+import { connectClient } from './common/client.js';
 
 export interface ScheduleDefinition {
   /** The workflow each action starts. */

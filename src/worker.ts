@@ -14,15 +14,15 @@ import {
 } from '@temporalio/worker';
 import { Client, type Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.js';
-import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './alertmanager-receiver.js';
+import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './activities/faults/alertmanager-receiver.js';
 import { configPath, loadConfig, type OpsConfig } from './config.js';
-import { ownWorkflowsOnly } from './activities/caller-guard.js';
-import { claimDataHost } from './data-host.js';
-import { dataConverterFromConfig } from './codec.js';
-import { resolveTemporalSettings } from './temporal-config.js';
-import { connectConnection, connectNative } from './temporal-connection.js';
+import { ownWorkflowsOnly } from './activities/common/caller-guard.js';
+import { claimDataHost } from './common/data-host.js';
+import { dataConverterFromConfig } from './common/codec.js';
+import { resolveTemporalSettings } from './common/temporal-config.js';
+import { connectConnection, connectNative } from './common/temporal-connection.js';
 import { loadWorkflowBundle } from './workflow-bundle.js';
-import { logMemory } from './worker-memory.js';
+import { logMemory } from './common/worker-memory.js';
 
 export { WORKFLOWS_PATH } from './workflow-bundle.js';
 
@@ -43,7 +43,7 @@ function jsonSafe(_key: string, value: unknown): unknown {
 export function installRuntime(cfg: OpsConfig): void {
   Runtime.install({
     logger: new DefaultLogger(cfg.worker.logLevel, jsonLine),
-    // The SDK's default also shuts down on SIGUSR2; here SIGUSR2 asks for the memory report (src/worker-memory.ts).
+    // The SDK's default also shuts down on SIGUSR2; here SIGUSR2 asks for the memory report (src/common/worker-memory.ts).
     shutdownSignals: ['SIGINT', 'SIGTERM', 'SIGQUIT'],
     telemetryOptions: {
       logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) },
@@ -67,7 +67,7 @@ export async function createWorker(
   return Worker.create({
     connection,
     namespace: cfg.temporal.namespace ?? resolveTemporalSettings(cfg.temporal).namespace,
-    // Payload encryption (src/codec.ts) when temporal.encryption is configured; activities' clients share it.
+    // Payload encryption (src/common/codec.ts) when temporal.encryption is configured; activities' clients share it.
     dataConverter: dataConverterFromConfig(cfg.temporal.encryption),
     taskQueue: cfg.temporal.taskQueue,
     activities: createActivities(cfg),
@@ -111,7 +111,7 @@ async function run(): Promise<void> {
   installRuntime(cfg);
   handleShutdownSignals(cfg);
   const logger = Runtime.instance().logger;
-  // One host per task queue: its disk holds the backups (src/data-host.ts). Refuses to start on a second host.
+  // One host per task queue: its disk holds the backups (src/common/data-host.ts). Refuses to start on a second host.
   const claim = await claimDataHost(cfg, (msg, meta) => logger.warn(msg, meta));
   for (const u of claim.unchecked) logger.warn('could not check the data host of this task queue (server unreachable)', u);
   const settings = resolveTemporalSettings(cfg.temporal);

@@ -9,8 +9,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { SMTPServer } from 'smtp-server';
 import { createActivities } from '../src/activities/index.js';
-import { filesystemUsage, memoryUsage, scanLog } from '../src/activities/host.js';
-import type { Alert, LogScan } from '../src/health.js';
+import { filesystemUsage, memoryUsage, scanLog } from '../src/activities/health/host.js';
+import type { Alert, LogScan } from '../src/common/health.js';
 import { privateRedis, scratchDatabase, startAppProcess, tempDir, type AppProcess } from './support/services.js';
 import { alertReceiver, testConfig } from './support/temporal.js';
 

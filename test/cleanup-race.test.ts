@@ -13,7 +13,7 @@ import { chown, mkdir, open, readdir, rename, symlink, unlink, utimes, writeFile
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { execa } from 'execa';
-import { cleanTree, isLogName, type CleanupRule } from '../src/maintenance/cleanup.js';
+import { cleanTree, isLogName, type CleanupRule } from '../src/activities/maintenance/cleanup.js';
 import { ROOT, tempDir } from './support/services.js';
 
 const DAY = 86_400_000;
@@ -118,7 +118,7 @@ print(swaps)
     // (root) process holds app-0.log open for writing.
     for (const p of [root, path.join(root, 'logs'), ...['app-0.log', 'app-1.log'].map((f) => path.join(root, 'logs', f))]) await chown(p, 65534, 65534);
     const held = await open(path.join(root, 'logs', 'app-0.log'), 'a');
-    const script = `import(${JSON.stringify(path.join(ROOT, 'dist/src/maintenance/cleanup.js'))}).then(async (m) => {
+    const script = `import(${JSON.stringify(path.join(ROOT, 'dist/src/activities/maintenance/cleanup.js'))}).then(async (m) => {
       const r = await m.cleanTree({ category: 'logs', root: ${JSON.stringify(root)}, maxAgeDays: 7, matches: m.isLogName }, [], { dryRun: false });
       console.log(JSON.stringify(r));
     })`;

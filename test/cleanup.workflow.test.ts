@@ -15,7 +15,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { OpsConfig } from '../src/config.js';
 import { createWorker } from '../src/worker.js';
-import type { CleanupReport } from '../src/workflows/weekly-cleanup.js';
+import type { CleanupReport } from '../src/workflows/maintenance/weekly-cleanup.js';
 import { scratchDatabase, tempDir, PG } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
 

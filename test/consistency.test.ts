@@ -4,13 +4,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { ALL_SEARCH_ATTRIBUTES } from '../src/search-attributes.js';
+import { ALL_SEARCH_ATTRIBUTES } from '../src/common/search-attributes.js';
 import { ROOT } from './support/services.js';
 
 const expected = ALL_SEARCH_ATTRIBUTES.map((k) => k.name).sort();
 
 describe('search attribute registrations', () => {
-  it('scripts/services.sh registers exactly the attributes of src/search-attributes.ts', async () => {
+  it('scripts/services.sh registers exactly the attributes of src/common/search-attributes.ts', async () => {
     const script = await readFile(path.join(ROOT, 'scripts/services.sh'), 'utf8');
     const list = /SEARCH_ATTRIBUTES=\(([^)]*)\)/.exec(script)?.[1];
     assert.ok(list, 'SEARCH_ATTRIBUTES=(...) found in services.sh');

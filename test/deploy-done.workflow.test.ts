@@ -10,12 +10,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
-import { projectContainers, slotProject } from '../src/activities/docker.js';
+import { projectContainers, slotProject } from '../src/activities/release/docker.js';
 import { getEnvironment } from '../src/config.js';
-import { readReleases } from '../src/deploy/release-store.js';
-import type { DeployResult } from '../src/workflows/deploy.js';
-import type { ServingAnswer } from '../src/workflows/deploy-serving.js';
-import type { ReleaseProgress } from '../src/workflows/release-steps.js';
+import { readReleases } from '../src/activities/release/release-store.js';
+import type { DeployResult } from '../src/workflows/release/deploy.js';
+import type { ServingAnswer } from '../src/workflows/release/shared.js';
+import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import { servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 import { ROOT } from './support/services.js';
 

@@ -11,11 +11,11 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { projectContainers, slotProject } from '../src/activities/docker.js';
+import { projectContainers, slotProject } from '../src/activities/release/docker.js';
 import { getEnvironment } from '../src/config.js';
-import { readReleases } from '../src/deploy/release-store.js';
-import type { DeployResult } from '../src/workflows/deploy.js';
-import type { ReleaseProgress } from '../src/workflows/release-steps.js';
+import { readReleases } from '../src/activities/release/release-store.js';
+import type { DeployResult } from '../src/workflows/release/deploy.js';
+import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import { failureOf, levelOf, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';
 
 const T = { timeout: 300_000 };

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import pg from 'pg';
-import type { HealthReport } from '../src/workflows/daily-health-check.js';
+import type { HealthReport } from '../src/workflows/health/daily-health-check.js';
 import { dropDatabaseOf, freePort, httpOk, PG, privateRedis, ROOT, scratchDatabase, startAppProcess, tempDir, waitFor, type AppProcess } from './support/services.js';
 import { alertReceiver, startDevServer, temporalBinary, testConfigYaml } from './support/temporal.js';
 

@@ -18,7 +18,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { parse as parseYaml, stringify } from 'yaml';
-import { AesGcmCodec, dataConverterFromConfig, ENCODING_ENCRYPTED, METADATA_KEY_ID, parseKeys } from '../src/codec.js';
+import { AesGcmCodec, dataConverterFromConfig, ENCODING_ENCRYPTED, METADATA_KEY_ID, parseKeys } from '../src/common/codec.js';
 import { parseConfig, type OpsConfig } from '../src/config.js';
 import { createWorker } from '../src/worker.js';
 import { seedFixture, type Fixture } from './support/backup-fixture.js';

@@ -11,9 +11,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { parse, stringify } from 'yaml';
-import { alertWorkflowId } from '../src/fault/faults.js';
-import { alertStateQuery } from '../src/workflows/alert-lifecycle.js';
-import { faultDetection, type FaultDetectionReport } from '../src/workflows/fault-detection.js';
+import { alertWorkflowId } from '../src/activities/faults/faults.js';
+import { alertStateQuery } from '../src/workflows/faults/shared.js';
+import { faultDetection } from '../src/workflows/faults/fault-detection.js';
+import { type FaultDetectionReport } from '../src/workflows/faults/shared.js';
 import { faultFixture, type FaultFixture } from './support/fault-fixture.js';
 import { freePort, httpOk, PG, ROOT, waitFor } from './support/services.js';
 

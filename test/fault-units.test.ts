@@ -7,19 +7,19 @@ import assert from 'node:assert/strict';
 import { appendFile, open, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { evaluateFaults, logCheckSuffix, type FaultMeasurements } from '../src/fault/faults.js';
-import { scanIncrementally, type LogCursor } from '../src/fault/log-cursor.js';
-import { parsePrometheusText } from '../src/fault/prometheus-text.js';
-import { histogramQuantile, snapshotFrom, windowBetween } from '../src/fault/window.js';
-import { parseAppMetrics } from '../src/deploy/metrics.js';
-import { isClientError, isServerError, PROMQL_SERVER_ERRORS, PROMQL_USER_TRAFFIC } from '../src/http-errors.js';
+import { evaluateFaults, logCheckSuffix, type FaultMeasurements } from '../src/activities/faults/faults.js';
+import { scanIncrementally, type LogCursor } from '../src/activities/faults/log-cursor.js';
+import { parsePrometheusText } from '../src/activities/faults/prometheus-text.js';
+import { histogramQuantile, snapshotFrom, windowBetween } from '../src/activities/faults/window.js';
+import { parseAppMetrics } from '../src/activities/release/metrics.js';
+import { isClientError, isServerError, PROMQL_SERVER_ERRORS, PROMQL_USER_TRAFFIC } from '../src/common/http-errors.js';
 import { parseConfig } from '../src/config.js';
-import { alertmanagerRequester, planRuns } from '../src/alertmanager-receiver.js';
-import { requireRequestedBy } from '../src/workflows/inputs.js';
-import { parseAlertRef } from '../src/cli-alerts.js';
-import { signWebhookBody, verifyWebhookSignature } from '../src/webhook-signature.js';
+import { alertmanagerRequester, planRuns } from '../src/activities/faults/alertmanager-receiver.js';
+import { requireRequestedBy } from '../src/workflows/common/inputs.js';
+import { parseAlertRef } from '../src/cli/faults.js';
+import { signWebhookBody, verifyWebhookSignature } from '../src/common/webhook-signature.js';
 import http from 'node:http';
-import { createAppMetricsActivities } from '../src/activities/app-metrics.js';
+import { createAppMetricsActivities } from '../src/activities/faults/app-metrics.js';
 import { tempDir } from './support/services.js';
 
 const metricsText = (ok: number, err: number, slowBucketCount: number, start = 1000) => `# HELP llmchat_http_requests_total total
@@ -43,7 +43,7 @@ describe('Prometheus text and windows', () => {
     assert.equal(p.malformed, 2);
   });
 
-  it('one meaning of "error" (src/http-errors.ts): 5xx are errors, 4xx apart, scrapes nowhere — in fault detection and the bake alike', () => {
+  it('one meaning of "error" (src/common/http-errors.ts): 5xx are errors, 4xx apart, scrapes nowhere — in fault detection and the bake alike', () => {
     const text = (n: number) => [
       `llmchat_http_requests_total{route="/a",status_code="200"} ${100 * n}`,
       `llmchat_http_requests_total{route="/a",status_code="404"} ${30 * n}`,

@@ -1,5 +1,5 @@
 /**
- * The front's config compared with what llmchat-ops last wrote (src/deploy/front-drift.ts), with the real nginx:
+ * The front's config compared with what llmchat-ops last wrote (src/activities/release/front-drift.ts), with the real nginx:
  * every write is recorded; a hand edit is detected and kept (once) before the next write overwrites it; a config
  * from before the record existed is recognised as ours when it is what we would write, and kept when it is not.
  */
@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { lstat, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { checkFrontDrift, KEPT } from '../src/deploy/front-drift.js';
-import { applyFront, frontSpec, renderedFor, stopFront, type FrontSpec } from '../src/deploy/front.js';
+import { checkFrontDrift, KEPT } from '../src/activities/release/front-drift.js';
+import { applyFront, frontSpec, renderedFor, stopFront, type FrontSpec } from '../src/activities/release/nginx-front.js';
 import { freePort, tempDir } from './support/services.js';
 
 const kept = async (spec: FrontSpec) => (await readdir(spec.prefix)).filter((n) => KEPT.test(n)).sort();

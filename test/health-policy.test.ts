@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { configSchema } from '../src/config.js';
-import { aggregateHealthStatus, evaluateHealth, type Measurements } from '../src/health.js';
+import { aggregateHealthStatus, evaluateHealth, type Measurements } from '../src/common/health.js';
 
 const thresholds = configSchema.shape.environments.valueType.shape.thresholds.parse(undefined);
 

@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { MaintenanceReport } from '../src/workflows/weekly-database-maintenance.js';
+import type { MaintenanceReport } from '../src/workflows/maintenance/weekly-database-maintenance.js';
 import { purgeFixture, survivors, withDb, type PurgeFixture } from './support/maintenance-fixture.js';
 import { freePort, PG, ROOT, tempDir, waitFor } from './support/services.js';
 import { startDevServer, testConfigYaml } from './support/temporal.js';

@@ -11,7 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { applySchedules } from '../src/schedules.js';
 import { createWorker } from '../src/worker.js';
-import type { MaintenanceReport } from '../src/workflows/weekly-database-maintenance.js';
+import type { MaintenanceReport } from '../src/workflows/maintenance/weekly-database-maintenance.js';
 import { PG, scratchDatabase, tempDir, waitFor } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle, type TestConfigOptions } from './support/temporal.js';
 

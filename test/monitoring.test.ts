@@ -16,9 +16,9 @@ import Docker from 'dockerode';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { alertmanagerRunId, startAlertmanagerReceiver, type AlertmanagerReceiver } from '../src/alertmanager-receiver.js';
-import { RequestedByKey } from '../src/search-attributes.js';
-import type { FaultDetectionReport } from '../src/workflows/fault-detection.js';
+import { alertmanagerRunId, startAlertmanagerReceiver, type AlertmanagerReceiver } from '../src/activities/faults/alertmanager-receiver.js';
+import { RequestedByKey } from '../src/common/search-attributes.js';
+import type { FaultDetectionReport } from '../src/workflows/faults/shared.js';
 import { faultFixture, type FaultFixture } from './support/fault-fixture.js';
 import { freePort, httpOk, ROOT, tempDir, waitFor } from './support/services.js';
 
@@ -62,7 +62,7 @@ describe('monitoring/ configuration checked by the real tools', () => {
     assert.equal(new Set(dash.panels.map((p) => p.id)).size, dash.panels.length, 'panel ids are unique');
     const appSource = await readFile(path.join(ROOT, 'app/src/metrics.js'), 'utf8');
     const appMetrics = [...appSource.matchAll(/name: '(llmchat_[a-z_]+)'/g)].map((m) => m[1] as string);
-    const opsSource = (await Promise.all(['src/workflows/alert-lifecycle.ts', 'src/workflows/fault-detection.ts', 'src/alertmanager-receiver.ts'].map((f) => readFile(path.join(ROOT, f), 'utf8')))).join('\n');
+    const opsSource = (await Promise.all(['src/workflows/faults/alert-lifecycle.ts', 'src/workflows/faults/fault-detection.ts', 'src/activities/faults/alertmanager-receiver.ts'].map((f) => readFile(path.join(ROOT, f), 'utf8')))).join('\n');
     const opsMetrics = [...opsSource.matchAll(/createCounter\('(llmchat_ops_[a-z_]+)'/g)].map((m) => m[1] as string);
     const known = new Set([...appMetrics.flatMap((n) => [n, `${n}_bucket`, `${n}_sum`, `${n}_count`]), ...opsMetrics, 'up']);
     for (const p of dash.panels) {

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { createWorker } from '../src/worker.js';
-import type { OptimizationReport } from '../src/workflows/database-optimization.js';
+import type { OptimizationReport } from '../src/workflows/maintenance/database-optimization.js';
 import { seedPurgeDatabase, withDb } from './support/maintenance-fixture.js';
 import { PG, scratchDatabase, tempDir, waitFor } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';

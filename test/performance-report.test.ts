@@ -13,14 +13,14 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
-import { createPrometheusActivities } from '../src/activities/prometheus.js';
+import { createPrometheusActivities } from '../src/activities/report/prometheus.js';
 import type { OpsConfig } from '../src/config.js';
-import { monthRange, previousMonth } from '../src/report/analysis.js';
-import { CHART_COLOURS } from '../src/report/render.js';
+import { monthRange, previousMonth } from '../src/activities/report/analysis.js';
+import { CHART_COLOURS } from '../src/activities/report/render.js';
 import { createWorker } from '../src/worker.js';
-import type { MonthlyPerformanceReportResult } from '../src/workflows/monthly-performance-report.js';
-import { parsePrometheusText } from '../src/fault/prometheus-text.js';
-import { snapshotFrom, windowBetween } from '../src/fault/window.js';
+import type { MonthlyPerformanceReportResult } from '../src/workflows/report/monthly-performance-report.js';
+import { parsePrometheusText } from '../src/activities/faults/prometheus-text.js';
+import { snapshotFrom, windowBetween } from '../src/activities/faults/window.js';
 import { expectedFigures, monthTotals, prometheusWithMonth, readPng, type PrivatePrometheus } from './support/prometheus.js';
 import { freePort, PG, scratchDatabase, tempDir } from './support/services.js';
 import { alertReceiver, startDevServer, testConfig, workflowBundle } from './support/temporal.js';
@@ -74,7 +74,7 @@ describe('monthlyPerformanceReport (real Prometheus, dev server, Chromium)', () 
     const r = await run({ environment: 'production', requestedBy: 'test' }); // default month: the previous one
     assert.equal(r.month, month);
     near(r.figures.requests, want.requests, 0.01, 'requests');
-    // One meaning of "error" (src/http-errors.ts): 5xx over the users' requests; 4xx apart; scrapes of /metrics
+    // One meaning of "error" (src/common/http-errors.ts): 5xx over the users' requests; 4xx apart; scrapes of /metrics
     // (one in 15 failing here) counted nowhere.
     near(r.figures.errorPercent, want.errorPercent, 0.02, 'error rate (5xx)');
     // Fault detection, fed the same month's counters as the app's /metrics would show them, says the same.

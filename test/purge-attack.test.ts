@@ -1,5 +1,5 @@
 /**
- * Hostile tests of the batched purge (src/maintenance/purge.ts) on real PostgreSQL: the app writing while it runs
+ * Hostile tests of the batched purge (src/activities/maintenance/purge.ts) on real PostgreSQL: the app writing while it runs
  * (titles, updated_at bumps held in open transactions, its own deletes, new messages for idle sessions, created_at
  * edits, updates that move rows to other pages), the purge's session terminated mid-batch and mid-VACUUM and the run
  * stopped between the phases, the VACUUM's skip paths (a conflicting lock, a concurrent CREATE INDEX CONCURRENTLY, a
@@ -10,8 +10,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createPostgresMaintenanceActivities } from '../src/activities/postgres-maintenance.js';
-import { purgeExpired, type PurgeOptions, type PurgeResult, type PurgeRules } from '../src/maintenance/purge.js';
+import { createPostgresMaintenanceActivities } from '../src/activities/maintenance/postgres-maintenance.js';
+import { purgeExpired, type PurgeOptions, type PurgeResult, type PurgeRules } from '../src/activities/maintenance/purge.js';
 import { purgeFixture, survivors, withDb } from './support/maintenance-fixture.js';
 import { PG, tempDir, waitFor } from './support/services.js';
 import { testConfig } from './support/temporal.js';

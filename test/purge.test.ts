@@ -1,5 +1,5 @@
 /**
- * The batched purge itself (src/maintenance/purge.ts) on real PostgreSQL, at the edges of its key walks: the nil and
+ * The batched purge itself (src/activities/maintenance/purge.ts) on real PostgreSQL, at the edges of its key walks: the nil and
  * the highest uuid, message ids that are negative, zero, far apart or near the top of bigint, a message written after
  * the messages phase fixed its bound, a run stopped between batches and resumed, a run called again after it
  * finished, and empty tables. The expected result is always the guide's two DELETE statements run on an identical
@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { purgeExpired, type PurgeRules } from '../src/maintenance/purge.js';
+import { purgeExpired, type PurgeRules } from '../src/activities/maintenance/purge.js';
 import { copyDatabase, dropDb, runGuidePurge, withDb } from './support/maintenance-fixture.js';
 import { PG, scratchDatabase } from './support/services.js';
 

@@ -7,7 +7,7 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { randomBytes } from 'node:crypto';
-import { AesGcmCodec } from '../src/codec.js';
+import { AesGcmCodec } from '../src/common/codec.js';
 import { ROOT } from './support/services.js';
 import { workflowBundle } from './support/temporal.js';
 

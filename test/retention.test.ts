@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { makeBackupId } from '../src/backup/ids.js';
-import { MANIFEST_FILE, MANIFEST_FORMAT, type BackupManifest } from '../src/backup/manifest.js';
-import { applyRetention, planRetention, scanBackups, type RetentionCandidate, type RetentionPlan } from '../src/backup/retention.js';
+import { makeBackupId } from '../src/activities/backup/ids.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT, type BackupManifest } from '../src/activities/backup/manifest.js';
+import { applyRetention, planRetention, scanBackups, type RetentionCandidate, type RetentionPlan } from '../src/activities/backup/retention.js';
 import { tempDir } from './support/services.js';
 
 const DAY = 24 * 60 * 60 * 1000;

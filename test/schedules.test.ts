@@ -10,7 +10,7 @@ import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { applySchedules, listSchedules } from '../src/schedules.js';
 import { createWorker } from '../src/worker.js';
-import type { HealthReport } from '../src/workflows/daily-health-check.js';
+import type { HealthReport } from '../src/workflows/health/daily-health-check.js';
 import { ROOT, tempDir, waitFor } from './support/services.js';
 import { startDevServer, temporalBinary, testConfig, testConfigYaml, workflowBundle, type TestConfigOptions } from './support/temporal.js';
 

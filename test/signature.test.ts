@@ -1,9 +1,9 @@
 /** Manifest signatures on their own: canonical form, tampering, unknown keys, rotation, short keys. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { makeBackupId } from '../src/backup/ids.js';
-import { MANIFEST_FORMAT, manifestSchema, type BackupManifest } from '../src/backup/manifest.js';
-import { canonicalJson, keyId, SignatureError, SigningKeyError, signingKeys, signManifest, verifyManifest, type SigningKeys } from '../src/backup/signature.js';
+import { makeBackupId } from '../src/activities/backup/ids.js';
+import { MANIFEST_FORMAT, manifestSchema, type BackupManifest } from '../src/activities/backup/manifest.js';
+import { canonicalJson, keyId, SignatureError, SigningKeyError, signingKeys, signManifest, verifyManifest, type SigningKeys } from '../src/activities/backup/signature.js';
 
 const key = (k: string) => ({ variable: 'TEST', id: keyId(Buffer.from(k)), key: Buffer.from(k) });
 const keys = (current: string, ...previous: string[]): SigningKeys => ({ current: key(current), previous: previous.map(key) });

@@ -10,10 +10,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { execa, execaSync } from 'execa';
-import { checkTree, extractArchive, listArchive, openPlainFile } from '../src/backup/archive-check.js';
-import type { CompressionProgram } from '../src/backup/manifest.js';
-import { MemberPolicy } from '../src/backup/member-policy.js';
-import { CorruptArchiveError, TarParser, UnsafeArchiveError, type TarMember } from '../src/backup/tar-members.js';
+import { checkTree, extractArchive, listArchive, openPlainFile } from '../src/activities/backup/archive-check.js';
+import type { CompressionProgram } from '../src/activities/backup/manifest.js';
+import { MemberPolicy } from '../src/activities/backup/member-policy.js';
+import { CorruptArchiveError, TarParser, UnsafeArchiveError, type TarMember } from '../src/activities/backup/tar-members.js';
 import { tempDir } from './support/services.js';
 import { craftTar, type CraftedEntry } from './support/tar-craft.js';
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { parse as parseYaml, stringify } from 'yaml';
-import { resolveTemporalSettings, type TemporalConfig } from '../src/temporal-config.js';
+import { resolveTemporalSettings, type TemporalConfig } from '../src/common/temporal-config.js';
 import { freePort, PG, ROOT, scratchDatabase, tempDir, waitFor } from './support/services.js';
 import { temporalBinary, testConfigYaml } from './support/temporal.js';
 import { makeCerts, startRealServer, type RealServer, type TestCerts } from './support/temporal-server.js';

@@ -1,7 +1,7 @@
-/** The schedules of the loops that can wait for hours (src/workflows/waits.ts): bounded however long the wait. */
+/** The schedules of the loops that can wait for hours (src/workflows/common/waits.ts): bounded however long the wait. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { bakeIntervalMs, busyRetryDelay, exclusionPollMs, MAX_BAKE_SAMPLES, MAX_EXCLUSION_CHECKS } from '../src/workflows/waits.js';
+import { bakeIntervalMs, busyRetryDelay, exclusionPollMs, MAX_BAKE_SAMPLES, MAX_EXCLUSION_CHECKS } from '../src/workflows/common/waits.js';
 
 const H = 3600_000;
 

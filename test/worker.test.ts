@@ -16,7 +16,7 @@ import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/config.js';
 import { createWorker } from '../src/worker.js';
-import type { BackupResult } from '../src/workflows/backup.js';
+import type { BackupResult } from '../src/workflows/backup/backup.js';
 import { seedFixture, type Fixture } from './support/backup-fixture.js';
 import { freePort, PG, ROOT, waitFor } from './support/services.js';
 import { startDevServer, testConfigYaml, workflowBundle } from './support/temporal.js';

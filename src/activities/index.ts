@@ -1,52 +1,33 @@
-/** All activities, built from one validated config; the worker registers the result of {@link createActivities}. */
+/**
+ * All activities, built from one validated config; the worker registers the result of {@link createActivities}:
+ * the union of every feature's activities (each feature's workflows proxy only their own interface).
+ */
 import type { OpsConfig } from '../config.js';
-import { createBackupActivities } from './backup.js';
-import { createCommandActivities } from './commands.js';
-import { createDockerActivities } from './docker.js';
-import { createEnvironmentActivities } from './environment.js';
-import { createFrontActivities } from './front.js';
-import { createFrontSwitchActivities } from './front-switch.js';
-import { createReleaseActivities } from './release.js';
-import { createReleaseCheckActivities } from './release-checks.js';
-import { createHostActivities } from './host.js';
-import { createHostCleanupActivities } from './host-cleanup.js';
-import { createHttpHealthActivities } from './http-health.js';
-import { createNotifyActivities } from './notify.js';
-import { createPostgresMaintenanceActivities } from './postgres-maintenance.js';
-import { createTemporalActivities } from './temporal.js';
-import { createAlertActivities } from './alerts.js';
-import { createAppMetricsActivities } from './app-metrics.js';
-import { createContainerActivities } from './containers.js';
-import { createLogMonitorActivities } from './log-monitor.js';
-import { createRedisCacheActivities } from './redis-cache.js';
-import { createPrometheusActivities } from './prometheus.js';
-import { createReportFileActivities } from './report-files.js';
-import { createRestorePreviewActivities } from './restore-preview.js';
+import { backupActivities } from './backup/index.js';
+import { commonActivities } from './common/index.js';
+import { faultActivities } from './faults/index.js';
+import { healthActivities } from './health/index.js';
+import { maintenanceActivities } from './maintenance/index.js';
+import { releaseActivities } from './release/index.js';
+import { reportActivities } from './report/index.js';
+
+export type { BackupActivities } from './backup/index.js';
+export type { CommonActivities } from './common/index.js';
+export type { FaultActivities } from './faults/index.js';
+export type { HealthActivities } from './health/index.js';
+export type { MaintenanceActivities } from './maintenance/index.js';
+export type { ReleaseActivities } from './release/index.js';
+export type { ReportActivities } from './report/index.js';
 
 export function createActivities(cfg: OpsConfig) {
   return {
-    ...createEnvironmentActivities(cfg),
-    ...createDockerActivities(cfg),
-    ...createFrontActivities(cfg),
-    ...createFrontSwitchActivities(cfg),
-    ...createReleaseActivities(cfg),
-    ...createReleaseCheckActivities(cfg),
-    ...createCommandActivities(cfg),
-    ...createHttpHealthActivities(cfg),
-    ...createHostActivities(cfg),
-    ...createNotifyActivities(cfg),
-    ...createBackupActivities(cfg),
-    ...createPostgresMaintenanceActivities(cfg),
-    ...createTemporalActivities(cfg),
-    ...createHostCleanupActivities(cfg),
-    ...createAlertActivities(cfg),
-    ...createAppMetricsActivities(cfg),
-    ...createContainerActivities(cfg),
-    ...createLogMonitorActivities(cfg),
-    ...createRedisCacheActivities(cfg),
-    ...createPrometheusActivities(cfg),
-    ...createReportFileActivities(cfg),
-    ...createRestorePreviewActivities(cfg),
+    ...commonActivities(cfg),
+    ...healthActivities(cfg),
+    ...releaseActivities(cfg),
+    ...backupActivities(cfg),
+    ...maintenanceActivities(cfg),
+    ...faultActivities(cfg),
+    ...reportActivities(cfg),
   };
 }
 

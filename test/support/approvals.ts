@@ -3,7 +3,7 @@
  * query shows the subject and the gate id), then approve or reject naming that gate.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import type { ApprovalStatus, Decision, DecisionAnswer } from '../../src/workflows/approval.js';
+import type { ApprovalStatus, Decision, DecisionAnswer } from '../../src/workflows/common/approval.js';
 import { waitFor } from './services.js';
 import { executeUpdateRetrying } from '../../src/update-retry.js';
 

@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { parseConfig, type OpsConfig } from '../../src/config.js';
-import { upEnvironment, downEnvironment } from '../../src/deploy/bootstrap.js';
+import { upEnvironment, downEnvironment } from '../../src/activities/release/bootstrap.js';
 import { freePort, PG, ROOT, scratchDatabase, tempDir } from './services.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';

@@ -16,7 +16,7 @@ const ROUTES = [
   { route: '/api/chat', perSlot: 300, clientErrors: 3, serverErrors: (day: number) => (day % 4) * 4 },
   { route: '/api/sessions', perSlot: 150, clientErrors: 1, serverErrors: () => 0 },
   { route: '/health', perSlot: 60, clientErrors: 0, serverErrors: () => 0 },
-  // Prometheus' own scrapes, one in 15 failing: not user traffic, counted nowhere (src/http-errors.ts).
+  // Prometheus' own scrapes, one in 15 failing: not user traffic, counted nowhere (src/common/http-errors.ts).
   { route: '/metrics', perSlot: 15, clientErrors: 0, serverErrors: () => 1, scrape: true },
 ];
 const USER_ROUTES = ROUTES.filter((r) => !('scrape' in r));

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { createWorker } from '../../src/worker.js';
-import type { ApprovalStatus } from '../../src/workflows/approval.js';
+import type { ApprovalStatus } from '../../src/workflows/common/approval.js';
 import { startDeployFixture } from './deploy-fixture.js';
 import { ROOT } from './services.js';
 import { alertReceiver, startDevServer, temporalBinary, workflowBundle } from './temporal.js';

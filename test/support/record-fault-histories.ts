@@ -6,9 +6,9 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { alertWorkflowId } from '../../src/fault/faults.js';
-import { alertStateQuery } from '../../src/workflows/alert-lifecycle.js';
-import { faultDetection } from '../../src/workflows/fault-detection.js';
+import { alertWorkflowId } from '../../src/activities/faults/faults.js';
+import { alertStateQuery } from '../../src/workflows/faults/shared.js';
+import { faultDetection } from '../../src/workflows/faults/fault-detection.js';
 import { faultFixture } from './fault-fixture.js';
 import { ROOT, waitFor } from './services.js';
 

@@ -10,7 +10,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import type { ApprovalStatus } from '../../src/workflows/approval.js';
+import type { ApprovalStatus } from '../../src/workflows/common/approval.js';
 import { sql, startDeployStack } from './deploy-fixture.js';
 import { ROOT } from './services.js';
 import { temporalBinary } from './temporal.js';

@@ -10,8 +10,8 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { dataWorkflowId, releaseWorkflowId } from '../../src/names.js';
-import type { ApprovalStatus } from '../../src/workflows/approval.js';
+import { dataWorkflowId, releaseWorkflowId } from '../../src/common/names.js';
+import type { ApprovalStatus } from '../../src/workflows/common/approval.js';
 import { startDeployStack } from './deploy-fixture.js';
 import { ROOT } from './services.js';
 import { temporalBinary } from './temporal.js';

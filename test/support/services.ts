@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import pg from 'pg';
-import { dropDatabase } from '../../src/backup/postgres.js';
+import { dropDatabase } from '../../src/activities/backup/postgres.js';
 
 /** The repository root, found from this file whether it runs from test/ or dist/test/. */
 export const ROOT = (() => {

@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { ALL_SEARCH_ATTRIBUTES } from '../../src/search-attributes.js';
+import { ALL_SEARCH_ATTRIBUTES } from '../../src/common/search-attributes.js';
 import { ROOT, waitFor } from './services.js';
 import { temporalBinary } from './temporal.js';
 

@@ -15,7 +15,7 @@ import type { WorkflowBundle } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { parseConfig, type OpsConfig } from '../../src/config.js';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
-import { ALL_SEARCH_ATTRIBUTES } from '../../src/search-attributes.js';
+import { ALL_SEARCH_ATTRIBUTES } from '../../src/common/search-attributes.js';
 import { loadWorkflowBundle } from '../../src/workflow-bundle.js';
 import { ROOT } from './services.js';
 

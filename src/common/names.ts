@@ -1,0 +1,24 @@
+/**
+ * Name rules shared by the config (worker side) and workflow input validation (workflow side); no imports,
+ * so the workflow bundle can use them.
+ */
+
+/** Environment names double as workflow-id and compose-project parts, so they are kept shell- and path-safe. */
+export const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+/**
+ * Backups and restores of one environment share this workflow id, so they never run at the same time: a second
+ * start is refused by Temporal while one is running (the id is a business key, not a lock file).
+ */
+export function dataWorkflowId(environment: string): string {
+  return `llmchat-data-${environment}`;
+}
+
+/**
+ * Deploys and rollbacks of one environment share this workflow id: one release at a time per environment.
+ * The release store's lease (src/activities/release/release-store.ts) enforces the same where the data is, for runs started
+ * under any other id.
+ */
+export function releaseWorkflowId(environment: string): string {
+  return `llmchat-release-${environment}`;
+}
