@@ -25,7 +25,7 @@ import { openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { freePort, PG, ROOT, waitFor } from './support/services.js';
 import { startDevServer, temporalBinary, testConfigYaml, workflowBundle } from './support/temporal.js';
-import { executeUpdateRetrying } from '../src/update-retry.js';
+import { executeUpdateRetrying } from '../src/common/update-retry.js';
 
 const T = { timeout: 300_000 };
 const DATA_ID = dataWorkflowId('production');

@@ -25,7 +25,7 @@ import { openGate } from './support/approvals.js';
 import { query, seedFixture, tableDigests, type Fixture } from './support/backup-fixture.js';
 import { PG, waitFor } from './support/services.js';
 import { startDevServer, testConfig, workflowBundle } from './support/temporal.js';
-import { executeUpdateRetrying } from '../src/update-retry.js';
+import { executeUpdateRetrying } from '../src/common/update-retry.js';
 
 const T = { timeout: 240_000 };
 

@@ -28,7 +28,7 @@ import { failureOf, hasTokenCount, levelOf, sql, migrateTo, servingVersion, star
 import { openGate } from './support/approvals.js';
 import { ROOT, waitFor } from './support/services.js';
 import { alertReceiver, resetBefore } from './support/temporal.js';
-import { executeUpdateRetrying } from '../src/update-retry.js';
+import { executeUpdateRetrying } from '../src/common/update-retry.js';
 
 const T = { timeout: 300_000 };
 const RELEASE = releaseWorkflowId('production');

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { ServiceError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { executeUpdateRetrying, isUpdateAbortedByTaskFailure } from '../src/update-retry.js';
+import { executeUpdateRetrying, isUpdateAbortedByTaskFailure } from '../src/common/update-retry.js';
 import { finishUpdate, pingSignal } from './support/update-race-workflows.js';
 import { startDevServer } from './support/temporal.js';
 

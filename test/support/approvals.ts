@@ -5,7 +5,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../../src/workflows/common/approval.js';
 import { waitFor } from './services.js';
-import { executeUpdateRetrying } from '../../src/update-retry.js';
+import { executeUpdateRetrying } from '../../src/common/update-retry.js';
 
 export type GateKind = 'restore' | 'db-rollback';
 
