@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import { signalFaultDetection } from './activities/alerts.js';
-import { getEnvironment, type OpsConfig } from './config.js';
+import { getEnvironment, type OpsConfig } from './common/config/index.js';
 import { alertWorkflowId } from './fault/faults.js';
 import { ENVIRONMENT_NAME } from './names.js';
 import type { AlertState } from './workflows/alert-lifecycle.js';

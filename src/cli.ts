@@ -17,7 +17,7 @@ import type { BackupResult } from './workflows/backup.js';
 import type { ImportSummary } from './activities/backup-import.js';
 import type { RestoreOutcome, RestoreStatus } from './workflows/restore.js';
 import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from './workflows/approval.js';
-import { configPath, loadConfig, getEnvironment, type OpsConfig } from './config.js';
+import { configPath, loadConfig, getEnvironment, type OpsConfig } from './common/config/index.js';
 import { connectClient, workflowIds } from './client.js';
 import { temporalOf } from './temporal-connection.js';
 import { addReleaseCommands } from './cli-release.js';

@@ -15,7 +15,7 @@ import {
 import { Client, type Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.js';
 import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './alertmanager-receiver.js';
-import { configPath, loadConfig, type OpsConfig } from './config.js';
+import { configPath, loadConfig, type OpsConfig } from './common/config/index.js';
 import { ownWorkflowsOnly } from './activities/caller-guard.js';
 import { claimDataHost } from './data-host.js';
 import { dataConverterFromConfig } from './codec.js';

@@ -13,7 +13,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { projectContainers, slotProject } from '../src/activities/docker.js';
 import { readReleases } from '../src/deploy/release-store.js';
-import { getEnvironment } from '../src/config.js';
+import { getEnvironment } from '../src/common/config/index.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release-steps.js';
 import { failureOf, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';

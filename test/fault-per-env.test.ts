@@ -16,7 +16,7 @@ import { execa } from 'execa';
 import { parse } from 'yaml';
 import { startAlertmanagerReceiver, type AlertmanagerReceiver } from '../src/alertmanager-receiver.js';
 import { main } from '../src/cli.js';
-import { loadConfig, parseConfig } from '../src/config.js';
+import { loadConfig, parseConfig } from '../src/common/config/index.js';
 import { alertWorkflowId } from '../src/fault/faults.js';
 import { RequestedByKey } from '../src/search-attributes.js';
 import { acknowledgeAlertSignal, alertLifecycle, alertStateQuery, faultClearedSignal, faultReportedSignal, type FaultReport } from '../src/workflows/alert-lifecycle.js';

@@ -13,7 +13,7 @@ import { parsePrometheusText } from '../src/fault/prometheus-text.js';
 import { histogramQuantile, snapshotFrom, windowBetween } from '../src/fault/window.js';
 import { parseAppMetrics } from '../src/deploy/metrics.js';
 import { isClientError, isServerError, PROMQL_SERVER_ERRORS, PROMQL_USER_TRAFFIC } from '../src/http-errors.js';
-import { parseConfig } from '../src/config.js';
+import { parseConfig } from '../src/common/config/index.js';
 import { alertmanagerRequester, planRuns } from '../src/alertmanager-receiver.js';
 import { requireRequestedBy } from '../src/workflows/inputs.js';
 import { parseAlertRef } from '../src/cli-alerts.js';

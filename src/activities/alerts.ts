@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { getEnvironment, type FaultThresholds, type OpsConfig } from '../config.js';
+import { getEnvironment, type FaultThresholds, type OpsConfig } from '../common/config/index.js';
 import { alertWorkflowId, faultDetectionRunId } from '../fault/faults.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from '../search-attributes.js';
 import type { FaultDetectionReport } from '../workflows/fault-detection.js';

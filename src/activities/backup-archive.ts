@@ -5,7 +5,7 @@
 import { refuseDuringRelease } from './temporal.js';
 import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { getEnvironment, type OpsConfig } from '../config.js';
+import { getEnvironment, type OpsConfig } from '../common/config/index.js';
 import { parseBackupId, parseKind, parseTarget, type FileKind } from '../backup/ids.js';
 import { PARTIAL_SUFFIX, type Artifact } from '../backup/manifest.js';
 import {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../config.js';
+import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../common/config/index.js';
 import { parseBackupId, parseTarget } from '../backup/ids.js';
 import { PARTIAL_SUFFIX, type Artifact, type BackupManifest, type Verification } from '../backup/manifest.js';
 import {

@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import { dockerode } from '../lazy-modules.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../config.js';
+import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../common/config/index.js';
 import type { ContainerState } from '../fault/faults.js';
 import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from '../fault/state-file.js';
 import { findServingAppContainers } from './docker.js';

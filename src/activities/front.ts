@@ -1,5 +1,5 @@
 /** The nginx front of blue/green environments (src/deploy/front.ts does the nginx work). */
-import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../config.js';
+import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../common/config/index.js';
 import { applyFront, configuredUpstream, freshGet, frontPid, frontSpec, type FrontSpec } from '../deploy/front.js';
 import type { SlotName } from '../deploy/release-store.js';
 import { guarded, permanent } from './activity-support.js';

@@ -1,5 +1,5 @@
 /** All activities, built from one validated config; the worker registers the result of {@link createActivities}. */
-import type { OpsConfig } from '../config.js';
+import type { OpsConfig } from '../common/config/index.js';
 import { createBackupActivities } from './backup.js';
 import { createCommandActivities } from './commands.js';
 import { createDockerActivities } from './docker.js';

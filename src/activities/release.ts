@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { describeRecord, readSwitchRecord } from '../deploy/front-switch.js';
-import { getEnvironment, type OpsConfig } from '../config.js';
+import { getEnvironment, type OpsConfig } from '../common/config/index.js';
 import { addHistory, readReleases, updateReleases, type Release, type ReleaseHistoryEntry, type ReleaseOutcome, type ReleaseState, type SlotName } from '../deploy/release-store.js';
 import { checkFrontDrift, type FrontDrift } from '../deploy/front-drift.js';
 import { renderedFor } from '../deploy/front.js';

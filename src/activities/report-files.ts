@@ -1,7 +1,7 @@
 /** Host activity of the monthly report: renders it (src/report/render.ts) and writes both files atomically. */
 import { mkdir, open, rename } from 'node:fs/promises';
 import path from 'node:path';
-import type { OpsConfig } from '../config.js';
+import type { OpsConfig } from '../common/config/index.js';
 import type { DatabasePerformance, PerformanceAnalysis, PerformanceFigures } from '../report/analysis.js';
 import { renderHtml, renderMarkdown } from '../report/render.js';
 

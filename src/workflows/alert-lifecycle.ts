@@ -21,7 +21,7 @@ import {
   workflowInfo,
   allHandlersFinished,
 } from '@temporalio/workflow';
-import type { Severity } from '../config.js';
+import type { Severity } from '../common/config/index.js';
 import type { Activities } from '../activities/index.js';
 import type { Alert } from '../health.js';
 import { EnvironmentKey, OperationKey, OutcomeKey } from '../search-attributes.js';

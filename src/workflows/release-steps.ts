@@ -22,7 +22,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import type { ReleasePlan } from '../activities/release.js';
 import type { Release, ReleaseOutcome, SlotName } from '../deploy/release-store.js';
-import type { Severity } from '../config.js';
+import type { Severity } from '../common/config/index.js';
 import type { Alert } from '../health.js';
 import { dataWorkflowId } from '../names.js';
 import { OutcomeKey } from '../search-attributes.js';
