@@ -20,6 +20,10 @@ const DAYS = /sun|mon|tue|wed|thu|fri|sat/gi;
 /** Days of each month (1-based), February counting the 29th of leap years. */
 const MONTH_DAYS = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
+function neverRuns(fields: string[]): string {
+  return `never runs: no month in "${fields[3]}" has a day "${fields[2]}"`;
+}
+
 /** Why a cron expression is refused, or undefined when Temporal and cron-parser both read it the same way. */
 export function cronProblem(cron: string): string | undefined {
   if (!/^\S+( \S+){4}$/.test(cron)) return 'must be a five-field cron expression (minute hour day-of-month month day-of-week)';
@@ -35,12 +39,15 @@ export function cronProblem(cron: string): string | undefined {
   try {
     parsed = CronExpressionParser.parse(cron, { strict: false });
   } catch (err) {
-    return `not a valid cron expression: ${(err as Error).message}`;
+    const message = (err as Error).message;
+    // cron-parser refuses some never-existing dates itself ("Invalid explicit day of month definition").
+    if (/day of month definition/i.test(message)) return neverRuns(fields);
+    return `not a valid cron expression: ${message}`;
   }
   const dom = parsed.fields.dayOfMonth.values.filter((d) => typeof d === 'number').map(Number);
   const months = parsed.fields.month.values.map(Number);
   if (!months.some((m) => dom.some((d) => d <= (MONTH_DAYS[m] ?? 0)))) {
-    return `never runs: no month in "${fields[3]}" has day "${fields[2]}"`;
+    return neverRuns(fields);
   }
   return undefined;
 }
