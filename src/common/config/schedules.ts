@@ -7,7 +7,9 @@
  * (`jan`, `mon`); day-of-week 0 and 7 are Sunday. The expression is parsed by cron-parser when the config loads
  * (`config check`, the worker's start, `schedules apply`): out-of-range values, reversed ranges, zero steps and
  * dates that never exist (`0 8 31 2 *`) are refused. The extensions `L`, `W`, `#`, `?` and `H`, `@daily`-style
- * macros and second/year fields are refused: Temporal's schedule specs do not read them the way other crons do.
+ * macros and second/year fields are refused: Temporal's schedule specs do not read them the way other crons do
+ * (Temporal 1.32 refuses L, W, ? and H only when the schedule is created, reads `1#2` as every Monday with the
+ * comment "2", and accepts `0 8 31 2 *` as a schedule that never fires).
  * Note that Temporal requires BOTH day-of-month and day-of-week when both are restricted (`0 3 1-7 * mon` = the
  * first Monday), where classic cron runs on either.
  */
