@@ -36,7 +36,7 @@ export function durationMs(fallback: string, range: { min?: string; max?: string
   const min = range.min === undefined ? 0 : (parseDuration(range.min) as number);
   const max = range.max === undefined ? Infinity : (parseDuration(range.max) as number);
   return z
-    .string()
+    .string({ error: 'must be a duration string like 30s or 500ms (<number><unit>; a bare number has no unit here)' })
     .transform((text, ctx) => {
       const v = parseDuration(text);
       if (typeof v === 'string') {
@@ -66,7 +66,7 @@ export function durationIn<S extends z.ZodType<number, number>>(unit: keyof type
     if (/^\d+(\.\d+)?$/.test(input)) return Number(input);
     const v = parseDuration(input, KEY_UNITS[unit]);
     if (typeof v === 'string') {
-      ctx.addIssue({ code: 'custom', message: `must be a number of ${unit} or a duration: ${v.replace(/^must be /, '')}` });
+      ctx.addIssue({ code: 'custom', message: v.replace(/^must be a duration/, `must be a number of ${unit} or a duration`) });
       return z.NEVER;
     }
     return Math.round((v / KEY_UNIT[unit]) * 1e9) / 1e9;
