@@ -28,7 +28,7 @@ import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
-import { getEnvironment, type OpsConfig } from '../src/config.js';
+import { getEnvironment, type OpsConfig } from '../src/common/config/index.js';
 import { applyFront, freshGet, frontSpec } from '../src/activities/release/nginx-front.js';
 import { readReleases } from '../src/activities/release/release-store.js';
 import { createWorker } from '../src/worker.js';

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes the Prometheus and Alertmanager configuration that `scripts/services.sh up monitoring` runs, from
-// monitoring/'s files and the llmchat-ops config (the built dist/src/config.js reads it, with its ${VAR:-default}
+// monitoring/'s files and the llmchat-ops config (the built dist/src/common/config/index.js reads it, with its ${VAR:-default}
 // interpolation), so scrape targets and the receiver URL always match the config:
 //
 //   node scripts/monitoring-config.mjs --config ops.config.yaml --out <dir> [--token-file <path>]
@@ -31,7 +31,7 @@ const die = (msg) => {
 
 const { values } = parseArgs({ options: { config: { type: 'string' }, out: { type: 'string' }, 'token-file': { type: 'string' } } });
 if (!values.out) die('usage: monitoring-config.mjs --config <ops.config.yaml> --out <dir> [--token-file <path>]');
-const configModule = path.join(ROOT, 'dist/src/config.js');
+const configModule = path.join(ROOT, 'dist/src/common/config/index.js');
 if (!existsSync(configModule)) die(`${configModule} is missing: build first (npx tsc -p tsconfig.json)`);
 const { loadConfig, configPath } = await import(pathToFileURL(configModule).href);
 

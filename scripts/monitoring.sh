@@ -92,7 +92,7 @@ monitoring_up() {
   t0="$(now_ms)"
   monitoring_install || return 1
   mkdir -p "$MON_DIR/prometheus-data" "$MON_DIR/alertmanager-data" "$LOGS"
-  [[ -f "$ROOT/dist/src/config.js" ]] || (cd "$ROOT" && npx tsc -p tsconfig.json) ||
+  [[ -f "$ROOT/dist/src/common/config/index.js" ]] || (cd "$ROOT" && npx tsc -p tsconfig.json) ||
     { fail monitoring "building dist/ (for the config reader) failed"; return 1; }
   out="$(node "$ROOT/scripts/monitoring-config.mjs" --config "$MON_CONFIG" --out "$MON_DIR.new" --token-file "$MON_DIR/receiver.token" 2>&1)" ||
     { fail monitoring "could not write the configuration from $MON_CONFIG: $out"; rm -rf "$MON_DIR.new"; return 1; }

@@ -38,7 +38,7 @@ node bin/llmchat-ops.js config check --config "$CONFIG"
 step "Alertmanager receiver token"
 # The receiver authenticates Alertmanager with the token file the config names (ops.config.yaml:
 # .state/alertmanager-receiver.token): generated once, kept afterwards; Alertmanager sends it (credentials_file).
-token_file="$(node --input-type=module -e 'const { loadConfig } = await import(process.argv[1]); const f = loadConfig(process.argv[2]).alertmanagerReceiver.tokenFile; if (f) console.log(f);' "$ROOT/dist/src/config.js" "$CONFIG")"
+token_file="$(node --input-type=module -e 'const { loadConfig } = await import(process.argv[1]); const f = loadConfig(process.argv[2]).alertmanagerReceiver.tokenFile; if (f) console.log(f);' "$ROOT/dist/src/common/config/index.js" "$CONFIG")"
 if [[ -n "$token_file" ]]; then scripts/receiver-token.sh "$token_file"; else echo "alertmanagerReceiver.tokenFile not set: nothing to generate"; fi
 
 step "services"

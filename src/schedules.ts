@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Client, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleSummary } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import { configPath, loadConfig, type OpsConfig } from './config.js';
+import { configPath, loadConfig, type OpsConfig } from './common/config/index.js';
 import { connectClient } from './common/client.js';
 
 export interface ScheduleDefinition {

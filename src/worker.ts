@@ -15,7 +15,7 @@ import {
 import { Client, type Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.js';
 import { startAlertmanagerReceiver, type AlertmanagerReceiver } from './activities/faults/alertmanager-receiver.js';
-import { configPath, loadConfig, type OpsConfig } from './config.js';
+import { configPath, loadConfig, type OpsConfig } from './common/config/index.js';
 import { ownWorkflowsOnly } from './activities/common/caller-guard.js';
 import { claimDataHost } from './common/data-host.js';
 import { dataConverterFromConfig } from './common/codec.js';

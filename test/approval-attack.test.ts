@@ -14,7 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import type { BackupManifest } from '../src/activities/backup/manifest.js';
-import type { OpsConfig } from '../src/config.js';
+import type { OpsConfig } from '../src/common/config/index.js';
 import { OutcomeKey } from '../src/common/search-attributes.js';
 import { createWorker } from '../src/worker.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/common/approval.js';

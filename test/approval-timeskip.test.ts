@@ -13,7 +13,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import type { OpsConfig } from '../src/config.js';
+import type { OpsConfig } from '../src/common/config/index.js';
 import { createWorker } from '../src/worker.js';
 import type { ApprovalStatus } from '../src/workflows/common/approval.js';
 import type { BackupResult } from '../src/workflows/backup/backup.js';

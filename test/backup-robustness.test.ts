@@ -15,7 +15,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import type { Verification } from '../src/activities/backup/manifest.js';
-import { getEnvironment, type OpsConfig } from '../src/config.js';
+import { getEnvironment, type OpsConfig } from '../src/common/config/index.js';
 import { acquireDataLock, DataLockedError } from '../src/common/postgres/data-lock.js';
 import { createWorker } from '../src/worker.js';
 import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup/backup.js';

@@ -17,7 +17,7 @@ import type { ImportSummary } from '../src/activities/backup/backup-import.js';
 import { makeBackupId } from '../src/activities/backup/ids.js';
 import type { BackupManifest, CatalogueEntry } from '../src/activities/backup/manifest.js';
 import { keyId, signingKeys, signManifest } from '../src/activities/backup/signature.js';
-import type { OpsConfig } from '../src/config.js';
+import type { OpsConfig } from '../src/common/config/index.js';
 import type { BackupResult } from '../src/workflows/backup/backup.js';
 import { treeDigest, type Fixture } from './support/backup-fixture.js';
 import { startBackupStack, type BackupStack } from './support/backup-stack.js';

@@ -13,7 +13,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import type { BackupManifest } from '../src/activities/backup/manifest.js';
 import { signingKeys, signManifest } from '../src/activities/backup/signature.js';
-import type { OpsConfig } from '../src/config.js';
+import type { OpsConfig } from '../src/common/config/index.js';
 import { dataWorkflowId } from '../src/common/names.js';
 import type { BackupResult, ScheduledBackupResult } from '../src/workflows/backup/backup.js';
 import type { RestoreOutcome } from '../src/workflows/backup/restore.js';

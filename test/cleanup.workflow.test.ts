@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import type { OpsConfig } from '../src/config.js';
+import type { OpsConfig } from '../src/common/config/index.js';
 import { createWorker } from '../src/worker.js';
 import type { CleanupReport } from '../src/workflows/maintenance/weekly-cleanup.js';
 import { scratchDatabase, tempDir, PG } from './support/services.js';

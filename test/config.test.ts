@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, getEnvironment, loadConfig, parseConfig, resolveSecret, UnknownEnvironmentError, MissingSecretError } from '../src/config.js';
+import { ConfigError, getEnvironment, loadConfig, parseConfig, resolveSecret, UnknownEnvironmentError, MissingSecretError } from '../src/common/config/index.js';
 import { ROOT } from './support/services.js';
 
 describe('config', () => {

@@ -9,7 +9,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import type { OpsConfig } from '../src/config.js';
+import type { OpsConfig } from '../src/common/config/index.js';
 import { OutcomeKey } from '../src/common/search-attributes.js';
 import { createWorker } from '../src/worker.js';
 import { dailyHealthCheck, type HealthReport } from '../src/workflows/health/daily-health-check.js';

@@ -15,7 +15,7 @@ import { after, describe, it } from 'node:test';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import pg from 'pg';
 import { projectContainers, slotProject } from '../src/activities/release/docker.js';
-import { getEnvironment } from '../src/config.js';
+import { getEnvironment } from '../src/common/config/index.js';
 import { ALL_SEARCH_ATTRIBUTES } from '../src/common/search-attributes.js';
 import type { ApprovalStatus } from '../src/workflows/common/approval.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { projectContainers, slotProject } from '../src/activities/release/docker.js';
-import { getEnvironment } from '../src/config.js';
+import { getEnvironment } from '../src/common/config/index.js';
 import { readReleases } from '../src/activities/release/release-store.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';
 import type { ServingAnswer } from '../src/workflows/release/shared.js';

@@ -16,7 +16,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import pg from 'pg';
-import { getEnvironment } from '../src/config.js';
+import { getEnvironment } from '../src/common/config/index.js';
 import { readReleases } from '../src/activities/release/release-store.js';
 import { dataWorkflowId, releaseWorkflowId } from '../src/common/names.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/common/approval.js';

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { getEnvironment } from '../src/config.js';
+import { getEnvironment } from '../src/common/config/index.js';
 import { readReleases } from '../src/activities/release/release-store.js';
 import type { ApprovalStatus, Decision, DecisionAnswer } from '../src/workflows/common/approval.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { getEnvironment } from '../src/config.js';
+import { getEnvironment } from '../src/common/config/index.js';
 import { readReleases } from '../src/activities/release/release-store.js';
 import type { ApprovalStatus } from '../src/workflows/common/approval.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';

@@ -13,7 +13,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { projectContainers, slotProject } from '../src/activities/release/docker.js';
 import { readReleases } from '../src/activities/release/release-store.js';
-import { getEnvironment } from '../src/config.js';
+import { getEnvironment } from '../src/common/config/index.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';
 import type { ReleaseProgress } from '../src/workflows/release/shared.js';
 import { failureOf, requestLoop, servingVersion, startDeployStack, type DeployFixture, type DeployStack } from './support/deploy-fixture.js';

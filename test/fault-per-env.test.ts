@@ -16,7 +16,7 @@ import { execa } from 'execa';
 import { parse } from 'yaml';
 import { startAlertmanagerReceiver, type AlertmanagerReceiver } from '../src/activities/faults/alertmanager-receiver.js';
 import { main } from '../src/cli/index.js';
-import { loadConfig, parseConfig } from '../src/config.js';
+import { loadConfig, parseConfig } from '../src/common/config/index.js';
 import { alertWorkflowId } from '../src/activities/faults/faults.js';
 import { RequestedByKey } from '../src/common/search-attributes.js';
 import { acknowledgeAlertSignal, alertStateQuery, faultClearedSignal, faultReportedSignal, type FaultReport } from '../src/workflows/faults/shared.js';

@@ -13,7 +13,7 @@ import { parsePrometheusText } from '../src/activities/faults/prometheus-text.js
 import { histogramQuantile, snapshotFrom, windowBetween } from '../src/activities/faults/window.js';
 import { parseAppMetrics } from '../src/activities/release/metrics.js';
 import { isClientError, isServerError, PROMQL_SERVER_ERRORS, PROMQL_USER_TRAFFIC } from '../src/common/http-errors.js';
-import { parseConfig } from '../src/config.js';
+import { parseConfig } from '../src/common/config/index.js';
 import { alertmanagerRequester, planRuns } from '../src/activities/faults/alertmanager-receiver.js';
 import { requireRequestedBy } from '../src/workflows/common/inputs.js';
 import { parseAlertRef } from '../src/cli/faults.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { configSchema } from '../src/config.js';
+import { configSchema } from '../src/common/config/index.js';
 import { aggregateHealthStatus, evaluateHealth, type Measurements } from '../src/common/health.js';
 
 const thresholds = configSchema.shape.environments.valueType.shape.thresholds.parse(undefined);

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import type { OpsConfig } from '../src/config.js';
+import type { OpsConfig } from '../src/common/config/index.js';
 import { LockNotAcquiredError, retryOnLockTimeout, setLockTimeout } from '../src/activities/maintenance/lock-retry.js';
 import { createWorker } from '../src/worker.js';
 import type { OptimizationReport } from '../src/workflows/maintenance/database-optimization.js';

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { parseConfig, type OpsConfig } from '../src/config.js';
+import { parseConfig, type OpsConfig } from '../src/common/config/index.js';
 import { dataWorkflowId } from '../src/common/names.js';
 import { createWorker } from '../src/worker.js';
 import type { MaintenanceReport } from '../src/workflows/maintenance/weekly-database-maintenance.js';

@@ -14,7 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { createPrometheusActivities } from '../src/activities/report/prometheus.js';
-import type { OpsConfig } from '../src/config.js';
+import type { OpsConfig } from '../src/common/config/index.js';
 import { monthRange, previousMonth } from '../src/activities/report/analysis.js';
 import { CHART_COLOURS } from '../src/activities/report/render.js';
 import { createWorker } from '../src/worker.js';

@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import type { OpsConfig } from '../src/config.js';
+import type { OpsConfig } from '../src/common/config/index.js';
 import { dataWorkflowId, releaseWorkflowId } from '../src/common/names.js';
 import type { BackupResult } from '../src/workflows/backup/backup.js';
 import { approveAtGate } from './support/approvals.js';

@@ -15,7 +15,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { getEnvironment } from '../src/config.js';
+import { getEnvironment } from '../src/common/config/index.js';
 import { dataWorkflowId, releaseWorkflowId } from '../src/common/names.js';
 import type { DeployResult } from '../src/workflows/release/deploy.js';
 import { approveAtGate, gateOf, openGate } from './support/approvals.js';

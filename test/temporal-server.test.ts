@@ -16,7 +16,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify, parse as parseYaml } from 'yaml';
 import type { BackupResult } from '../src/workflows/backup/backup.js';
-import { parseConfig, type OpsConfig } from '../src/config.js';
+import { parseConfig, type OpsConfig } from '../src/common/config/index.js';
 import { createWorker } from '../src/worker.js';
 import { faultDetection } from '../src/workflows/faults/fault-detection.js';
 import { approveAtGate } from './support/approvals.js';

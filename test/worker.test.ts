@@ -14,7 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
-import { parseConfig } from '../src/config.js';
+import { parseConfig } from '../src/common/config/index.js';
 import { createWorker } from '../src/worker.js';
 import type { BackupResult } from '../src/workflows/backup/backup.js';
 import { seedFixture, type Fixture } from './support/backup-fixture.js';

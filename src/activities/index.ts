@@ -2,7 +2,7 @@
  * All activities, built from one validated config; the worker registers the result of {@link createActivities}:
  * the union of every feature's activities (each feature's workflows proxy only their own interface).
  */
-import type { OpsConfig } from '../config.js';
+import type { OpsConfig } from '../common/config/index.js';
 import { backupActivities } from './backup/index.js';
 import { commonActivities } from './common/index.js';
 import { faultActivities } from './faults/index.js';

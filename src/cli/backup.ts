@@ -13,7 +13,7 @@ import type { ImportSummary } from '../activities/backup/backup-import.js';
 import type { RestoreOutcome } from '../workflows/backup/restore.js';
 import type { RestoreStatus } from '../workflows/backup/shared.js';
 import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from '../workflows/common/approval.js';
-import { getEnvironment, type OpsConfig } from '../config.js';
+import { getEnvironment, type OpsConfig } from '../common/config/index.js';
 import { followProgress, mb, operator, printable, withClient } from './output.js';
 
 export function formatBackup(r: BackupResult): string {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { codecFromConfig } from '../common/codec.js';
 import { startCodecServer } from '../common/codec-server.js';
-import type { OpsConfig } from '../config.js';
+import type { OpsConfig } from '../common/config/index.js';
 
 export function addCodecCommands(program: Command, cfg: () => OpsConfig): void {
   program

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import { signalFaultDetection } from '../activities/faults/alerts.js';
-import { getEnvironment, type OpsConfig } from '../config.js';
+import { getEnvironment, type OpsConfig } from '../common/config/index.js';
 import { alertWorkflowId } from '../activities/faults/faults.js';
 import { ENVIRONMENT_NAME } from '../common/names.js';
 import type { AlertState } from '../workflows/faults/shared.js';

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { checkInput } from '../workflows/common/inputs.js';
 import { dailyHealthCheckInputSchema } from '../workflows/health/shared.js';
-import { getEnvironment, type OpsConfig } from '../config.js';
+import { getEnvironment, type OpsConfig } from '../common/config/index.js';
 import { workflowIds } from '../common/client.js';
 import type { HealthReport } from '../workflows/health/daily-health-check.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from '../common/search-attributes.js';

@@ -10,7 +10,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { configPath, loadConfig } from '../config.js';
+import { configPath, loadConfig } from '../common/config/index.js';
 import { temporalOf } from '../common/temporal-connection.js';
 import { addReleaseCommands } from './release.js';
 import { addMaintenanceCommands } from './maintenance.js';

@@ -5,7 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import { getEnvironment, type OpsConfig } from '../config.js';
+import { getEnvironment, type OpsConfig } from '../common/config/index.js';
 import type { CleanupReport } from '../workflows/maintenance/weekly-cleanup.js';
 import type { MaintenanceReport } from '../workflows/maintenance/weekly-database-maintenance.js';
 import type { OptimizationReport } from '../workflows/maintenance/database-optimization.js';

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { type OpsConfig } from '../config.js';
+import { type OpsConfig } from '../common/config/index.js';
 import { connectClient } from '../common/client.js';
 
 export function mb(bytes: number): string {

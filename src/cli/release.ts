@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { getEnvironment, type OpsConfig } from '../config.js';
+import { getEnvironment, type OpsConfig } from '../common/config/index.js';
 import { downEnvironment, upEnvironment } from '../activities/release/bootstrap.js';
 import type { ReleaseOutcome, ReleaseState } from '../activities/release/release-store.js';
 import { parseVersion } from '../activities/release/version.js';

@@ -1,6 +1,6 @@
 /** `llmchat-ops schedules apply|list`: the Temporal Schedules that replace the guide's cron jobs. */
 import { Command } from 'commander';
-import { type OpsConfig } from '../config.js';
+import { type OpsConfig } from '../common/config/index.js';
 import { applySchedules, formatApplyResult, formatScheduleSummary, listSchedules } from '../schedules.js';
 import { withClient } from './output.js';
 

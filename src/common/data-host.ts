@@ -11,7 +11,7 @@
  * then, the worker shuts down. A server unreachable at start is reported and skipped (the worker still starts:
  * its data activities fail and retry until the server is back).
  */
-import type { OpsConfig } from '../config.js';
+import type { OpsConfig } from './config/index.js';
 import { acquireDataLock, type DataLock } from './postgres/data-lock.js';
 
 export class DataHostConflictError extends Error {

@@ -2,7 +2,7 @@
  * Health vocabulary and the guide's policy, as pure functions: activities measure, this module judges.
  * Imported by workflow code, so it must stay deterministic (no I/O, clocks or randomness).
  */
-import type { Severity, Thresholds } from '../config.js';
+import type { Severity, Thresholds } from './config/index.js';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 export type CheckStatus = 'healthy' | 'warning' | 'unhealthy';

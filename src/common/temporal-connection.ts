@@ -9,7 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { dataConverterFromConfig } from './codec.js';
-import type { OpsConfig } from '../config.js';
+import type { OpsConfig } from './config/index.js';
 import { resolveTemporalSettings, type TemporalSettings } from './temporal-config.js';
 
 export class TemporalConnectionError extends Error {

@@ -4,7 +4,7 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import type { OpsConfig } from '../../src/config.js';
+import type { OpsConfig } from '../../src/common/config/index.js';
 import { createWorker } from '../../src/worker.js';
 import { seedFixture, type Fixture } from './backup-fixture.js';
 import { startDevServer, testConfig, workflowBundle } from './temporal.js';

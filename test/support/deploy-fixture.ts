@@ -10,7 +10,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { execa } from 'execa';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
-import { parseConfig, type OpsConfig } from '../../src/config.js';
+import { parseConfig, type OpsConfig } from '../../src/common/config/index.js';
 import { upEnvironment, downEnvironment } from '../../src/activities/release/bootstrap.js';
 import { freePort, PG, ROOT, scratchDatabase, tempDir } from './services.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';

@@ -9,7 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { SMTPServer } from 'smtp-server';
 import { parse, stringify } from 'yaml';
-import { parseConfig, type OpsConfig } from '../../src/config.js';
+import { parseConfig, type OpsConfig } from '../../src/common/config/index.js';
 import { createWorker } from '../../src/worker.js';
 import { startAppContainer, type AppContainer } from './app-container.js';
 import { privateRedis, ROOT, scratchDatabase, tempDir } from './services.js';

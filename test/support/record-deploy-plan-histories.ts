@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
-import { getEnvironment } from '../../src/config.js';
+import { getEnvironment } from '../../src/common/config/index.js';
 import { createWorker } from '../../src/worker.js';
 import { startDeployFixture } from './deploy-fixture.js';
 import { ROOT } from './services.js';

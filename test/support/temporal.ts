@@ -13,7 +13,7 @@ import type { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundle } from '@temporalio/worker';
 import { stringify } from 'yaml';
-import { parseConfig, type OpsConfig } from '../../src/config.js';
+import { parseConfig, type OpsConfig } from '../../src/common/config/index.js';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes.js';
 import { ALL_SEARCH_ATTRIBUTES } from '../../src/common/search-attributes.js';
 import { loadWorkflowBundle } from '../../src/workflow-bundle.js';

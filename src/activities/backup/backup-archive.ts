@@ -5,7 +5,7 @@
 import { refuseDuringRelease } from '../common/temporal.js';
 import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { parseBackupId, parseKind, parseTarget, type FileKind } from './ids.js';
 import { PARTIAL_SUFFIX, type Artifact } from './manifest.js';
 import {

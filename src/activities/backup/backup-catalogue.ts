@@ -6,7 +6,7 @@
 import { refuseDuringRelease } from '../common/temporal.js';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { parseBackupId, parseKind, parseTarget, type BackupKind } from './ids.js';
 import {
   catalogueEntry,

@@ -3,7 +3,7 @@
  * inspected manifest with the current key. Only the file system under the environment's backups directory.
  */
 import { createHash } from 'node:crypto';
-import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
 import type { BackupKind } from './ids.js';
 import { MANIFEST_FILE, type BackupManifest } from './manifest.js';
 import { SignatureError, verifyManifest } from './signature.js';

@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Writable } from 'node:stream';
 import pg from 'pg';
-import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
 import { parseBackupId, parseTarget } from './ids.js';
 import { PARTIAL_SUFFIX, type Artifact, type Verification } from './manifest.js';
 import {

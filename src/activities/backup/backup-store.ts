@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { lstat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { BackupSettings, EnvironmentConfig, OpsConfig } from '../../config.js';
+import type { BackupSettings, EnvironmentConfig, OpsConfig } from '../../common/config/index.js';
 import { listArchive, openPlainFile } from './archive-check.js';
 import { parseBackupId, type BackupKind, type FileKind } from './ids.js';
 import { ManifestInvalidError, parseManifest, MANIFEST_FILE, type Artifact, type BackupManifest } from './manifest.js';

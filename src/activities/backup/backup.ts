@@ -10,7 +10,7 @@
  * restores into a new target touch no live data and take no lock. A restore waiting for approval holds no lock
  * (the lock lives only inside these activities), so it never holds up the nightly backup.
  */
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { withDataLock, type DataLockMode } from '../../common/postgres/data-lock.js';
 import { abortingOn, guarded, runningAs } from '../common/activity-support.js';
 import { createBackupArchiveActivities } from './backup-archive.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import { resolveSecret, type EnvironmentConfig } from '../../config.js';
+import { resolveSecret, type EnvironmentConfig } from '../../common/config/index.js';
 import { type Artifact, type BackupManifest } from './manifest.js';
 import {
   decompressStage,

@@ -1,5 +1,5 @@
 /** Backup, restore and import: PostgreSQL dumps and restores, file archives, the catalogue, and the restore preview. */
-import type { OpsConfig } from '../../config.js';
+import type { OpsConfig } from '../../common/config/index.js';
 import { createBackupActivities } from './backup.js';
 import { createRestorePreviewActivities } from './restore-preview.js';
 

@@ -4,7 +4,7 @@
  * the backup's manifest recorded in the dump's own snapshot. Reads only; never throws for an unreadable live
  * database — the loss is then reported as unknown, with why.
  */
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { parseKind, type BackupKind } from './ids.js';
 import { countRows, userTables } from './postgres.js';
 import { withPg } from '../../common/postgres/connect.js';

@@ -11,7 +11,7 @@
  * (node:crypto): workflows never see keys or signatures being made.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { resolveSecret, type BackupSettings } from '../../config.js';
+import { resolveSecret, type BackupSettings } from '../../common/config/index.js';
 import type { BackupManifest, ManifestSignature } from './manifest.js';
 
 /** Domain separation: a signature over a manifest can never be replayed as a signature over anything else. */

@@ -1,5 +1,5 @@
 /** What a workflow may know about an environment: names, thresholds and routes — never URLs with secrets. */
-import { getEnvironment, type Channel, type OpsConfig, type Severity, type Thresholds } from '../../config.js';
+import { getEnvironment, type Channel, type OpsConfig, type Severity, type Thresholds } from '../../common/config/index.js';
 import { permanentOnKnownErrors } from './failures.js';
 
 export interface EnvironmentSummary {

@@ -1,5 +1,5 @@
 /** Activities every runbook uses: the environment's policy, notifications, and Temporal itself (running conflicts). */
-import type { OpsConfig } from '../../config.js';
+import type { OpsConfig } from '../../common/config/index.js';
 import { createEnvironmentActivities } from './environment.js';
 import { createNotifyActivities } from './notify.js';
 import { createTemporalActivities } from './temporal.js';

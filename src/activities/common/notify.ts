@@ -4,7 +4,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { nodemailer } from '../../common/lazy-modules.js';
-import { resolveSecret, type Channel, type OpsConfig } from '../../config.js';
+import { resolveSecret, type Channel, type OpsConfig } from '../../common/config/index.js';
 import type { Alert } from '../../common/health.js';
 import { signWebhookBody } from '../../common/webhook-signature.js';
 import { permanentOnKnownErrors } from './failures.js';

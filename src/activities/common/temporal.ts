@@ -4,12 +4,12 @@
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { OpsConfig } from '../../config.js';
+import type { OpsConfig } from '../../common/config/index.js';
 import { dataWorkflowId, releaseWorkflowId } from '../../common/names.js';
 import { asFailure } from './failures.js';
 import { permanent } from './activity-support.js';
 import { RequestedByKey } from '../../common/search-attributes.js';
-import { getEnvironment } from '../../config.js';
+import { getEnvironment } from '../../common/config/index.js';
 
 export interface RunningOperation {
   workflowId: string;

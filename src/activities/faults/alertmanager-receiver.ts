@@ -12,7 +12,7 @@ import http from 'node:http';
 import type { Client } from '@temporalio/client';
 import type { MetricMeter } from '@temporalio/common';
 import { z } from 'zod';
-import { resolveSecret, type OpsConfig } from '../../config.js';
+import { resolveSecret, type OpsConfig } from '../../common/config/index.js';
 import { signalFaultDetection } from './alerts.js';
 import { faultDetectionRunId } from './faults.js';
 import { requireRequestedBy } from '../../workflows/common/inputs.js';

@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { getEnvironment, type FaultThresholds, type OpsConfig } from '../../config.js';
+import { getEnvironment, type FaultThresholds, type OpsConfig } from '../../common/config/index.js';
 import { alertWorkflowId, faultDetectionRunId } from './faults.js';
 import { EnvironmentKey, OperationKey, RequestedByKey } from '../../common/search-attributes.js';
 // The workflows are started by their type name (from shared.ts), so this module never imports workflow code.

@@ -1,5 +1,5 @@
 /** The app's Prometheus /metrics, turned into a window since the previous run (snapshot kept on the worker). */
-import { getEnvironment, stateDirOf, type OpsConfig } from '../../config.js';
+import { getEnvironment, stateDirOf, type OpsConfig } from '../../common/config/index.js';
 import type { MetricsReading } from './faults.js';
 import { parsePrometheusText } from './prometheus-text.js';
 import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from './state-file.js';

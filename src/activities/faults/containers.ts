@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import { dockerode } from '../../common/lazy-modules.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
 import type { ContainerState } from './faults.js';
 import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from './state-file.js';
 import { findServingAppContainers } from '../release/docker.js';

@@ -2,7 +2,7 @@
  * 故障检测 — the guide's fault-detection thresholds as pure functions: activities measure, this module judges.
  * Imported by workflow code: deterministic only (no I/O, clocks or randomness).
  */
-import type { FaultThresholds, Severity } from '../../config.js';
+import type { FaultThresholds, Severity } from '../../common/config/index.js';
 import type { EndpointProbe, FilesystemUsage, MemoryUsage } from '../../common/health.js';
 import type { LogWindowScan } from './log-cursor.js';
 import type { MetricsWindow } from './window.js';

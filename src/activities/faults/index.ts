@@ -1,5 +1,5 @@
 /** Fault detection and alerts: the alert workflows' Temporal side, app metrics, the container, watched logs and the Redis cache. */
-import type { OpsConfig } from '../../config.js';
+import type { OpsConfig } from '../../common/config/index.js';
 import { createAlertActivities } from './alerts.js';
 import { createAppMetricsActivities } from './app-metrics.js';
 import { createContainerActivities } from './containers.js';

@@ -1,7 +1,7 @@
 /** 日志监控 — the environment's log files, read incrementally from the offsets the previous run reached. */
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, stateDirOf, type OpsConfig } from '../../config.js';
+import { getEnvironment, stateDirOf, type OpsConfig } from '../../common/config/index.js';
 import { scanIncrementally, type LogCursor, type LogWindowScan } from './log-cursor.js';
 import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from './state-file.js';
 import { permanentOnKnownErrors } from '../common/failures.js';

@@ -4,7 +4,7 @@
  */
 import { ioredis } from '../../common/lazy-modules.js';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, resolveSecret, type OpsConfig } from '../../config.js';
+import { getEnvironment, resolveSecret, type OpsConfig } from '../../common/config/index.js';
 import { permanentOnKnownErrors } from '../common/failures.js';
 
 export interface FlushResult {

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import type { FilesystemUsage, LogScan, MemoryUsage } from '../../common/health.js';
 import { permanentOnKnownErrors } from '../common/failures.js';
 

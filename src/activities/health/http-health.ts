@@ -1,5 +1,5 @@
 /** The LLMChat backend's HTTP health endpoints, probed like the guide's `curl -f`. */
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { ENDPOINTS, type EndpointName, type EndpointProbe } from '../../common/health.js';
 import { permanentOnKnownErrors } from '../common/failures.js';
 

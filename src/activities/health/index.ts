@@ -1,5 +1,5 @@
 /** The daily health check's activities: HTTP probes of the app's endpoints, disk, memory and the app log on the host. */
-import type { OpsConfig } from '../../config.js';
+import type { OpsConfig } from '../../common/config/index.js';
 import { createHttpHealthActivities } from './http-health.js';
 import { createHostActivities } from './host.js';
 

@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { applyRetention, type RetentionResult } from '../backup/retention.js';
 import { cleanTree, globToRegExp, isLogName, UnsafeRootError, type CleanupCategory, type CleanupResult, type CleanupRule } from './cleanup.js';
 import { asFailure } from '../common/failures.js';

@@ -1,5 +1,5 @@
 /** Weekly maintenance, cleanup and optimization: PostgreSQL (purge, indexes, ANALYZE/VACUUM) and the host's files and packages. */
-import type { OpsConfig } from '../../config.js';
+import type { OpsConfig } from '../../common/config/index.js';
 import { createPostgresMaintenanceActivities } from './postgres-maintenance.js';
 import { createHostCleanupActivities } from './host-cleanup.js';
 

@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import pg from 'pg';
-import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
 import { purgeExpired, pruneProgress, type PhaseProgress, type PurgeResult } from './purge.js';
 import { dropInvalidLeftovers, reindexConcurrently, type LeftoverCleanup, type LockRunner, type ReindexOutcome } from './indexes.js';
 import { createIndexes, tableStats, type IndexCreation, type TableStats } from './indexes.js';

@@ -4,7 +4,7 @@
  * later deploy is never undone by it) or, with no record yet, the given version; for blue/green it also stops an
  * app still running in place (adoption: a one-time restart) and starts the front. Idempotent.
  */
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { composeDownSlot, createDockerActivities, projectContainers, slotProject } from './docker.js';
 import { waitHealthy } from './release-checks.js';
 import { frontOf } from './front.js';

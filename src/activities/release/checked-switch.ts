@@ -13,7 +13,7 @@ import { open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { replaceFileDurably } from '../../common/durable-file.js';
 import { z } from 'zod';
-import type { EnvironmentConfig } from '../../config.js';
+import type { EnvironmentConfig } from '../../common/config/index.js';
 import { ENDPOINTS } from '../../common/health.js';
 import { accessLog, applyFront, configuredUpstream, freshGet, type FrontSpec } from './nginx-front.js';
 

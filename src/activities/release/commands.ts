@@ -1,7 +1,7 @@
 /** The environment's configured host commands (the guide's `npm test` before a deploy), run as argument arrays. */
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { guarded, permanent, progress } from '../common/activity-support.js';
 
 export function createCommandActivities(cfg: OpsConfig) {

@@ -14,7 +14,7 @@ import { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { dockerode } from '../../common/lazy-modules.js';
 import { execa } from 'execa';
-import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
 import { readFile } from 'node:fs/promises';
 import { releaseFile, type SlotName } from './release-store.js';
 import { context, guarded, permanent, progress, token } from '../common/activity-support.js';

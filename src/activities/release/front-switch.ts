@@ -4,7 +4,7 @@
  * switch fails; `restoreFront` puts the front back on a slot after a switch that did not finish (the worker died)
  * or after a later step failed, and is safe to retry.
  */
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { applyFront } from './nginx-front.js';
 import { accessLogSize, checkThroughFront, clearSwitchRecord, describeRecord, failedSince, frontServes, putFrontBack, readSwitchRecord, writeSwitchRecord, type SlotRef } from './checked-switch.js';
 import { frontOf } from './front.js';

@@ -1,5 +1,5 @@
 /** The nginx front of blue/green environments (src/activities/release/nginx-front.ts does the nginx work). */
-import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
 import { applyFront, configuredUpstream, freshGet, frontPid, frontSpec, type FrontSpec } from './nginx-front.js';
 import type { SlotName } from './release-store.js';
 import { guarded, permanent } from '../common/activity-support.js';

@@ -1,5 +1,5 @@
 /** Deploy and rollback: images, migrations and slots (Docker), the nginx front, the release records, the release checks and tests. */
-import type { OpsConfig } from '../../config.js';
+import type { OpsConfig } from '../../common/config/index.js';
 import { createDockerActivities } from './docker.js';
 import { createFrontActivities } from './front.js';
 import { createFrontSwitchActivities } from './front-switch.js';

@@ -4,7 +4,7 @@
  * for the bake.
  */
 import { Context } from '@temporalio/activity';
-import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../config.js';
+import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
 import { parseAppMetrics, type AppMetricsSample } from './metrics.js';
 import { freshGet } from './nginx-front.js';
 import type { SlotName } from './release-store.js';

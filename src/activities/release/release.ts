@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { describeRecord, readSwitchRecord } from './checked-switch.js';
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { addHistory, readReleases, updateReleases, type Release, type ReleaseHistoryEntry, type ReleaseOutcome, type ReleaseState, type SlotName } from './release-store.js';
 import { checkFrontDrift, type FrontDrift } from './front-drift.js';
 import { renderedFor } from './nginx-front.js';

@@ -1,5 +1,5 @@
 /** The monthly performance report: Prometheus queries and the report files. */
-import type { OpsConfig } from '../../config.js';
+import type { OpsConfig } from '../../common/config/index.js';
 import { createPrometheusActivities } from './prometheus.js';
 import { createReportFileActivities } from './report-files.js';
 

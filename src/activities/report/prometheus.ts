@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import { getEnvironment, type OpsConfig } from '../../config.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { errorRatePercent, PROMQL_CLIENT_ERRORS, PROMQL_SERVER_ERRORS, PROMQL_USER_TRAFFIC } from '../../common/http-errors.js';
 import { monthRange, type DailyPoint, type PerformanceFigures } from './analysis.js';
 import { asFailure } from '../common/failures.js';

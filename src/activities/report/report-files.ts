@@ -1,7 +1,7 @@
 /** Host activity of the monthly report: renders it (src/activities/report/render.ts) and writes both files atomically. */
 import { mkdir, open, rename } from 'node:fs/promises';
 import path from 'node:path';
-import type { OpsConfig } from '../../config.js';
+import type { OpsConfig } from '../../common/config/index.js';
 import type { DatabasePerformance, PerformanceAnalysis, PerformanceFigures } from './analysis.js';
 import { renderHtml, renderMarkdown } from './render.js';
 

@@ -5,7 +5,7 @@
  * unhandled 'error' event that ends the worker process.
  */
 import pg from 'pg';
-import { resolveSecret, type EnvironmentConfig } from '../../config.js';
+import { resolveSecret, type EnvironmentConfig } from '../config/index.js';
 
 /** The database every server has; used for CREATE/DROP/ALTER DATABASE and for the data lock (it is never renamed). */
 export const MAINTENANCE_DB = 'postgres';

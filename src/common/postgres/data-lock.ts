@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import type { EnvironmentConfig } from '../../config.js';
+import type { EnvironmentConfig } from '../config/index.js';
 import { connectPg, lostSignal, MAINTENANCE_DB } from './connect.js';
 
 export type DataLockMode = 'shared' | 'exclusive';

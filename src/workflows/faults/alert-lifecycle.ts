@@ -19,7 +19,7 @@ import {
   workflowInfo,
   allHandlersFinished,
 } from '@temporalio/workflow';
-import type { Severity } from '../../config.js';
+import type { Severity } from '../../common/config/index.js';
 import type { FaultActivities } from '../../activities/faults/index.js';
 import type { Alert } from '../../common/health.js';
 import { EnvironmentKey, OperationKey, OutcomeKey } from '../../common/search-attributes.js';

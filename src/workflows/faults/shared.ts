@@ -4,7 +4,7 @@
  * types, the check-name rule. Loaded in the workflow sandbox: no Node modules.
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { Severity } from '../../config.js';
+import type { Severity } from '../../common/config/index.js';
 import type { ContainerState, FaultCheck, MetricsReading } from '../../activities/faults/faults.js';
 import type { LogWindowScan } from '../../activities/faults/log-cursor.js';
 

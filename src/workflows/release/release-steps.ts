@@ -18,7 +18,7 @@ import type { CommonActivities } from '../../activities/common/index.js';
 import type { BackupActivities } from '../../activities/backup/index.js';
 import type { ReleasePlan } from '../../activities/release/release.js';
 import type { Release, SlotName } from '../../activities/release/release-store.js';
-import type { Severity } from '../../config.js';
+import type { Severity } from '../../common/config/index.js';
 import type { Alert } from '../../common/health.js';
 import { notifyAlerts } from '../common/notify-alerts.js';
 import { DOCKER, QUICK, RECREATE_ONCE, WAITS } from '../common/activity-options.js';
