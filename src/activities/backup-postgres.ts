@@ -253,8 +253,9 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
           abort.signal.throwIfAborted();
           // Our count waiting on a lock (an app's LOCK TABLE) does not see the abort, and ending the client would wait
           // for it: it is cancelled from a second session.
+          const as = { applicationName: `llmchat-ops ${runningAs()}` }; // the listener runs outside the activity's context
           let cancelling: Promise<void> | undefined;
-          const cancelCount = () => void (cancelling = withClient(e, MAINTENANCE_DB, (admin) => cancelBackend(admin, pid)).catch(() => {}));
+          const cancelCount = () => void (cancelling = withPg(e, MAINTENANCE_DB, (admin) => cancelBackend(admin, pid), as).catch(() => {}));
           abort.signal.addEventListener('abort', cancelCount, { once: true });
           const failFast = <T>(p: Promise<T>) => p.catch((err: unknown) => (abort.abort(err), Promise.reject(err)));
           const produce = (sink: Writable) =>
