@@ -3,7 +3,7 @@
  * EXCLUSIVE MODE` in an open transaction, so pg_dump and our row count both wait on it. A cancellation must end the
  * activity promptly with the cancellation itself, whenever it lands: during the dump's first awaits (connect, BEGIN,
  * the snapshot — the signal has fired before the dump links it), while pg_dump waits on the lock (pg_dump killed), or
- * while our count waits on it (cancelled from a second session: ending the client alone would wait for the lock).
+ * while our count waits on it (cancelled from a second session: its session would wait on after its client closed).
  * Once a run hung like this for ever, heartbeating, with both waiting on a test's lock. Each case has a 20 s limit,
  * so a hang fails. The activity runs in @temporalio/testing's MockActivityEnvironment against real PostgreSQL.
  */
@@ -143,8 +143,8 @@ describe('a cancelled database dump ends promptly, even when the tables are lock
     const run = await startDump('dump-cancel-count', 'registered');
     await waitFor('our count waiting on the lock', async () => (await sessions(`${run.ours} AND wait_event_type = 'Lock' AND query LIKE 'SELECT count(*)%'`)).length > 0, CASE_MS / 2, 20);
     await cancelAndExpectPromptEnd(run);
-    // The lock is still held: a count that was not cancelled would still be waiting on it (ending its client does not
-    // stop it), and nothing of ours may be left behind.
+    // The lock is still held: a count that was not cancelled would still be waiting on it (closing its client does
+    // not stop it), and nothing of ours may be left behind.
     assert.deepEqual(await leftAfterwards(run.ours), [], 'none of our sessions is left (the count was cancelled)');
     assert.deepEqual(await pgDumpProcesses(fx.database.name), [], 'pg_dump was killed');
     const stillHeld = await query(fx.database.name, (c) => c.query(`SELECT 1 FROM pg_locks WHERE pid = $1 AND mode = 'AccessExclusiveLock' AND granted`, [lockerPid]));

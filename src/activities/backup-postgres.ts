@@ -251,8 +251,8 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
           };
           const compress = compressStage(c);
           abort.signal.throwIfAborted();
-          // Our count waiting on a lock (an app's LOCK TABLE) does not see the abort, and ending the client would wait
-          // for it: it is cancelled from a second session.
+          // Our count waiting on a lock (an app's LOCK TABLE) does not see the abort, and ending our client would leave
+          // its session waiting on (the server does not notice): it is cancelled from a second session.
           const as = { applicationName: `llmchat-ops ${runningAs()}` }; // the listener runs outside the activity's context
           let cancelling: Promise<void> | undefined;
           const cancelCount = () => void (cancelling = withPg(e, MAINTENANCE_DB, (admin) => cancelBackend(admin, pid), as).catch(() => {}));

@@ -46,7 +46,7 @@ export async function countRows(clients: pg.Client[], tables: Table[], onTable?:
 
 /**
  * Cancels the statement backend `pid` is running, through `client` (another session): a query waiting on a lock
- * does not notice its own client giving up, and ending that client waits for the query too.
+ * does not notice its own client giving up or closing the connection, and would wait on.
  */
 export async function cancelBackend(client: pg.Client, pid: number): Promise<void> {
   await client.query('SELECT pg_cancel_backend($1)', [pid]);
