@@ -17,15 +17,16 @@ import {
   compressThroughFifo,
   compressionSuffix,
   compressStage,
+  followAbort,
   PipelineError,
   runPipeline,
   writeArtifact,
   type Stage,
 } from './process.js';
-import { countRows, userTables } from './postgres.js';
+import { cancelBackend, countRows, userTables } from './postgres.js';
 import { createRestoreTestDatabase, resetRestoreTestRole, RestoreTestRoleError } from './restore-test-role.js';
-import { guarded, permanent, progress, runToken, signal, token } from '../common/activity-support.js';
-import { MAINTENANCE_DB } from '../../common/postgres/connect.js';
+import { guarded, permanent, progress, runningAs, runToken, signal, token } from '../common/activity-support.js';
+import { MAINTENANCE_DB, withPg } from '../../common/postgres/connect.js';
 import type { RestoreResult } from './backup-catalogue.js';
 import { backupDir, checkArtifact, readManifest, saveManifest } from './backup-store.js';
 import { pgEnv, withClient, ident, compareCounts, unpackVerified, pgRestore, databaseExists, createMarkedDatabase, dropDatabase, countDatabase, swapIn } from './database-steps.js';
@@ -40,6 +41,11 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
      * same snapshot (exported by a REPEATABLE READ transaction that pg_dump joins with --snapshot).
      */
     async dumpDatabase(input: { environment: string; backupId: string }): Promise<Artifact> {
+      // One abort for both halves: if counting fails, pg_dump is killed too (and vice versa the count is cancelled).
+      // It follows the cancellation from the start, before the first await: a cancel landing while we connect, begin
+      // or export the snapshot has fired before the dump starts, and a listener added then would never run.
+      const abort = new AbortController();
+      const unfollow = followAbort(signal(), abort);
       return guarded(async () => {
         const e = env(input.environment);
         parseBackupId(input.backupId, input.environment);
@@ -52,18 +58,23 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
         const state = { bytes: 0, tables: 0 };
         return withClient(e, e.database.name, async (client) => {
           await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-          const snap = (await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0]!.s;
+          const { s: snap, pid } = (await client.query<{ s: string; pid: number }>('SELECT pg_export_snapshot() AS s, pg_backend_pid() AS pid')).rows[0]!;
           const version = (await client.query<{ v: string }>('SHOW server_version')).rows[0]!.v;
           const dump: Stage = {
             file: 'pg_dump',
             args: ['--format=custom', '--compress=0', `--snapshot=${snap}`, '--no-password', `--dbname=${e.database.name}`],
-            env: pgEnv(e),
+            // A killed pg_dump's session would wait on for a lock it queued for (the server does not notice the client
+            // gone meanwhile): checking every second, it ends with it.
+            env: { ...pgEnv(e), PGOPTIONS: [process.env.PGOPTIONS, '-c client_connection_check_interval=1000'].filter(Boolean).join(' ') },
           };
           const compress = compressStage(c);
-          // One abort for both halves: if counting fails, pg_dump is killed too (and vice versa the client ends).
-          const abort = new AbortController();
-          const outer = signal();
-          outer?.addEventListener('abort', () => abort.abort(outer.reason), { once: true });
+          abort.signal.throwIfAborted();
+          // Our count waiting on a lock (an app's LOCK TABLE) does not see the abort, and ending our client would leave
+          // its session waiting on (the server does not notice): it is cancelled from a second session.
+          const as = { applicationName: `llmchat-ops ${runningAs()}` }; // the listener runs outside the activity's context
+          let cancelling: Promise<void> | undefined;
+          const cancelCount = () => void (cancelling = withPg(e, MAINTENANCE_DB, (admin) => cancelBackend(admin, pid), as).catch(() => {}));
+          abort.signal.addEventListener('abort', cancelCount, { once: true });
           const failFast = <T>(p: Promise<T>) => p.catch((err: unknown) => (abort.abort(err), Promise.reject(err)));
           const produce = (sink: Writable) =>
             compress
@@ -88,8 +99,12 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
             failFast(userTables(client).then((all) => countRows([client], all, (n) => {
               state.tables = n;
               beat(state);
-            }))),
-          ]);
+            }, abort.signal))),
+          ]).catch(async (err: unknown) => {
+            await cancelling;
+            // The cancellation or the first real failure, not what it caused in the other half (a killed pg_dump).
+            throw abort.signal.aborted ? abort.signal.reason : err;
+          }).finally(() => abort.signal.removeEventListener('abort', cancelCount));
           await client.query('COMMIT');
           return {
             kind: 'database',
@@ -104,7 +119,7 @@ export function createBackupPostgresActivities(cfg: OpsConfig) {
             tables,
           } satisfies Artifact;
         });
-      });
+      }).finally(unfollow);
     },
 
     /**

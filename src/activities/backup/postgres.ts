@@ -24,15 +24,16 @@ export async function userTables(client: pg.Client): Promise<Table[]> {
 
 /**
  * Exact row counts ("schema.table" → rows) of `tables`, shared out over `clients` (one query at a time each), in
- * whatever snapshot each client's transaction sees.
+ * whatever snapshot each client's transaction sees. Stops before the next table once `signal` fired.
  */
-export async function countRows(clients: pg.Client[], tables: Table[], onTable?: (done: number) => void): Promise<Record<string, number>> {
+export async function countRows(clients: pg.Client[], tables: Table[], onTable?: (done: number) => void, signal?: AbortSignal): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   let next = 0;
   let done = 0;
   await Promise.all(
     clients.map(async (c) => {
       while (next < tables.length) {
+        signal?.throwIfAborted();
         const t = tables[next++] as Table;
         const r = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(t.schema)}.${ident(t.name)}`);
         counts[`${t.schema}.${t.name}`] = Number(r.rows[0]?.n ?? 0);
@@ -41,6 +42,14 @@ export async function countRows(clients: pg.Client[], tables: Table[], onTable?:
     }),
   );
   return counts;
+}
+
+/**
+ * Cancels the statement backend `pid` is running, through `client` (another session): a query waiting on a lock
+ * does not notice its own client giving up or closing the connection, and would wait on.
+ */
+export async function cancelBackend(client: pg.Client, pid: number): Promise<void> {
+  await client.query('SELECT pg_cancel_backend($1)', [pid]);
 }
 
 const OBJECT_IN_USE = '55006';

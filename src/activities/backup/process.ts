@@ -82,6 +82,22 @@ process.on('exit', () => {
   }
 });
 
+/**
+ * Makes `controller` abort when `signal` does — at once when it already has: an 'abort' listener added to a signal
+ * that already fired is never called, so work that links a cancellation after its first awaits would miss one that
+ * landed during them and run on. Returns the function that stops following `signal`.
+ */
+export function followAbort(signal: AbortSignal | undefined, controller: AbortController): () => void {
+  if (!signal) return () => {};
+  if (signal.aborted) {
+    controller.abort(signal.reason);
+    return () => {};
+  }
+  const onAbort = () => controller.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
 export class PipelineError extends Error {
   override readonly name = 'PipelineError';
 }
@@ -178,21 +194,20 @@ export async function compressThroughFifo(opts: {
   signal?: AbortSignal;
 }): Promise<void> {
   const { fifo, compress, sink } = opts;
-  await releaseStaleWriter(fifo);
-  await rm(fifo, { force: true });
-  await runPipeline({ stages: [{ file: 'mkfifo', args: ['-m', '600', fifo] }] });
+  // Linked before the first await, so a cancellation landing during the preparation is not missed.
   const both = new AbortController();
-  const outer = opts.signal;
-  const onAbort = () => both.abort(outer?.reason);
-  outer?.addEventListener('abort', onAbort, { once: true });
+  const unfollow = followAbort(opts.signal, both);
   const stop = <T>(p: Promise<T>) => p.catch((err: unknown) => (both.abort(err), Promise.reject(err)));
   try {
+    await releaseStaleWriter(fifo);
+    await rm(fifo, { force: true });
+    await runPipeline({ stages: [{ file: 'mkfifo', args: ['-m', '600', fifo] }], signal: both.signal });
     await Promise.all([
       stop(runPipeline({ stages: [opts.producer(fifo)], signal: both.signal })),
       stop(runPipeline({ stages: [{ ...compress, args: [...compress.args, fifo] }], sink, signal: both.signal })),
     ]);
   } finally {
-    outer?.removeEventListener('abort', onAbort);
+    unfollow();
     await rm(fifo, { force: true });
   }
 }

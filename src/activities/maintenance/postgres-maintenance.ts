@@ -62,6 +62,8 @@ async function onOwnConnection<T>(env: EnvironmentConfig, details: () => unknown
   const onCancel = () => void client.end().catch(() => {});
   ctx?.cancellationSignal.addEventListener('abort', onCancel);
   try {
+    // A cancellation that landed while we connected has fired already: the listener above will never run.
+    ctx?.cancellationSignal.throwIfAborted();
     return await fn(client, ctx?.cancellationSignal);
   } catch (err) {
     if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
