@@ -8,6 +8,7 @@ import {
   CancellationScope,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   upsertSearchAttributes,
   uuid4,
@@ -104,13 +105,19 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
     { key: BackupIdKey, value: backupId },
   ]);
 
-  await quick.beginBackup({ environment, backupId, kinds, requestedBy, reason, workflowId, runId, ...(safetyFor ? { safetyFor } : {}) });
+  // The steps that write the backup's record run to their end even when the backup is cancelled meanwhile: a quick
+  // step is cancelled without waiting for it, so a cancel landing while `beginBackup` ran let it write an in-progress
+  // record after the workflow had ended, which no one closed (seen under load in approval-attack's cancelled safety
+  // backup); one landing during `sealBackup` raced the failure record below. The cancel then takes effect at the next
+  // step, inside the try, which records the backup as failed.
+  const recordSteps = patched('backup-record-steps-not-cancellable') ? <T>(step: () => Promise<T>) => CancellationScope.nonCancellable(step) : <T>(step: () => Promise<T>) => step();
+  await recordSteps(() => quick.beginBackup({ environment, backupId, kinds, requestedBy, reason, workflowId, runId, ...(safetyFor ? { safetyFor } : {}) }));
   let manifest: BackupManifest;
   try {
     const artifacts: Artifact[] = await allOrNothing(
       kinds.map((kind) => () => (kind === 'database' ? long.dumpDatabase({ environment, backupId }) : long.archiveFiles({ environment, backupId, kind }))),
     );
-    manifest = await quick.sealBackup({ environment, backupId, artifacts });
+    manifest = await recordSteps(() => quick.sealBackup({ environment, backupId, artifacts }));
   } catch (err) {
     // Cancelled or failed: record it (even while being cancelled) so the catalogue never shows a half backup as usable.
     const message = isCancellation(err) ? 'cancelled' : err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
