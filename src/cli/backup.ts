@@ -15,6 +15,7 @@ import type { RestoreStatus } from '../workflows/backup/shared.js';
 import { decisionSchema, MAX_COMMENT_LENGTH, type Decision, type DecisionAnswer } from '../workflows/common/approval.js';
 import { getEnvironment, type OpsConfig } from '../common/config/index.js';
 import { followProgress, mb, operator, printable, withClient } from './output.js';
+import { executeUpdateRetrying } from '../common/update-retry.js';
 
 export function formatBackup(r: BackupResult): string {
   const m = r.manifest;
@@ -229,7 +230,7 @@ export function addBackupCommands(program: Command, cfg: () => OpsConfig): void 
               `${parsed.data.gate ? `gate ${parsed.data.gate} is not the open gate` : 'name the gate you approve with --gate'}: the restore of ${environment} waits at gate ${gate.gateId}${gate.state !== 'open' ? ` (state ${gate.state})` : ''}:\n  ${printable(gate.subject ?? '?')}\nIf that is what you approve: llmchat-ops approve ${environment} --gate ${gate.gateId} -m "why"`,
             );
           }
-          const answer = await handle.executeUpdate<DecisionAnswer, [Decision]>(`${verb}Restore`, { args: [parsed.data] });
+          const answer = await executeUpdateRetrying<DecisionAnswer, [Decision]>(handle, `${verb}Restore`, [parsed.data]);
           const what = `the restore of ${status.plan?.backupId ?? '?'} (${status.plan?.kind ?? '?'}) into ${status.plan?.target ?? '?'}`;
           if (!answer.accepted) throw new Error(`${verb} refused for ${what}: ${printable(answer.message)}`);
           console.log(printable(gate.gateId ? `gate ${gate.gateId} — ${gate.subject ?? what}: ${answer.message}` : `${what}: ${answer.message}`));

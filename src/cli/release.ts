@@ -20,6 +20,7 @@ import { checkInput } from '../workflows/common/inputs.js';
 import { deployInputSchema, rollbackInputSchema } from '../workflows/release/shared.js';
 import type { ReleaseProgress } from '../workflows/release/shared.js';
 import type { ServingAnswer } from '../workflows/release/shared.js';
+import { executeUpdateRetrying } from '../common/update-retry.js';
 
 type WithClient = <T>(cfg: OpsConfig, fn: (client: Client) => Promise<T>) => Promise<T>;
 
@@ -266,7 +267,7 @@ export function addReleaseCommands(program: Command, cfg: () => OpsConfig, opera
               `${parsed.data.gate ? `gate ${parsed.data.gate} is not the open gate` : 'name the gate you approve with --gate'}: the ${description.type} of ${opts.env} waits at gate ${gate.gateId}:\n  ${gate.subject ?? '?'}\nIf that is what you approve: llmchat-ops approve-db-rollback --env ${opts.env} --gate ${gate.gateId} -m "why"`,
             );
           }
-          const answer = await handle.executeUpdate<DecisionAnswer, [Decision]>(`${verb}DatabaseRollback`, { args: [parsed.data] });
+          const answer = await executeUpdateRetrying<DecisionAnswer, [Decision]>(handle, `${verb}DatabaseRollback`, [parsed.data]);
           if (!answer.accepted) throw new Error(`${verb} refused: ${answer.message}`);
           console.log(`${gate.gateId ? `gate ${gate.gateId} — ` : ''}${gate.subject}: ${answer.message}`.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`));
         });
