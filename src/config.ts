@@ -428,6 +428,8 @@ const alertmanagerReceiverSchema = z.strictObject({
   allowUnauthenticated: z.boolean().default(false),
 });
 
+const hostName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a host name');
+
 export const configSchema = z
   .strictObject({
     temporal: temporalSchema.default(temporalSchema.parse({})),
@@ -445,14 +447,23 @@ export const configSchema = z
          * the answer to a heartbeat, so this bounds how long a cancelled backup or restore keeps running. Default 1s.
          */
         heartbeatThrottle: workerDuration.default(1000),
+        /** This machine's name, as the data-host claim shows it (default: its hostname). Set it to tell apart workers in tests. */
+        host: hostName.optional(),
         /**
-         * The host whose disk holds `paths.backups`/`paths.temp` (default: this machine's hostname). Data activities
-         * read and write files there, so every worker process of a task queue must run on that one host: a worker
-         * started on another host refuses to start (see src/data-host.ts).
+         * The host whose disk holds `paths.backups`/`paths.temp` (default: this machine, `worker.host`). Data
+         * activities (backup store, temp files) run on task queue `<temporal.taskQueue>-data`, which only the worker
+         * on this host polls; workers on other hosts poll the main queue only. Two hosts claiming to be the data host
+         * of one task queue: the second refuses to start (see src/data-host.ts).
          */
-        dataHost: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a host name').default(hostname()),
+        dataHost: hostName.optional(),
+        /** Activities this worker runs at once, per task queue (default: the SDK's, 100). */
+        maxConcurrentActivities: z.number().int().min(1).max(10_000).optional(),
       })
-      .default({ metricsPort: 9464, logLevel: 'INFO', shutdownGraceTime: 30_000, heartbeatThrottle: 1000, dataHost: hostname() }),
+      .default({ metricsPort: 9464, logLevel: 'INFO', shutdownGraceTime: 30_000, heartbeatThrottle: 1000 })
+      .transform((w) => {
+        const host = w.host ?? hostname();
+        return { ...w, host, dataHost: w.dataHost ?? host };
+      }),
     /** IANA timezone every schedule's calendar is read in. */
     timezone: z.string().min(1).default('UTC'),
     environments: z.record(z.string().regex(ENVIRONMENT_NAME, 'environment names are lowercase letters, digits and -'), environmentSchema),

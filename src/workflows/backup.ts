@@ -15,6 +15,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
+import { dataHostAware } from './data-host-aware.js';
 import { makeBackupId } from '../backup/ids.js';
 import type { Artifact, BackupManifest, Verification } from '../backup/manifest.js';
 import type { RetentionPlan } from '../backup/retention.js';
@@ -73,7 +74,7 @@ export interface BackupResult {
   manifest: BackupManifest;
 }
 
-const quick = proxyActivities<Activities>({
+const quick = dataHostAware({
   startToCloseTimeout: '1 minute',
   retry: quickDataRetry,
 });

@@ -5,13 +5,14 @@
  */
 import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { dataHostAware } from './data-host-aware.js';
 import type { ImportSummary } from '../activities/backup-import.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
 import { importBackupInputSchema, parseInput, type ImportBackupInput } from './inputs.js';
 
 export type { ImportBackupInput } from './inputs.js';
 
-const checks = proxyActivities<Activities>({
+const checks = dataHostAware({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },

@@ -20,6 +20,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { DATA_HOST_QUEUE_PATCH, dataHostAware } from './data-host-aware.js';
 import type { RestorePlan, RestoreResult } from '../activities/backup.js';
 import type { BackupKind } from '../backup/ids.js';
 import type { CatalogueEntry } from '../backup/manifest.js';
@@ -67,7 +68,7 @@ export interface RestoreOutcome extends RestoreResult {
   requestedBy: string;
 }
 
-const quick = proxyActivities<Activities>({
+const quick = dataHostAware({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '15 seconds',
   retry: quickDataRetry,
@@ -237,9 +238,12 @@ async function restoreStep(environment: string, backupId: string, kind: BackupKi
 }
 
 const catalogue = proxyLocalActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } });
+const dataCatalogue = dataHostAware({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } });
 
 /** The backup catalogue of an environment, newest first (what `llmchat-ops backups list` shows). */
 export async function listBackups(input: { environment: string }): Promise<CatalogueEntry[]> {
   const { environment } = parseInput('listBackups', listBackupsInputSchema, input);
+  // The catalogue is on the data host's disk: read there (a local activity ran on whichever worker took the task).
+  if (patched(DATA_HOST_QUEUE_PATCH)) return dataCatalogue.listBackups({ environment });
   return catalogue.listBackups({ environment });
 }

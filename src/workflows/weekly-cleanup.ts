@@ -8,6 +8,7 @@
 import { ChildWorkflowFailure, executeChild, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
+import { dataHostAware } from './data-host-aware.js';
 import type { OsUpgradeResult } from '../activities/host-cleanup.js';
 import type { RetentionPlan } from '../backup/retention.js';
 import type { CleanupResult } from '../maintenance/cleanup.js';
@@ -35,12 +36,12 @@ export interface CleanupReport {
   os: OsUpgradeResult;
 }
 
-const quick = proxyActivities<Activities>({
+const quick = dataHostAware({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
-const files = proxyActivities<Activities>({
+const files = dataHostAware({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
