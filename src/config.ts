@@ -124,6 +124,12 @@ const deploySchema = z.strictObject({
       nginx: z.string().min(1).default('nginx'),
       /** How long the old slot keeps running after a successful switch before it is stopped (in-flight requests finish). Default 2s. */
       drain: duration('2s'),
+      /**
+       * The front's own directory (nginx config, pid file, access log). Default `<deploy.stateDir>/front`. Every
+       * worker that may deploy must find the running front there: with workers keeping their own state dirs, point
+       * them all at the front's directory (see "Laying out workers" in the README).
+       */
+      dir: z.string().min(1).optional(),
     })
     .optional(),
   /** Compose variables the compose file reads: the version, the published port, the slot name. */
@@ -591,6 +597,7 @@ export function parseConfig(text: string, source: string, baseDir: string): OpsC
   if (cfg.alertmanagerReceiver.tokenFile) cfg.alertmanagerReceiver.tokenFile = path.resolve(baseDir, cfg.alertmanagerReceiver.tokenFile);
   for (const [name, env] of Object.entries(cfg.environments)) {
     env.deploy.stateDir = path.resolve(baseDir, env.deploy.stateDir ?? path.join(path.dirname(env.paths.backups), `releases-${name}`));
+    if (env.deploy.front) env.deploy.front.dir = path.resolve(baseDir, env.deploy.front.dir ?? path.join(env.deploy.stateDir, 'front'));
     for (const [k, v] of Object.entries(env.deploy.composeEnv)) if (v.startsWith('./') || v.startsWith('../')) env.deploy.composeEnv[k] = path.resolve(baseDir, v);
   }
   return cfg;
