@@ -19,7 +19,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { createContainerActivities } from '../src/activities/containers.js';
-import { dataTaskQueue, releaseWorkflowId } from '../src/names.js';
+import { dataTaskQueue, dataWorkflowId, releaseWorkflowId } from '../src/names.js';
 import type { BackupResult } from '../src/workflows/backup.js';
 import type { DeployResult } from '../src/workflows/deploy.js';
 import { servingVersion, startDeployFixture, type DeployFixture } from './support/deploy-fixture.js';
@@ -168,7 +168,8 @@ describe('several workers on one task queue, as on two hosts', { timeout: 2_400_
     await c.connect();
     await c.query('BEGIN');
     await c.query('LOCK TABLE messages IN ACCESS EXCLUSIVE MODE');
-    const backup = await start('backup', [{ environment: 'production', kinds: ['database'], requestedBy: 'test', verify: 'checksums' }]);
+    // Under the environment's data workflow id, as the CLI and the schedules start backups.
+    const backup = await start('backup', [{ environment: 'production', kinds: ['database'], requestedBy: 'test', verify: 'checksums' }], dataWorkflowId('production'));
     await waitFor('pg_dump running', async () => (await backup.describe()).raw.pendingActivities?.some((p) => p.activityType?.name === 'dumpDatabase' && p.lastWorkerIdentity) ?? false, 60_000);
     const maint = await start('weeklyDatabaseMaintenance', [{ environment: 'production', requestedBy: 'test' }]);
     await new Promise((r) => setTimeout(r, 4000));
