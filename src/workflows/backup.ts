@@ -8,13 +8,11 @@ import {
   CancellationScope,
   executeChild,
   isCancellation,
-  proxyActivities,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../activities/index.js';
 import { dataHostAware } from './data-host-aware.js';
 import { makeBackupId } from '../backup/ids.js';
 import type { Artifact, BackupManifest, Verification } from '../backup/manifest.js';

@@ -3,8 +3,7 @@
  * without `confirm`, shows what it holds after every check but the signature; with `confirm` — the manifest's
  * sha256 the operator saw — re-signs exactly that manifest with the current key. Nothing else is changed.
  */
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import { upsertSearchAttributes } from '@temporalio/workflow';
 import { dataHostAware } from './data-host-aware.js';
 import type { ImportSummary } from '../activities/backup-import.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../search-attributes.js';
