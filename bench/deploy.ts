@@ -118,7 +118,7 @@ async function plainDeploy(cfg: OpsConfig, fx: DeployFixture, version: string): 
   lastPlainSteps = marks.map(([what, at], i) => `${what} ${Math.round(at - (i ? (marks[i - 1] as [string, number])[1] : t0))} ms`).join(', ');
   // keep the release records true for the next (workflow) round
   const { updateReleases } = await import('../src/activities/release/release-store.js');
-  await updateReleases(env.deploy.stateDir as string, 'production', (st) => {
+  await updateReleases(env, 'production', (st) => {
     st.previous = st.current;
     st.current = { ...(st.current as NonNullable<typeof st.current>), version, slot, port, image: `llmchat-app:${version}` };
   });

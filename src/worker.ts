@@ -1,5 +1,6 @@
 /**
- * The llmchat-ops worker: every workflow and activity on task queue `llmchat-ops`, JSON logs on stdout,
+ * The llmchat-ops worker: every workflow and activity on task queue `llmchat-ops` (and, on the data host, its data
+ * activities on `llmchat-ops-data`), JSON logs on stdout,
  * the SDK's Prometheus metrics on `worker.metricsPort`, graceful shutdown on SIGINT/SIGTERM.
  */
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,7 @@ import { resolveTemporalSettings } from './common/temporal-config.js';
 import { connectConnection, connectNative } from './common/temporal-connection.js';
 import { loadWorkflowBundle } from './workflow-bundle.js';
 import { logMemory } from './common/worker-memory.js';
+import { dataTaskQueue } from './common/names.js';
 
 export { WORKFLOWS_PATH } from './workflow-bundle.js';
 
@@ -64,7 +66,7 @@ export async function createWorker(
     if (loaded.source.kind === 'rebuilt') Runtime.instance().logger.warn('workflow bundle built at start', { reason: loaded.source.reason });
     workflowBundle = loaded.bundle;
   }
-  return Worker.create({
+  const options: WorkerOptions = {
     connection,
     namespace: cfg.temporal.namespace ?? resolveTemporalSettings(cfg.temporal).namespace,
     // Payload encryption (src/common/codec.ts) when temporal.encryption is configured; activities' clients share it.
@@ -77,11 +79,48 @@ export async function createWorker(
     // for our data activities), so a cancellation reaches a running pg_dump or pg_restore within about a second.
     maxHeartbeatThrottleInterval: cfg.worker.heartbeatThrottle,
     defaultHeartbeatThrottleInterval: cfg.worker.heartbeatThrottle,
+    ...(cfg.worker.maxConcurrentActivities ? { maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities } : {}),
     ...overrides,
     // Activities refuse workflows of other task queues (a foreign worker's workflow scheduling restoreDatabase).
     interceptors: { ...overrides.interceptors, activity: [ownWorkflowsOnly(), ...(overrides.interceptors?.activity ?? [])] },
     workflowBundle,
-  });
+  };
+  const main = await Worker.create(options);
+  if (!isDataHost(cfg)) return main;
+  // The data host also polls its own queue `<task queue>-data` (src/workflows/common/data-host-aware.ts): activities only.
+  const { workflowBundle: _bundle, workflowsPath: _path, ...activityOptions } = options;
+  void _bundle;
+  void _path;
+  const data = await Worker.create({ ...activityOptions, taskQueue: dataTaskQueue(options.taskQueue) });
+  return runsWith(main, data);
+}
+
+/** Whether this worker runs on `worker.dataHost` (and so polls the data queue). */
+export function isDataHost(cfg: OpsConfig): boolean {
+  return cfg.worker.host === cfg.worker.dataHost;
+}
+
+/**
+ * `main`, whose run() (and so runUntil()) also runs `companion` and stops it when it ends; a companion that
+ * fails shuts `main` down. Callers keep one Worker to run and shut down, as before.
+ */
+function runsWith(main: Worker, companion: Worker): Worker {
+  const runMain = main.run.bind(main);
+  main.run = async () => {
+    let failed: unknown;
+    const other = companion.run().catch((err: unknown) => {
+      failed = err;
+      if (main.getState() === 'RUNNING') main.shutdown();
+    });
+    try {
+      await runMain();
+    } finally {
+      if (companion.getState() === 'RUNNING') companion.shutdown();
+      await other;
+    }
+    if (failed) throw failed;
+  };
+  return main;
 }
 
 /**
@@ -111,15 +150,16 @@ async function run(): Promise<void> {
   installRuntime(cfg);
   handleShutdownSignals(cfg);
   const logger = Runtime.instance().logger;
-  // One host per task queue: its disk holds the backups (src/common/data-host.ts). Refuses to start on a second host.
-  const claim = await claimDataHost(cfg, (msg, meta) => logger.warn(msg, meta));
-  for (const u of claim.unchecked) logger.warn('could not check the data host of this task queue (server unreachable)', u);
+  // The data host's queue is polled on one host only: its disk holds the backups (src/common/data-host.ts). A second
+  // host claiming it refuses to start; a worker on any other host polls the main queue only.
+  const claim = isDataHost(cfg) ? await claimDataHost(cfg, (msg, meta) => logger.warn(msg, meta)) : undefined;
+  for (const u of claim?.unchecked ?? []) logger.warn('could not check the data host of this task queue (server unreachable)', u);
   const settings = resolveTemporalSettings(cfg.temporal);
   const dataConverter = dataConverterFromConfig(cfg.temporal.encryption); // fails early on missing keys
   const connection = await connectNative(settings);
   try {
     const worker = await createWorker(cfg, connection);
-    claim.conflict.addEventListener('abort', () => {
+    claim?.conflict.addEventListener('abort', () => {
       logger.error('stopping: another host took over this task queue', { error: (claim.conflict.reason as Error).message });
       process.exitCode = 1;
       worker.shutdown();
@@ -130,6 +170,8 @@ async function run(): Promise<void> {
       namespace: settings.namespace,
       encryption: dataConverter ? `AES-256-GCM, key ${cfg.temporal.encryption?.encryptWith ?? 'first'}` : 'off',
       taskQueue: cfg.temporal.taskQueue,
+      host: cfg.worker.host,
+      dataQueue: isDataHost(cfg) ? dataTaskQueue(cfg.temporal.taskQueue) : `not polled (data host is ${cfg.worker.dataHost})`,
       metrics: `http://127.0.0.1:${cfg.worker.metricsPort}/metrics`,
     });
     // Alertmanager's webhook receiver in the same process: it starts faultDetection through a client connection.
@@ -155,7 +197,7 @@ async function run(): Promise<void> {
     }
   } finally {
     await connection.close();
-    await claim.release();
+    await claim?.release();
   }
 }
 

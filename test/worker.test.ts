@@ -208,7 +208,7 @@ describe('worker: cancellation latency and graceful shutdown', { timeout: 600_00
       assert.deepEqual([...identities].map((i) => i.split('@')[0]).sort(), [String(a.child.pid), String(b.child.pid)].sort(), 'both workers ran tasks');
 
       // A worker claiming to be on another host (its disk does not hold these backups) refuses to start.
-      const c = await spawnWorker({ dataHost: 'some-other-host' });
+      const c = await spawnWorker({ host: 'some-other-host' });
       assert.equal(await c.exited, 1, c.output());
       assert.match(c.output(), /already has workers on host/);
       assert.match(c.output(), /this worker is on some-other-host/);

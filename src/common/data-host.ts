@@ -1,8 +1,10 @@
 /**
  * Data activities read and write files on the worker's disk (`paths.backups`, `paths.temp`): a backup written on
- * one host cannot be verified or restored by a worker on another. So every worker process polling a task queue
- * must run on the one host that holds those files — several processes there are fine (they share the disk and the
- * data lock keeps their operations apart), a worker on a second host is refused at start.
+ * one host cannot be verified or restored by a worker on another. So they run on the data host's own task queue
+ * `<task queue>-data` (src/workflows/common/data-host-aware.ts), and every worker process polling that queue must run on
+ * the one host that holds those files — several processes there are fine (they share the disk and the data lock
+ * keeps their operations apart), a second host claiming to be the data host is refused at start. Workers on other
+ * hosts poll the main queue only and need no claim.
  *
  * Enforced where the data is, like the data lock: each worker process holds, for its whole life, a shared
  * advisory lock "data host of <task queue>" on every environment's PostgreSQL server, with its host name in the
@@ -12,6 +14,7 @@
  * its data activities fail and retry until the server is back).
  */
 import type { OpsConfig } from './config/index.js';
+import { dataTaskQueue } from './names.js';
 import { acquireDataLock, type DataLock } from './postgres/data-lock.js';
 
 export class DataHostConflictError extends Error {
@@ -30,10 +33,11 @@ export interface DataHostClaim {
 
 async function claimOne(cfg: OpsConfig, environment: string): Promise<DataLock> {
   const env = cfg.environments[environment]!;
-  const me = cfg.worker.dataHost;
+  const me = cfg.worker.host;
   const lock = await acquireDataLock(env, {
     mode: 'shared',
     holder: `${HOLDER_PREFIX}${me}`,
+    // The resource name is kept from before the data queue existed, so an old worker and a new one still collide.
     resource: `data host of task queue ${cfg.temporal.taskQueue} for database ${env.database.name}`,
   });
   const others = (await lock.holders()).filter((h) => h.applicationName !== `llmchat-ops lock ${HOLDER_PREFIX}${me}`);
@@ -42,7 +46,7 @@ async function claimOne(cfg: OpsConfig, environment: string): Promise<DataLock> 
     const hosts = [...new Set(others.map((h) => h.applicationName.replace(`llmchat-ops lock ${HOLDER_PREFIX}`, '')))].join(', ');
     throw new DataHostConflictError(
       `task queue ${cfg.temporal.taskQueue} already has workers on host ${hosts} (environment ${environment}); this worker is on ${me}. ` +
-        `Backups and temp files live on one host's disk: run every worker of this queue there, or give this host its own task queue.`,
+        `Backups and temp files live on one host's disk: only workers there poll ${dataTaskQueue(cfg.temporal.taskQueue)}. Set worker.dataHost to ${hosts} on this host (it then polls the main queue only), or give this host its own task queue.`,
     );
   }
   return lock;
@@ -62,7 +66,7 @@ export async function claimDataHost(cfg: OpsConfig, log: (msg: string, meta: Rec
     while (!released && !conflict.signal.aborted) {
       try {
         watch(environment, await claimOne(cfg, environment));
-        log('data host claimed again', { environment, host: cfg.worker.dataHost });
+        log('data host claimed again', { environment, host: cfg.worker.host });
         return;
       } catch (err) {
         if (err instanceof DataHostConflictError) {

@@ -12,6 +12,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
+import { dataTaskQueue } from '../../common/names.js';
 
 /** Runs whose task queue is known (run id → task queue), bounded. */
 const MAX_KNOWN = 1000;
@@ -30,7 +31,8 @@ export function ownWorkflowsOnly(): ActivityInterceptorsFactory {
           if (known.size >= MAX_KNOWN) known.delete(known.keys().next().value as string);
           known.set(run.runId, queue);
         }
-        if (queue !== info.taskQueue) {
+        // Data activities run on the data host's queue `<workflow's queue>-data` (src/workflows/common/data-host-aware.ts).
+        if (queue !== info.taskQueue && dataTaskQueue(queue) !== info.taskQueue) {
           throw ApplicationFailure.nonRetryable(
             `${info.activityType} refused: it was scheduled by workflow ${run.workflowId} (${info.workflowType ?? '?'}, run ${run.runId}), which runs on task queue ${queue}, not ${info.taskQueue}: only llmchat-ops's own workflows may run its activities; nothing was done`.slice(0, 600),
             'ForeignWorkflow',

@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { OpsConfig } from '../../common/config/index.js';
-import { dataWorkflowId, releaseWorkflowId } from '../../common/names.js';
+import { dataTaskQueue, dataWorkflowId, releaseWorkflowId } from '../../common/names.js';
 import { asFailure } from './failures.js';
 import { permanent } from './activity-support.js';
 import { RequestedByKey } from '../../common/search-attributes.js';
@@ -55,7 +55,8 @@ export function createTemporalActivities(cfg: OpsConfig) {
         throw asFailure(err);
       }
       const ctx = Context.current();
-      const queue = ctx.info.taskQueue;
+      // On the data host's queue (src/workflows/common/data-host-aware.ts) the deploy runs on the main queue it belongs to.
+      const queue = ctx.info.taskQueue === dataTaskQueue(cfg.temporal.taskQueue) ? cfg.temporal.taskQueue : ctx.info.taskQueue;
       const id = releaseWorkflowId(input.environment);
       let d;
       try {

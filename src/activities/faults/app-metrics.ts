@@ -1,9 +1,11 @@
 /** The app's Prometheus /metrics, turned into a window since the previous run (snapshot kept on the worker). */
-import { getEnvironment, stateDirOf, type OpsConfig } from '../../common/config/index.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import type { MetricsReading } from './faults.js';
 import { parsePrometheusText } from './prometheus-text.js';
-import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from './state-file.js';
+import { changeFaultState } from './shared-state.js';
+import { faultStateKey, isNum, isObject } from './state-file.js';
 import { snapshotFrom, windowBetween, type MetricsSnapshot } from './window.js';
+import { context } from '../common/activity-support.js';
 import { permanentOnKnownErrors } from '../common/failures.js';
 
 const MAX_BYTES = 8 * 1024 * 1024;
@@ -63,7 +65,6 @@ export function createAppMetricsActivities(cfg: OpsConfig) {
     async measureMetricsWindow(input: { environment: string; runKey?: string }): Promise<MetricsReading> {
       const env = await permanentOnKnownErrors(() => getEnvironment(cfg, input.environment));
       const key = faultStateKey(input.environment, env);
-      const file = faultStatePath(stateDirOf(env), key, 'metrics-snapshot');
       const runKey = typeof input.runKey === 'string' ? input.runKey.slice(0, 300) : undefined;
       let text: string;
       try {
@@ -73,14 +74,15 @@ export function createAppMetricsActivities(cfg: OpsConfig) {
         return { scraped: false, error: e.name === 'TimeoutError' ? 'timed out' : (e.cause?.code ?? e.message) };
       }
       const cur = snapshotFrom(parsePrometheusText(text).samples, Date.now());
-      return withFileLock(file, async () => {
-        const stored = await readState(file, (v) => validStored(ownedBy(v, key)));
+      // The snapshot is shared by every worker (src/activities/faults/shared-state.ts): a window measured on another host
+      // starts where the last one ended.
+      return changeFaultState(env, key, 'metrics-snapshot', validStored, async (stored) => {
         // A retried attempt of the same run (its first attempt wrote the file, then its result was lost) measures
         // from the snapshot that attempt started from, so the window is not cut down to the seconds between attempts.
         const prev = runKey !== undefined && stored?.takenBy === runKey ? stored.previous : stored?.current;
-        await writeState(file, owned(key, { current: storable(cur), ...(prev ? { previous: storable(prev) } : {}), ...(runKey !== undefined ? { takenBy: runKey } : {}) }));
-        return { scraped: true, window: windowBetween(prev, cur) };
-      });
+        const next = { current: storable(cur), ...(prev ? { previous: storable(prev) } : {}), ...(runKey !== undefined ? { takenBy: runKey } : {}) };
+        return { next, result: { scraped: true as const, window: windowBetween(prev, cur) } };
+      }, (msg, meta) => (context()?.log ?? console).warn(msg, meta));
     },
   };
 }

@@ -8,9 +8,10 @@ import type Docker from 'dockerode';
 import { dockerode } from '../../common/lazy-modules.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, stateDirOf, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
+import { getEnvironment, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
 import type { ContainerState } from './faults.js';
-import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from './state-file.js';
+import { changeFaultState } from './shared-state.js';
+import { faultStateKey, isNum, isObject } from './state-file.js';
 import { findServingAppContainers } from '../release/docker.js';
 import { permanentOnKnownErrors } from '../common/failures.js';
 
@@ -51,10 +52,10 @@ function engine(): Docker {
  */
 export const findAppContainers = findServingAppContainers;
 
-export async function inspectContainer(env: EnvironmentConfig): Promise<ContainerState> {
+export async function inspectContainer(env: EnvironmentConfig, environment?: string): Promise<ContainerState> {
   let list: Docker.ContainerInfo[];
   try {
-    list = await findAppContainers(env);
+    list = await findAppContainers(env, environment);
   } catch (err) {
     return { found: false, error: `Docker API: ${(err as Error).message}` };
   }
@@ -111,7 +112,7 @@ export function createContainerActivities(cfg: OpsConfig) {
   return {
     async inspectAppContainer(input: { environment: string }): Promise<ContainerState> {
       const env = await permanentOnKnownErrors(() => getEnvironment(cfg, input.environment));
-      return inspectContainer(env);
+      return inspectContainer(env, input.environment);
     },
 
     /**
@@ -130,28 +131,36 @@ export function createContainerActivities(cfg: OpsConfig) {
       const { restarts, per, healthyTimeout } = env.faultDetection.recovery;
       const service = `${env.compose.project}/${env.compose.service}`;
       const stateKey = faultStateKey(input.environment, env);
-      const ledgerFile = faultStatePath(stateDirOf(env), stateKey, 'recovery-ledger');
 
-      const containers = await findAppContainers(env);
+      const containers = await findAppContainers(env, input.environment);
       const target = containers.find((c) => c.State === 'running' || c.State === 'paused') ?? [...containers].sort((a, b) => b.Created - a.Created)[0];
 
       // Reserve (or find) this recovery's ledger entry before touching the container.
-      const reservation = await withFileLock(ledgerFile, async () => {
-        const now = Date.now();
-        const ledger = ((await readState(ledgerFile, (v) => validLedger(ownedBy(v, stateKey)))) ?? []).filter((e) => now - e.at < Math.max(per, 86_400_000));
-        const recent = ledger.filter((e) => e.service === service && now - e.at < per);
-        const mine = ledger.find((e) => e.key === input.key);
-        if (mine) return { entry: mine, recent };
-        if (recent.length >= restarts) return { refused: true as const, recent };
-        if (!target) return { recent };
-        const before = await engine().getContainer(target.Id).inspect();
-        const entry: LedgerEntry = { key: input.key, service, at: now, reason, containerId: target.Id, startedAtBefore: before.State.StartedAt };
-        await writeState(ledgerFile, owned(stateKey, [...ledger, entry]));
-        return { entry, recent: [...recent, entry] };
-      });
+      // The ledger is shared by every worker (src/activities/faults/shared-state.ts): two recoveries raced on two hosts reserve
+      // one after the other and see each other's entry, so the budget holds across workers.
+      type Reservation = { entry?: LedgerEntry; recent: LedgerEntry[]; refused?: true };
+      const reservation = await changeFaultState<LedgerEntry[], Reservation>(
+        env,
+        stateKey,
+        'recovery-ledger',
+        validLedger,
+        async (stored) => {
+          const now = Date.now();
+          const ledger = (stored ?? []).filter((e) => now - e.at < Math.max(per, 86_400_000));
+          const recent = ledger.filter((e) => e.service === service && now - e.at < per);
+          const mine = ledger.find((e) => e.key === input.key);
+          if (mine) return { next: ledger, result: { entry: mine, recent } };
+          if (recent.length >= restarts) return { next: ledger, result: { refused: true as const, recent } };
+          if (!target) return { next: ledger, result: { recent } };
+          const before = await engine().getContainer(target.Id).inspect();
+          const entry: LedgerEntry = { key: input.key, service, at: now, reason, containerId: target.Id, startedAtBefore: before.State.StartedAt };
+          return { next: [...ledger, entry], result: { entry, recent: [...recent, entry] } };
+        },
+        (msg, meta) => (ctx?.log ?? console).warn(msg, meta),
+      );
       const recent = reservation.recent.map((e) => ({ at: new Date(e.at).toISOString(), reason: e.reason }));
       const result = (outcome: RestartResult['outcome'], detail: string): RestartResult => ({ action: 'restart', outcome, detail, recent, durationMs: Date.now() - started });
-      if ('refused' in reservation) {
+      if (reservation.refused) {
         return result('refused-budget', `restart budget of ${service} used up: ${reservation.recent.length} restart(s) in the last ${Math.round(per / 60_000)} min (limit ${restarts})`);
       }
       if (!reservation.entry || !target) return result('no-container', `no container of ${service} to restart`);

@@ -1,9 +1,10 @@
 /** 日志监控 — the environment's log files, read incrementally from the offsets the previous run reached. */
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { getEnvironment, stateDirOf, type OpsConfig } from '../../common/config/index.js';
+import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { scanIncrementally, type LogCursor, type LogWindowScan } from './log-cursor.js';
-import { faultStateKey, faultStatePath, isNum, isObject, owned, ownedBy, readState, withFileLock, writeState } from './state-file.js';
+import { changeFaultState } from './shared-state.js';
+import { faultStateKey, isNum, isObject } from './state-file.js';
 import { permanentOnKnownErrors } from '../common/failures.js';
 
 function validCursors(v: unknown): Record<string, LogCursor> | undefined {
@@ -33,10 +34,10 @@ export function createLogMonitorActivities(cfg: OpsConfig) {
       const fd = env.faultDetection;
       const files = (fd.logFiles.length ? fd.logFiles : [env.paths.appLog]).map((f) => path.resolve(env.paths.logs, f));
       const key = faultStateKey(input.environment, env);
-      const stateFile = faultStatePath(stateDirOf(env), key, 'log-cursors');
       const ctx = activityContext();
-      return withFileLock(stateFile, async () => {
-        const cursors = (await readState(stateFile, (v) => validCursors(ownedBy(v, key)))) ?? {};
+      // Cursors shared by every worker (src/activities/faults/shared-state.ts): a scan on another host resumes where this one stopped.
+      return changeFaultState(env, key, 'log-cursors', validCursors, async (stored) => {
+        const cursors = stored ?? {};
         const scans: LogWindowScan[] = [];
         for (const file of files) {
           const { scan, cursor } = await scanIncrementally(file, cursors[file], {
@@ -50,9 +51,8 @@ export function createLogMonitorActivities(cfg: OpsConfig) {
           else delete cursors[file];
           scans.push(scan);
         }
-        await writeState(stateFile, owned(key, cursors));
-        return scans;
-      });
+        return { next: cursors, result: scans };
+      }, (msg, meta) => (ctx?.log ?? console).warn(msg, meta));
     },
   };
 }

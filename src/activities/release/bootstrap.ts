@@ -9,14 +9,13 @@ import { composeDownSlot, createDockerActivities, projectContainers, slotProject
 import { waitHealthy } from './release-checks.js';
 import { frontOf } from './front.js';
 import { applyFront, freshGet, stopFront } from './nginx-front.js';
-import { addHistory, readReleases, updateReleases, type SlotName } from './release-store.js';
-import { clearSwitchRecord, describeRecord, readSwitchRecord } from './checked-switch.js';
+import { addHistory, loadReleases, updateReleases, type SlotName } from './release-store.js';
+import { describeRecord, loadSwitchRecord, saveSwitchRecord } from './checked-switch.js';
 
 export async function upEnvironment(cfg: OpsConfig, environment: string, version: string, log: (line: string) => void): Promise<{ version: string; slot: SlotName; url: string }> {
   const env = getEnvironment(cfg, environment);
-  const stateDir = env.deploy.stateDir as string;
   const docker = createDockerActivities(cfg);
-  const state = await readReleases(stateDir, environment);
+  const state = await loadReleases(env, environment);
   const blueGreen = env.deploy.strategy === 'blue-green';
   const recorded = state.current && (state.current.slot === 'main') === !blueGreen ? state.current : null;
   const slot: SlotName = recorded?.slot ?? (blueGreen ? 'blue' : 'main');
@@ -43,16 +42,16 @@ export async function upEnvironment(cfg: OpsConfig, environment: string, version
       await new Promise((res) => setTimeout(res, 100));
     }
     log(`front (nginx) on ${env.url} → slot ${slot}`);
-    const pending = await readSwitchRecord(stateDir);
+    const pending = await loadSwitchRecord(env, environment);
     if (pending) {
-      await clearSwitchRecord(stateDir);
+      await saveSwitchRecord(env, environment, null);
       log(`${describeRecord(pending)}; the front is back on the recorded release ${serve} (slot ${slot}) and answers healthy`);
     }
   }
   if (!recorded) {
     const level = await docker.migrationLevel({ environment, version: serve }).catch(() => null);
     const now = new Date().toISOString();
-    await updateReleases(stateDir, environment, (s) => {
+    await updateReleases(env, environment, (s) => {
       s.current = { version: serve, image: env.deploy.image.replace('{version}', serve), slot, port, migrationLevel: level, deployedAt: now, requestedBy: 'llmchat-ops up', workflowId: 'up', runId: `up-${now}` };
       addHistory(s, { runId: `up-${now}`, workflowId: 'up', operation: 'bootstrap', version: serve, fromVersion: null, requestedBy: 'llmchat-ops up', startedAt: now, finishedAt: now, durationMs: 0, outcome: 'success', migrationBefore: level, migrationAfter: level, backupId: null, detail: `brought up by llmchat-ops up (slot ${slot})` });
     });

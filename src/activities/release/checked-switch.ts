@@ -14,6 +14,7 @@ import path from 'node:path';
 import { replaceFileDurably } from '../../common/durable-file.js';
 import { z } from 'zod';
 import type { EnvironmentConfig } from '../../common/config/index.js';
+import { readOpsState, transactOpsState, type OpsRowKey, type OpsRowOptions } from '../../common/postgres/ops-state.js';
 import { ENDPOINTS } from '../../common/health.js';
 import { accessLog, applyFront, configuredUpstream, freshGet, type FrontSpec } from './nginx-front.js';
 
@@ -56,6 +57,34 @@ export async function writeSwitchRecord(stateDir: string, record: SwitchRecord):
 
 export async function clearSwitchRecord(stateDir: string): Promise<void> {
   await rm(switchRecordFile(stateDir), { force: true });
+}
+
+/**
+ * The switch record shared by every worker (row `front-switch` in src/common/postgres/ops-state.ts; null: none in
+ * flight). The file stays its mirror and is read once on upgrade.
+ */
+function switchRow(env: EnvironmentConfig, environment: string): [OpsRowKey, OpsRowOptions<SwitchRecord | null>] {
+  const stateDir = env.deploy.stateDir as string;
+  return [
+    { environment, key: 'front-switch' },
+    {
+      schema: recordSchema.nullable(),
+      initial: () => null,
+      legacy: async () => (await readSwitchRecord(stateDir)) ?? undefined,
+      mirror: (r) => (r ? writeSwitchRecord(stateDir, r) : clearSwitchRecord(stateDir)),
+    },
+  ];
+}
+
+export async function loadSwitchRecord(env: EnvironmentConfig, environment: string): Promise<SwitchRecord | undefined> {
+  const [key, opts] = switchRow(env, environment);
+  return (await readOpsState(env, key, opts)) ?? undefined;
+}
+
+/** Records the switch (or, with null, its end) in one locked transaction; the mirror is fsynced before commit. */
+export async function saveSwitchRecord(env: EnvironmentConfig, environment: string, record: SwitchRecord | null): Promise<void> {
+  const [key, opts] = switchRow(env, environment);
+  await transactOpsState(env, key, opts, () => ({ next: record, result: undefined }));
 }
 
 export function describeRecord(r: SwitchRecord): string {

@@ -16,7 +16,7 @@ import { dockerode } from '../../common/lazy-modules.js';
 import { execa } from 'execa';
 import { getEnvironment, resolveSecret, type EnvironmentConfig, type OpsConfig } from '../../common/config/index.js';
 import { readFile } from 'node:fs/promises';
-import { releaseFile, type SlotName } from './release-store.js';
+import { loadReleases, releaseFile, type SlotName } from './release-store.js';
 import { context, guarded, permanent, progress, token } from '../common/activity-support.js';
 import { refuseInResetRun } from '../common/temporal.js';
 
@@ -103,10 +103,13 @@ export async function projectContainers(env: EnvironmentConfig, project: string)
  * project when nothing is recorded or the environment runs in place. A drop-in for a lookup by
  * `com.docker.compose.project=<compose.project>` (fault detection, issue 9): with blue/green that project is empty.
  */
-export async function findServingAppContainers(env: EnvironmentConfig): Promise<Docker.ContainerInfo[]> {
+export async function findServingAppContainers(env: EnvironmentConfig, environment?: string): Promise<Docker.ContainerInfo[]> {
   let slot: SlotName = 'main';
+  // The shared records first (a deploy on another worker's host may have switched the slot); this host's mirror
+  // file when the state database is unreachable — fault detection must not depend on the database it watches.
+  const shared = environment ? await loadReleases(env, environment).catch(() => undefined) : undefined;
   try {
-    const raw = JSON.parse(await readFile(releaseFile(env.deploy.stateDir as string), 'utf8')) as { current?: { slot?: unknown } | null };
+    const raw = shared ?? (JSON.parse(await readFile(releaseFile(env.deploy.stateDir as string), 'utf8')) as { current?: { slot?: unknown } | null });
     const s = raw.current?.slot;
     if (s === 'blue' || s === 'green' || s === 'main') slot = s;
   } catch {

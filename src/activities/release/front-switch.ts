@@ -6,7 +6,7 @@
  */
 import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
 import { applyFront } from './nginx-front.js';
-import { accessLogSize, checkThroughFront, clearSwitchRecord, describeRecord, failedSince, frontServes, putFrontBack, readSwitchRecord, writeSwitchRecord, type SlotRef } from './checked-switch.js';
+import { accessLogSize, checkThroughFront, describeRecord, failedSince, frontServes, loadSwitchRecord, putFrontBack, saveSwitchRecord, type SlotRef } from './checked-switch.js';
 import { frontOf } from './front.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { guarded } from '../common/activity-support.js';
@@ -39,13 +39,12 @@ export function createFrontSwitchActivities(cfg: OpsConfig) {
       return guarded(async () => {
         const env = envOf(input.environment);
         const spec = frontOf(env);
-        const stateDir = env.deploy.stateDir as string;
-        const pending = await readSwitchRecord(stateDir);
+        const pending = await loadSwitchRecord(env, input.environment);
         if (pending && pending.runId !== input.runId) throw ApplicationFailure.nonRetryable(`${describeRecord(pending)}; the front must be put back first (\`llmchat-ops up --env ${input.environment}\`)`, 'FrontSwitchUnfinished');
         const { from, to } = input;
         const offset = pending?.accessLogOffset ?? (await accessLogSize(spec));
         const record = { schema: 1 as const, workflowId: input.workflowId, runId: input.runId, from, to, startedAt: new Date().toISOString(), accessLogOffset: offset };
-        await writeSwitchRecord(stateDir, record);
+        await saveSwitchRecord(env, input.environment, record);
         let problem: string;
         let reloadedAt = '';
         let t0 = Date.now();
@@ -54,10 +53,10 @@ export function createFrontSwitchActivities(cfg: OpsConfig) {
           const action = await applyFront(spec, to.port, to.slot, fallback);
           t0 = Date.now();
           reloadedAt = new Date(t0).toISOString();
-          await writeSwitchRecord(stateDir, { ...record, reloadedAt });
+          await saveSwitchRecord(env, input.environment, { ...record, reloadedAt });
           const c = await checkThroughFront(env, to, { graceMs: 3000, successes: 5 });
           if (c.ok) {
-            await clearSwitchRecord(stateDir);
+            await saveSwitchRecord(env, input.environment, null);
             return { ok: true, action, reloadedAt, servedAfterMs: c.afterMs };
           }
           problem = `switched the front to ${to.version} (slot ${to.slot}) at ${reloadedAt}, ${c.problem}`;
@@ -74,7 +73,7 @@ export function createFrontSwitchActivities(cfg: OpsConfig) {
           const restoredAfterMs = Date.now() - t0;
           await new Promise((r) => setTimeout(r, 200)); // the last requests of the check reach the access log
           const n = await failedSince(spec, offset);
-          await clearSwitchRecord(stateDir);
+          await saveSwitchRecord(env, input.environment, null);
           return { ok: false, restored: true, restoredAfterMs, failedRequests: n.failed, report: `${problem}; switched back to ${from.version} (slot ${from.slot}) at ${back.at}, checked through the front (healthy, ${from.version}) ${restoredAfterMs} ms after the ${reloadedAt ? 'reload' : 'failed reload'}; ${failedPart(n)}` };
         } catch (err) {
           const n = await failedSince(spec, offset);
@@ -92,8 +91,7 @@ export function createFrontSwitchActivities(cfg: OpsConfig) {
       return guarded(async () => {
         const env = envOf(input.environment);
         const spec = frontOf(env);
-        const stateDir = env.deploy.stateDir as string;
-        const pending = await readSwitchRecord(stateDir);
+        const pending = await loadSwitchRecord(env, input.environment);
         const mine = pending && pending.runId === input.runId ? pending : undefined;
         // The front's actual state is the truth: what it served when this run came back to it.
         const found = mine ? await frontServes(env) : '';
@@ -105,7 +103,7 @@ export function createFrontSwitchActivities(cfg: OpsConfig) {
           const n = await failedSince(spec, mine.accessLogOffset);
           failedRequests = n.failed;
           counted = `; ${failedPart(n)}`;
-          await clearSwitchRecord(stateDir);
+          await saveSwitchRecord(env, input.environment, null);
         }
         const what = mine ? `the switch to ${mine.to.version} (slot ${mine.to.slot}) begun ${mine.startedAt} ${mine.reloadedAt ? `had reloaded the front at ${mine.reloadedAt}` : 'had not reported its reload'}; ${found} when the run came back to it; ` : '';
         return { text: `${what}switched back to ${input.to.version} (slot ${input.to.slot}) at ${back.at}, checked through the front (healthy, ${input.to.version})${counted}`, ...(failedRequests !== undefined ? { failedRequests } : {}) };

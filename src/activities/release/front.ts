@@ -6,7 +6,8 @@ import { guarded, permanent } from '../common/activity-support.js';
 
 export function frontOf(env: EnvironmentConfig): FrontSpec {
   if (!env.deploy.front) throw permanent('this environment has no front proxy (deploy.front) configured', 'BadInput');
-  return frontSpec(env.deploy.stateDir as string, env.url, env.deploy.front.nginx);
+  const spec = frontSpec(env.deploy.stateDir as string, env.url, env.deploy.front.nginx);
+  return env.deploy.front.dir ? { ...spec, prefix: env.deploy.front.dir } : spec;
 }
 
 /** Waits until the front, over fresh connections, answers from the expected version. */

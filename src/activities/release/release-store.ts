@@ -5,6 +5,9 @@
  * and a lost Temporal history, and a crash never leaves half a file. Read back through a schema: a file that does
  * not parse is an error, never silently replaced.
  *
+ * Shared by every worker since issue 17: the records live in PostgreSQL (see {@link updateReleases} below); the
+ * file is their mirror and the source of the first row on upgrade.
+ *
  * The file also holds the release lease: the run that is deploying or rolling back the environment. Workflow ids
  * already keep two releases apart; the lease does the same for runs started under another id.
  */
@@ -12,6 +15,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { replaceFileDurably } from '../../common/durable-file.js';
 import { z } from 'zod';
+import type { EnvironmentConfig } from '../../common/config/index.js';
+import { readOpsState, updateOpsState, type OpsRowKey, type OpsRowOptions } from '../../common/postgres/ops-state.js';
 
 const slotName = z.enum(['blue', 'green', 'main']);
 export type SlotName = z.infer<typeof slotName>;
@@ -114,27 +119,41 @@ export async function writeReleases(stateDir: string, state: ReleaseState): Prom
   await replaceFileDurably(releaseFile(stateDir), `${JSON.stringify(storeSchema.parse(state), null, 2)}\n`, { syncDir: true });
 }
 
-/** Serialises read-modify-write cycles of one file within this worker process. */
-const queues = new Map<string, Promise<unknown>>();
-export async function updateReleases<T>(stateDir: string, environment: string, fn: (state: ReleaseState) => T | Promise<T>): Promise<T> {
-  const prev = queues.get(stateDir) ?? Promise.resolve();
-  const next = prev.catch(() => {}).then(async () => {
-    const state = await readReleases(stateDir, environment);
-    const result = await fn(state);
-    await writeReleases(stateDir, state);
-    return result;
-  });
-  queues.set(stateDir, next);
-  try {
-    return await next;
-  } finally {
-    if (queues.get(stateDir) === next) queues.delete(stateDir);
-  }
-}
-
 /** Appends (or replaces, on a retry of the same run) one history entry, newest last, bounded. */
 export function addHistory(state: ReleaseState, entry: ReleaseHistoryEntry): void {
   state.history = state.history.filter((h) => h.runId !== entry.runId);
   state.history.push(entry);
   if (state.history.length > HISTORY_LIMIT) state.history.splice(0, state.history.length - HISTORY_LIMIT);
+}
+
+/**
+ * The shared records (src/common/postgres/ops-state.ts): row `releases` of the environment, so every worker on every
+ * host sees one lease and one history. The file under `deploy.stateDir` is read once when the row does not
+ * exist yet (upgrade) and kept written as a mirror. No fallback to the file: a release needs the database anyway.
+ */
+function releaseRow(env: EnvironmentConfig, environment: string): [OpsRowKey, OpsRowOptions<ReleaseState>] {
+  const stateDir = env.deploy.stateDir as string;
+  return [
+    { environment, key: 'releases' },
+    {
+      schema: storeSchema.refine((s) => s.environment === environment, { message: `the records belong to another environment, not ${environment}` }),
+      initial: () => ({ schema: 1, environment, current: null, previous: null, lease: null, history: [] }),
+      legacy: async () => {
+        const s = await readReleases(stateDir, environment);
+        return s.current || s.previous || s.lease || s.history.length ? s : undefined;
+      },
+      mirror: (s) => writeReleases(stateDir, s),
+    },
+  ];
+}
+
+export async function loadReleases(env: EnvironmentConfig, environment: string): Promise<ReleaseState> {
+  const [key, opts] = releaseRow(env, environment);
+  return readOpsState(env, key, opts);
+}
+
+/** Read-modify-write of the shared records under their row lock (one at a time across every worker). */
+export async function updateReleases<T>(env: EnvironmentConfig, environment: string, fn: (state: ReleaseState) => T | Promise<T>): Promise<T> {
+  const [key, opts] = releaseRow(env, environment);
+  return updateOpsState(env, key, opts, fn);
 }

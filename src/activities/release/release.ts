@@ -5,9 +5,9 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { describeRecord, readSwitchRecord } from './checked-switch.js';
+import { describeRecord, loadSwitchRecord } from './checked-switch.js';
 import { getEnvironment, type OpsConfig } from '../../common/config/index.js';
-import { addHistory, readReleases, updateReleases, type Release, type ReleaseHistoryEntry, type ReleaseOutcome, type ReleaseState, type SlotName } from './release-store.js';
+import { addHistory, loadReleases, updateReleases, type Release, type ReleaseHistoryEntry, type ReleaseOutcome, type ReleaseState, type SlotName } from './release-store.js';
 import { checkFrontDrift, type FrontDrift } from './front-drift.js';
 import { renderedFor } from './nginx-front.js';
 import { dataWorkflowId, releaseWorkflowId } from '../../common/names.js';
@@ -75,7 +75,6 @@ export function createReleaseActivities(cfg: OpsConfig) {
     async beginRelease(input: BeginReleaseInput): Promise<ReleasePlan> {
       return guarded(async () => {
         const env = envOf(input.environment);
-        const stateDir = env.deploy.stateDir as string;
         const data = await isRunning(dataWorkflowId(input.environment));
         if (data?.running) {
           throw permanent(
@@ -103,7 +102,7 @@ export function createReleaseActivities(cfg: OpsConfig) {
             );
           }
         }
-        return updateReleases(stateDir, input.environment, async (state: ReleaseState) => {
+        return updateReleases(env, input.environment, async (state: ReleaseState) => {
           if (state.lease && state.lease.runId !== input.runId) {
             const other = await isRunning(state.lease.workflowId, state.lease.runId);
             if (other?.running) {
@@ -113,7 +112,7 @@ export function createReleaseActivities(cfg: OpsConfig) {
           }
           // A switch of the front that did not finish (its run was lost before it could put the front back): the
           // front may serve an unverified build, so nothing new starts until `up` has put it back.
-          const pending = await readSwitchRecord(stateDir);
+          const pending = await loadSwitchRecord(env, input.environment);
           if (pending && pending.runId !== input.runId) {
             throw ApplicationFailure.nonRetryable(`${describeRecord(pending)}: the front may serve an unverified build. Put it back on the recorded release with \`llmchat-ops up --env ${input.environment}\`, then ${input.operation} again; nothing was changed`, 'FrontSwitchUnfinished');
           }
@@ -162,7 +161,7 @@ export function createReleaseActivities(cfg: OpsConfig) {
     async finishRelease(input: { environment: string; entry: ReleaseHistoryEntry; serving?: Release }): Promise<void> {
       return guarded(async () => {
         const env = envOf(input.environment);
-        await updateReleases(env.deploy.stateDir as string, input.environment, (state) => {
+        await updateReleases(env, input.environment, (state) => {
           if (input.serving && state.current?.runId !== input.serving.runId) {
             if (state.current && state.current.version !== input.serving.version) state.previous = state.current;
             state.current = input.serving;
@@ -177,7 +176,7 @@ export function createReleaseActivities(cfg: OpsConfig) {
     async readReleaseRecords(input: { environment: string }): Promise<ReleaseState> {
       return guarded(async () => {
         const env = envOf(input.environment);
-        const state = await readReleases(env.deploy.stateDir as string, input.environment);
+        const state = await loadReleases(env, input.environment);
         return { ...state, history: [...state.history].reverse() };
       });
     },

@@ -24,6 +24,12 @@ const frontSchema = z.strictObject({
   nginx: z.string().min(1).default('nginx'),
   /** How long the old slot keeps running after a successful switch before it is stopped (in-flight requests finish). Default 2s. */
   drain: durationMs('2s'),
+  /**
+   * The front's own directory (nginx config, pid file, access log). Default `<deploy.stateDir>/front`. Every
+   * worker that may deploy must find the running front there: with workers keeping their own state dirs, point
+   * them all at the front's directory (see "Laying out workers" in the README).
+   */
+  dir: z.string().min(1).optional(),
 });
 
 /** After verify, the app's /metrics are watched this long on a durable timer. */

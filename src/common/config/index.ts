@@ -183,6 +183,7 @@ export function parseConfig(text: string, source: string, baseDir: string): OpsC
   if (cfg.alertmanagerReceiver.tokenFile) cfg.alertmanagerReceiver.tokenFile = path.resolve(baseDir, cfg.alertmanagerReceiver.tokenFile);
   for (const [name, env] of Object.entries(cfg.environments)) {
     env.deploy.stateDir = path.resolve(baseDir, env.deploy.stateDir ?? path.join(path.dirname(env.paths.backups), `releases-${name}`));
+    if (env.deploy.front) env.deploy.front.dir = path.resolve(baseDir, env.deploy.front.dir ?? path.join(env.deploy.stateDir, 'front'));
     for (const [k, v] of Object.entries(env.deploy.composeEnv)) if (v.startsWith('./') || v.startsWith('../')) env.deploy.composeEnv[k] = path.resolve(baseDir, v);
   }
   return cfg;

@@ -9,7 +9,6 @@ import {
   executeChild,
   isCancellation,
   patched,
-  proxyActivities,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
@@ -26,6 +25,7 @@ import { parseInput } from '../common/inputs.js';
 
 export type { BackupInput } from './shared.js';
 import { longDataActivities } from './data-activities.js';
+import { dataHostAware } from '../common/data-host-aware.js';
 import { QUICK_DATA } from '../common/activity-options.js';
 import { notifyAlerts, type AlertDelivery } from '../common/notify-alerts.js';
 
@@ -77,7 +77,7 @@ export interface BackupResult {
   manifest: BackupManifest;
 }
 
-const quick = proxyActivities<BackupActivities & CommonActivities>(QUICK_DATA);
+const quick = dataHostAware<BackupActivities & CommonActivities>(QUICK_DATA);
 
 const long = longDataActivities;
 

@@ -3,7 +3,8 @@
  * without `confirm`, shows what it holds after every check but the signature; with `confirm` — the manifest's
  * sha256 the operator saw — re-signs exactly that manifest with the current key. Nothing else is changed.
  */
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { upsertSearchAttributes } from '@temporalio/workflow';
+import { dataHostAware } from '../common/data-host-aware.js';
 import type { BackupActivities } from '../../activities/backup/index.js';
 import type { ImportSummary } from '../../activities/backup/backup-import.js';
 import { BackupIdKey, EnvironmentKey, OperationKey, OutcomeKey, RequestedByKey } from '../../common/search-attributes.js';
@@ -13,7 +14,7 @@ import { IMPORT_CHECKS } from '../common/activity-options.js';
 
 export type { ImportBackupInput } from './shared.js';
 
-const checks = proxyActivities<BackupActivities>(IMPORT_CHECKS);
+const checks = dataHostAware<BackupActivities>(IMPORT_CHECKS);
 
 export async function importBackup(input: ImportBackupInput): Promise<ImportSummary> {
   const { environment, backupId, requestedBy, confirm } = parseInput('importBackup', importBackupInputSchema, input);

@@ -20,6 +20,7 @@ import {
 } from '@temporalio/workflow';
 import type { BackupActivities } from '../../activities/backup/index.js';
 import type { CommonActivities } from '../../activities/common/index.js';
+import { DATA_HOST_QUEUE_PATCH, dataHostAware } from '../common/data-host-aware.js';
 import type { RestoreResult } from '../../activities/backup/backup.js';
 import type { BackupKind } from '../../activities/backup/ids.js';
 import type { CatalogueEntry } from '../../activities/backup/manifest.js';
@@ -32,7 +33,7 @@ import { parseInput } from '../common/inputs.js';
 import { longDataActivities } from './data-activities.js';
 import { RESTORE_STEPS } from '../common/activity-options.js';
 import { notifyAlerts } from '../common/notify-alerts.js';
-import { LOCAL_CATALOGUE } from '../common/activity-options.js';
+import { DATA_CATALOGUE, LOCAL_CATALOGUE } from '../common/activity-options.js';
 
 export type { RestoreInput } from './shared.js';
 
@@ -48,7 +49,7 @@ export interface RestoreOutcome extends RestoreResult {
   requestedBy: string;
 }
 
-const quick = proxyActivities<BackupActivities & CommonActivities>(RESTORE_STEPS);
+const quick = dataHostAware<BackupActivities & CommonActivities>(RESTORE_STEPS);
 
 const long = longDataActivities;
 
@@ -214,9 +215,12 @@ async function restoreStep(environment: string, backupId: string, kind: BackupKi
 }
 
 const catalogue = proxyLocalActivities<BackupActivities & CommonActivities>(LOCAL_CATALOGUE);
+const dataCatalogue = dataHostAware<BackupActivities>(DATA_CATALOGUE);
 
 /** The backup catalogue of an environment, newest first (what `llmchat-ops backups list` shows). */
 export async function listBackups(input: { environment: string }): Promise<CatalogueEntry[]> {
   const { environment } = parseInput('listBackups', listBackupsInputSchema, input);
+  // The catalogue is on the data host's disk: read there (a local activity ran on whichever worker took the task).
+  if (patched(DATA_HOST_QUEUE_PATCH)) return dataCatalogue.listBackups({ environment });
   return catalogue.listBackups({ environment });
 }

@@ -52,6 +52,8 @@ export const LOCAL_ALERT_STEPS: LocalActivityOptions = {
 };
 /** A read of the backup catalogue. */
 export const LOCAL_CATALOGUE: LocalActivityOptions = { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } };
+/** The same read as an activity on the data host's queue (the catalogue is on its disk). */
+export const DATA_CATALOGUE: ActivityOptions = { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } };
 
 // ── Release (deploy, rollback) ──────────────────────────────────────────────────────────────────────────────────
 /** Compose and image work. */

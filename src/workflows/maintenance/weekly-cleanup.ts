@@ -8,6 +8,7 @@
 import { ChildWorkflowFailure, executeChild, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { MaintenanceActivities } from '../../activities/maintenance/index.js';
+import { dataHostAware } from '../common/data-host-aware.js';
 import type { BackupActivities } from '../../activities/backup/index.js';
 import type { OsUpgradeResult } from '../../activities/maintenance/host-cleanup.js';
 import type { RetentionPlan } from '../../activities/backup/retention.js';
@@ -37,9 +38,9 @@ export interface CleanupReport {
   os: OsUpgradeResult;
 }
 
-const quick = proxyActivities<MaintenanceActivities & BackupActivities>(QUICK);
+const quick = dataHostAware<MaintenanceActivities & BackupActivities>(QUICK);
 
-const files = proxyActivities<MaintenanceActivities & BackupActivities>(CLEANUP_FILES);
+const files = dataHostAware<MaintenanceActivities & BackupActivities>(CLEANUP_FILES);
 
 const os = proxyActivities<MaintenanceActivities & BackupActivities>(OS_UPGRADES);
 
