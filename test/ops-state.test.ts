@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { z } from 'zod';
 import type { EnvironmentConfig } from '../src/common/config/index.js';
@@ -23,15 +23,25 @@ import { testConfig } from './support/temporal.js';
 process.env.LLMCHAT_DB_PASSWORD ??= PG.password;
 
 /** A fresh environment: its own (never created) database name keys its rows, its own dirs hold the files. */
+const made: string[] = [];
 function freshEnv(): EnvironmentConfig {
   const logs = tempDir('ops-state');
   const cfg = testConfig({ address: '127.0.0.1:1', taskQueue: 'unused', environments: { production: { url: 'http://127.0.0.1:1', logs, database: `ops_${randomUUID().slice(0, 8)}` } } });
-  return cfg.environments.production as EnvironmentConfig;
+  const env = cfg.environments.production as EnvironmentConfig;
+  made.push(env.database.name);
+  return env;
 }
 
 const release = (version: string) => ({ version, image: `llmchat-app:${version}`, slot: 'blue' as const, port: 18081, migrationLevel: 1, deployedAt: new Date().toISOString(), requestedBy: 'test', workflowId: 'w', runId: `r-${version}` });
 
 describe('shared ops state (PostgreSQL)', { timeout: 120_000 }, () => {
+  after(async () => {
+    const c = new pg.Client({ ...PG, database: OPS_DATABASE });
+    await c.connect();
+    await c.query('DELETE FROM ops_state WHERE database_name = ANY($1)', [made]);
+    await c.end();
+  });
+
   it('round trip: a change is read back by a fresh read and mirrored to the file', async () => {
     const env = freshEnv();
     await updateReleases(env, 'production', (s) => {

@@ -8,7 +8,8 @@
  * (e) the worker running a deploy SIGKILLed mid-step: the other finishes it;
  * (c) two recoveries raced from the two hosts' configs: one restart budget (one restart, one refused);
  * (d) maintenance started against a running backup waits until the backup has ended;
- * (f) a backup started while only host-b runs waits for the data host's queue and runs there, never on host-b.
+ * (f) a backup started while only host-b runs waits for the data host's queue and runs there, never on host-b;
+ * (g) a second host claiming to be the data host is refused at start.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -81,6 +82,8 @@ describe('several workers on one task queue, as on two hosts', { timeout: 2_400_
     // A restart budget of one, so two raced recoveries on two hosts show whether they share it.
     const doc = parse(await readFile(fx.configFile, 'utf8')) as Record<string, any>;
     doc.environments.production.faultDetection = { recovery: { restarts: 1, per: '1h', healthyTimeout: '60s' } };
+    // Maintenance re-checks for a running backup every tenth of its longest wait: 12 s instead of a minute.
+    doc.maintenance = { ...(doc.maintenance ?? {}), maxWait: '2m' };
     await writeFile(fx.configFile, stringify(doc));
     await Promise.all([startA(), startB()]);
   });
@@ -203,5 +206,9 @@ describe('several workers on one task queue, as on two hosts', { timeout: 2_400_
     assert.ok(t.activities.length > 0);
     for (const s of t.activities) assert.equal(pidOf(s.identity), a.pid, `${s.activity} ran on the data host`);
     assert.ok(!t.activities.some((s) => pidOf(s.identity) === b.pid));
+  });
+
+  it('(g) a second host claiming to be the data host is refused at start, naming the first', T, async () => {
+    await assert.rejects(startHost(fx.configFile, { host: 'host-c', dataHost: 'host-c' }), /exited \(1\)[\s\S]*already has workers on host host-a[\s\S]*this worker is on host-c/);
   });
 });

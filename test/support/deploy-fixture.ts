@@ -103,8 +103,22 @@ export async function startDeployFixture(opts: DeployFixtureOptions): Promise<De
     teardown: async () => {
       await downEnvironment(cfg, 'production', () => {}).catch((err) => console.error('teardown:', err));
       await database.drop().catch((err) => console.error('teardown:', err));
+      await forgetSharedState(database.name);
     },
   };
+}
+
+/** Removes the shared-state rows (src/postgres/ops-state.ts) keyed by a scratch database that is gone. */
+async function forgetSharedState(databaseName: string): Promise<void> {
+  const c = new pg.Client({ ...PG, database: 'llmchat_ops' });
+  try {
+    await c.connect();
+    await c.query('DELETE FROM ops_state WHERE database_name = $1', [databaseName]);
+  } catch {
+    // no state database yet: nothing to forget
+  } finally {
+    await c.end().catch(() => {});
+  }
 }
 
 /** GET <url>/version → the version the environment serves (fresh connection). */
