@@ -108,7 +108,7 @@ export async function startDeployFixture(opts: DeployFixtureOptions): Promise<De
   };
 }
 
-/** Removes the shared-state rows (src/postgres/ops-state.ts) keyed by a scratch database that is gone. */
+/** Removes the shared-state rows (src/common/postgres/ops-state.ts) keyed by a scratch database that is gone. */
 async function forgetSharedState(databaseName: string): Promise<void> {
   const c = new pg.Client({ ...PG, database: 'llmchat_ops' });
   try {

@@ -36,7 +36,7 @@ export const backupSchema = z.strictObject({
   previousSigningKeyEnvs: z.array(envVarName).max(10).default([]),
   /**
    * The PostgreSQL role the verification restore test runs the dump as: it must own nothing but the scratch
-   * database and hold no power (checked at every run; see src/backup/restore-test-role.ts). The app role must be a
+   * database and hold no power (checked at every run; see src/activities/backup/restore-test-role.ts). The app role must be a
    * member of it. Default role llmchat_restore_test, password in LLMCHAT_RESTORE_TEST_DB_PASSWORD.
    */
   restoreTest: z
