@@ -19,7 +19,7 @@ import { backup } from '../backup/backup.js';
 import { parseInput } from '../common/inputs.js';
 import { deployInputSchema } from './shared.js';
 import { bakeIntervalMs } from '../common/waits.js';
-import { bringUp, durableSleep, notify, releaseOf, restorePrevious, run, stopSlot } from './release-steps.js';
+import { bringUp, drainStep, durableSleep, notify, releaseOf, restorePrevious, run, stopSlot } from './release-steps.js';
 import { databaseRollback } from './database-rollback.js';
 import { message } from './failures.js';
 import { Tracker } from './tracker.js';
@@ -239,18 +239,7 @@ export async function deploy(rawInput: DeployInput): Promise<DeployResult> {
     // (Runs recorded before deploy-done-when-serving.) The old slot drains (nginx already sends it nothing new), then
     // stops; it stayed warm until now so that a failure above could switch back to it at once.
     failedStep = 'drain';
-    const old = plan.current;
-    if (plan.strategy === 'blue-green' && old && old.slot !== plan.target.slot) {
-      await t.step('drain', async () => {
-        // The old slot has been draining since the switch (nginx sends it nothing new): the health gate, verify
-        // and bake count towards the drain time, and only what is left of it is waited for here. (Runs recorded
-        // before this change waited the whole drain time after verify; they replay that way.)
-        const wait = patched('drain-counted-from-switch') ? Math.max(0, plan.drainMs - (Date.now() - switchedAt)) : plan.drainMs;
-        if (wait > 0) await durableSleep(wait);
-        await stopSlot(plan, old.slot, old.version, old.port);
-        return Date.now() - switchedAt;
-      }, (since) => `slot ${old.slot} (${old.version}) stopped ${since} ms after the switch (drain ${plan.drainMs} ms)`);
-    } else t.skip('drain', 'no old slot to stop');
+    await drainStep(t, plan, switchedAt);
 
     const msg = `${version} serves ${environment}${plan.current ? ` (was ${plan.current.version})` : ''}${frontNote()}`;
     await run(QUICK, 'finishRelease', 'record the release', { environment, entry: finishedEntry('success', msg), serving: releaseOf(plan, plan.target, migration.after, requestedBy) });

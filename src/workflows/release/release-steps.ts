@@ -23,6 +23,7 @@ import type { Alert } from '../../common/health.js';
 import { notifyAlerts } from '../common/notify-alerts.js';
 import { DOCKER, QUICK, RECREATE_ONCE, WAITS } from '../common/activity-options.js';
 import { checkedSwitch, frontBack, type SwitchState } from './front-switch.js';
+import type { Tracker } from './tracker.js';
 
 
 /** Timeout profiles (common/activity-options.ts): quick bookkeeping and HTTP; docker: compose and image work; waits: polls with their own deadline. */
@@ -125,3 +126,21 @@ export async function notify(plan: Pick<ReleasePlan, 'environment'>, severity: S
 
 /** Sleeps on a durable timer (a worker restart does not shorten or restart it). */
 export const durableSleep = sleep;
+
+/**
+ * Step `drain` of a deploy or rollback: the old slot has been draining since the switch (nginx sends it nothing new),
+ * so the health gate, verify and bake count towards the drain time and only what is left of it is waited for; then
+ * it stops. (Runs recorded before `drain-counted-from-switch` waited the whole drain time after verify; they replay
+ * that way.)
+ */
+export async function drainStep(t: Tracker, plan: ReleasePlan, switchedAt: number): Promise<void> {
+  const old = plan.current;
+  if (plan.strategy === 'blue-green' && old && old.slot !== plan.target.slot) {
+    await t.step('drain', async () => {
+      const wait = patched('drain-counted-from-switch') ? Math.max(0, plan.drainMs - (Date.now() - switchedAt)) : plan.drainMs;
+      if (wait > 0) await durableSleep(wait);
+      await stopSlot(plan, old.slot, old.version, old.port);
+      return Date.now() - switchedAt;
+    }, (since) => `slot ${old.slot} (${old.version}) stopped ${since} ms after the switch (drain ${plan.drainMs} ms)`);
+  } else t.skip('drain', 'no old slot to stop');
+}

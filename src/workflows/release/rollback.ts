@@ -12,7 +12,7 @@ import { installApprovalGate } from '../common/approval.js';
 import { undoSwitch, type SwitchState } from './front-switch.js';
 import { listReleasesInputSchema, rollbackInputSchema } from './shared.js';
 import { parseInput } from '../common/inputs.js';
-import { bringUp, durableSleep, notify, quick, releaseOf, restorePrevious, run, stopSlot } from './release-steps.js';
+import { bringUp, drainStep, durableSleep, notify, quick, releaseOf, restorePrevious, run, stopSlot } from './release-steps.js';
 import { databaseRollback } from './database-rollback.js';
 import { message } from './failures.js';
 import { Tracker } from './tracker.js';
@@ -104,15 +104,7 @@ export async function rollback(rawInput: RollbackInput): Promise<RollbackResult>
   }
 
   const old = plan.current;
-  if (plan.strategy === 'blue-green' && old && old.slot !== plan.target.slot) {
-    await t.step('drain', async () => {
-      // As in deploy: the old slot has drained since the switch; only what is left of the drain time is waited for.
-      const wait = patched('drain-counted-from-switch') ? Math.max(0, plan.drainMs - (Date.now() - switchedAt)) : plan.drainMs;
-      if (wait > 0) await durableSleep(wait);
-      await stopSlot(plan, old.slot, old.version, old.port);
-      return Date.now() - switchedAt;
-    }, (since) => `slot ${old.slot} (${old.version}) stopped ${since} ms after the switch (drain ${plan.drainMs} ms)`);
-  } else t.skip('drain', 'no old slot to stop');
+  await drainStep(t, plan, switchedAt);
 
   let outcome: ReleaseOutcome = 'success';
   if (input.database) {
