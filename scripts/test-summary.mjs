@@ -2,12 +2,24 @@
 // second run (when there was one), and every test that failed and then passed named as FLAKY — a second run
 // hides nothing: the first run's failures stay printed above, and these lines say which tests needed it.
 //   node scripts/test-summary.mjs <first-run results> [<second-run results>]
+//   node scripts/test-summary.mjs --check <results> <runner output>   (exit 1 unless they count the same tests)
 //   node scripts/test-summary.mjs --failed-files <results>   (the files to run again, one per line; none when a
 //                                                              failure names no file)
 import { readFileSync } from 'node:fs';
 
 const read = (file) =>
   readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
+if (process.argv[2] === '--check') {
+  // Do the recorded results account for every test the runner's own summary counted ("ℹ tests N")?
+  const recorded = read(process.argv[3]).length;
+  const counts = [...readFileSync(process.argv[4], 'utf8').matchAll(/^ℹ tests (\d+)$/gm)];
+  const counted = counts.length ? Number(counts[counts.length - 1][1]) : NaN;
+  if (recorded !== counted) {
+    console.log(`the results recorded (${recorded} tests) do not match the runner's count (${Number.isNaN(counted) ? 'none printed' : counted}): no file is run again`);
+    process.exit(1);
+  }
+  process.exit(0);
+}
 if (process.argv[2] === '--failed-files') {
   const failures = read(process.argv[3]).filter((r) => !r.ok);
   if (failures.every((r) => r.file)) for (const file of new Set(failures.map((r) => r.file))) console.log(file);
