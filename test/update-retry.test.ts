@@ -1,5 +1,5 @@
 /**
- * src/update-retry.ts: an update the server aborted with its failed workflow task is sent again under the same
+ * src/common/update-retry.ts: an update the server aborted with its failed workflow task is sent again under the same
  * update id; any other error, and the last abort, reach the caller. The handle here is a stand-in for
  * WorkflowHandle.executeUpdate that throws the exact error the client raises (ServiceError "Workflow Update failed"
  * caused by the gRPC FAILED_PRECONDITION the server answers): what is tested is the retry decision, not the server

@@ -2,7 +2,7 @@
  * The one schema for the operated LLMChat stack, composed from one module per section (each with its keys
  * documented beside their schema):
  *
- *   temporal              src/temporal-config.ts       where the Temporal server is, TLS, payload encryption
+ *   temporal              src/common/temporal-config.ts where the Temporal server is, TLS, payload encryption
  *   worker                ./worker.ts                  metrics, log level, shutdown grace, heartbeats, data host
  *   timezone              (here)                       IANA timezone of every schedule
  *   environments          ./environments.ts            url, database, redis, compose, paths, commands, thresholds
