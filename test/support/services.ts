@@ -45,15 +45,29 @@ export function tempDir(prefix: string): string {
   return dir;
 }
 
+/**
+ * A port for a server another process will start (a receiver, Prometheus, an app): a random free one below the
+ * kernel's ephemeral range (32768-60999 here), where the ports picked for outgoing connections and for `listen(0)`
+ * servers come from — a port from that range, free when probed, was now and then taken by someone else's socket
+ * before the process it was meant for bound it. Never the same port twice in one test process.
+ */
+const handedOut = new Set<number>();
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('freePort: no free port found in 20000-31999 after 200 tries');
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
