@@ -1,8 +1,8 @@
 /**
  * The shared ops state (src/common/postgres/ops-state.ts) on the real PostgreSQL: a round trip, concurrent changes of one
  * row serialised by its advisory lock (each on its own connection, as two workers would), a hostile row refused
- * with its name, the upgrade from the old file, and fault detection falling back to this host's file when the
- * state database is unreachable.
+ * with its name, the upgrade from the old file, fault detection falling back to this host's file when the
+ * state database is unreachable, and a state session terminated in the middle of a change.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -128,5 +128,47 @@ describe('shared ops state (PostgreSQL)', { timeout: 120_000 }, () => {
     const file = JSON.parse(await readFile(faultStatePath(stateDirOf(env), key, 'recovery-ledger'), 'utf8')) as { data: number[] };
     assert.deepEqual(file.data, [1, 2]);
     assert.ok(path.isAbsolute(faultStatePath(stateDirOf(env), key, 'recovery-ledger')));
+  });
+  it('a state session terminated in the middle of a change: nothing is written, the row\'s lock is freed, the next change goes through', async () => {
+    const env = freshEnv();
+    const opts = { schema: z.object({ n: z.number() }), initial: () => ({ n: 0 }) };
+    const k = { environment: 'production', key: 'terminated' };
+    await updateOpsState(env, k, opts, (v) => {
+      v.n = 1;
+    });
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    let resume!: () => void;
+    const held = new Promise<void>((r) => (resume = r));
+    const doomed = updateOpsState(env, k, opts, async (v) => {
+      v.n = 99;
+      entered();
+      await held;
+    });
+    await inside;
+    // The session holding this row's advisory lock (the same key ops-state.ts locks), terminated as a DBA or a
+    // failover would, between the read and the write of the change.
+    const admin = new pg.Client({ ...PG, database: OPS_DATABASE });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ pid: number; ok: boolean }>(
+        `SELECT l.pid, pg_terminate_backend(l.pid) AS ok FROM pg_locks l
+         WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)`,
+        [`llmchat-ops ops_state\n${k.environment}\n${env.database.name}\n${k.key}`],
+      );
+      assert.equal(rows.length, 1, 'one session holds the row\'s lock');
+      assert.equal(rows[0]!.ok, true);
+    } finally {
+      await admin.end();
+    }
+    resume();
+    await assert.rejects(doomed, /terminat|Connection|closed/i);
+    assert.deepEqual(await readOpsState(env, k, opts), { n: 1 }, 'the interrupted change wrote nothing');
+    const t0 = Date.now();
+    await updateOpsState(env, k, opts, (v) => {
+      v.n += 1;
+    });
+    assert.ok(Date.now() - t0 < 5000, `the next change did not wait for a lock left behind (${Date.now() - t0} ms)`);
+    assert.deepEqual(await readOpsState(env, k, opts), { n: 2 });
   });
 });
