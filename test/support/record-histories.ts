@@ -1,6 +1,7 @@
 /**
  * Records real histories for the replay test: `node dist/test/support/record-histories.js` (all of them), or
- * `… record-histories.js import` (only the importBackup ones), `… maintenance` (only the maintenance ones).
+ * `… record-histories.js import` (only the importBackup ones), `… maintenance` (only the maintenance ones),
+ * `… data-host` (a backup and a restore on the data host's queue).
  * Re-run it only on purpose (a deliberate, versioned workflow change); the replay test guards the rest.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -39,8 +40,12 @@ async function recordMaintenance(env: TestWorkflowEnvironment): Promise<void> {
   }
 }
 
-/** A verified backup, then a live restore of its config that waits for approveRestore and takes a safety backup. */
-async function recordBackupAndRestore(env: TestWorkflowEnvironment): Promise<void> {
+/**
+ * A verified backup, then a live restore of its config that waits for approveRestore and takes a safety backup.
+ * `suffix` names a later recording kept beside the first (e.g. `-data-host-queue`: runs carrying the patches
+ * data-activities-on-data-host-queue and backup-record-steps-not-cancellable).
+ */
+async function recordBackupAndRestore(env: TestWorkflowEnvironment, suffix = ''): Promise<void> {
   const fx = await seedFixture(500);
   const taskQueue = 'record-backups';
   const cfg = testConfig({ address: env.address, taskQueue, environments: { production: { url: 'http://127.0.0.1:1', logs: fx.dirs.logs, database: fx.database.name, app: fx.dirs.app } } });
@@ -49,15 +54,15 @@ async function recordBackupAndRestore(env: TestWorkflowEnvironment): Promise<voi
     await worker.runUntil(async () => {
       const { backupId } = await env.client.workflow.execute('backup', {
         taskQueue,
-        workflowId: 'backup',
+        workflowId: `backup${suffix}`,
         args: [{ environment: 'production', kinds: ['database', 'config'], requestedBy: 'recorder', reason: 'history' }],
       });
-      await save(env, 'backup', 'backup');
-      const handle = await env.client.workflow.start('restore', { taskQueue, workflowId: 'restore-approved', args: [{ environment: 'production', backupId, kind: 'config', requestedBy: 'recorder' }] });
+      await save(env, `backup${suffix}`, `backup${suffix}`);
+      const handle = await env.client.workflow.start('restore', { taskQueue, workflowId: `restore-approved${suffix}`, args: [{ environment: 'production', backupId, kind: 'config', requestedBy: 'recorder' }] });
       while ((await handle.query<{ state: string }>('restoreStatus')).state !== 'awaiting-approval') await new Promise((r) => setTimeout(r, 100));
       await handle.signal('approveRestore', { by: 'approver', gate: (await handle.query<{ approval: { gateId?: string } }>('restoreStatus')).approval.gateId });
       await handle.result();
-      await save(env, 'restore-approved', 'restore-approved');
+      await save(env, `restore-approved${suffix}`, `restore-approved${suffix}`);
     });
   } finally {
     await fx.database.drop();
@@ -99,6 +104,15 @@ async function run(): Promise<void> {
   if (process.argv[2] === 'maintenance') {
     try {
       await recordMaintenance(env);
+    } finally {
+      await env.teardown();
+    }
+    return;
+  }
+  if (process.argv[2] === 'data-host') {
+    // Only a backup and a restore with the data host's queue (added later): the first recordings stay.
+    try {
+      await recordBackupAndRestore(env, '-data-host-queue');
     } finally {
       await env.teardown();
     }
