@@ -96,8 +96,11 @@ describe('on the real dev server: an update that ends the workflow while a signa
     await env?.teardown();
   });
 
-  /** Starts the workflow, sends `finish` with `send`, and pings it every 40 ms for 700 ms meanwhile. */
-  async function race<T>(send: (h: WorkflowHandle) => Promise<T>): Promise<{ outcome: T | Error; pings: number }> {
+  /**
+   * Starts the workflow, sends `finish` with `send`, and pings it every 40 ms meanwhile: for `windowMs`, or (no
+   * window) until the update has its outcome, so that pings keep arriving while its task runs.
+   */
+  async function race<T>(send: (h: WorkflowHandle) => Promise<T>, windowMs?: number): Promise<{ outcome: T | Error; pings: number }> {
     const h = await env.client.workflow.start('endsOnUpdate', { taskQueue, workflowId: `race-${randomUUID()}` });
     await h.query('__stack_trace'); // its first task has run: the update gets a task of its own
     const outcome = send(h).catch((err: Error) => err);
@@ -107,7 +110,8 @@ describe('on the real dev server: an update that ends the workflow while a signa
       sent++;
       pings.push(h.signal(pingSignal).catch(() => undefined));
     }, 40);
-    await sleep(700);
+    if (windowMs !== undefined) await sleep(windowMs);
+    else await Promise.race([outcome, sleep(30_000)]);
     clearInterval(timer);
     await Promise.all(pings);
     return { outcome: await outcome, pings: sent };
@@ -126,7 +130,7 @@ describe('on the real dev server: an update that ends the workflow while a signa
     assert.equal(abortedPlain, 1, 'a signal arriving while the ending task runs makes the server abort a plain update');
     t.diagnostic(`a plain update aborted by the server on try ${tries}`);
     for (let i = 0; i < 2; i++) {
-      const { outcome, pings } = await race((h) => executeUpdateRetrying<string, [number]>(h, 'finish', [SPIN]));
+      const { outcome, pings } = await race((h) => executeUpdateRetrying<string, [number]>(h, 'finish', [SPIN]), 700);
       assert.ok(!(outcome instanceof Error), `the retrying update is taken: ${outcome instanceof Error ? outcome.message : ''}`);
       assert.match(outcome as string, /^finished/);
       t.diagnostic(`retrying update taken after ${pings} pings`);
